@@ -1,0 +1,1 @@
+"""Subcommands of ``latentcast``; each module has ``main(argv) -> int``."""

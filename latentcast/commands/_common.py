@@ -1,0 +1,91 @@
+"""What every subcommand shares: argument parsing, logging, and turning errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import sys
+from typing import Callable
+
+from latentcast.codec.errors import LatentcastError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main(argv) can return the code."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _UsageExit(f"{self.prog}: error: {message}")
+
+
+class _UsageExit(Exception):
+    pass
+
+
+def parser(name: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
+    return _Parser(prog=f"latentcast {name}", description=description, epilog=epilog,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def command(name: str) -> Callable:
+    """Wrap a subcommand body: configure logging, map expected errors to one stderr line."""
+
+    def wrap(fn: Callable[[list[str]], int]) -> Callable[[list[str] | None], int]:
+        @functools.wraps(fn)
+        def main(argv: list[str] | None = None) -> int:
+            argv = sys.argv[1:] if argv is None else list(argv)
+            if not logging.getLogger().handlers:
+                logging.basicConfig(level=logging.WARNING, format=f"latentcast {name}: %(message)s")
+            try:
+                return fn(argv) or 0
+            except SystemExit as e:  # --help
+                return int(e.code or 0)
+            except _UsageExit as e:
+                print(str(e), file=sys.stderr)
+                return 2
+            except LatentcastError as e:
+                print(f"latentcast {name}: error: {e}", file=sys.stderr)
+                return 1
+            except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+                print(f"latentcast {name}: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+                return 1
+            except OSError as e:
+                print(f"latentcast {name}: error: {e.strerror or e}", file=sys.stderr)
+                return 1
+            except KeyboardInterrupt:
+                print(f"latentcast {name}: interrupted", file=sys.stderr)
+                return 130
+
+        return main
+
+    return wrap
+
+
+def add_coding_args(p: argparse.ArgumentParser) -> None:
+    """--bits and --chunk-seconds, shared by encode and ingest."""
+    from latentcast.codec.quantize import DEFAULT_BITS
+
+    p.add_argument("--bits", type=int, default=DEFAULT_BITS,
+                   help=f"bits per latent value, 1..8 (default {DEFAULT_BITS}); fewer bits, fewer bytes, lower PSNR")
+    p.add_argument("--chunk-seconds", type=float, default=1.0,
+                   help="seconds per independently decodable chunk (default 1); shorter seeks finer, "
+                        "longer compresses better")
+
+
+def add_connection_args(p: argparse.ArgumentParser) -> None:
+    """--server, --token and --tls-ca, shared by the client commands."""
+    p.add_argument("--server", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    p.add_argument("--token", help="bearer token (default: the LATENTCAST_TOKEN variable)")
+    p.add_argument("--tls-ca", metavar="PEM", help="connect with TLS, trusting this CA certificate")
+
+
+def open_session(args: argparse.Namespace, **kwargs):
+    """A client Session from the connection arguments."""
+    import os
+    from pathlib import Path
+
+    from latentcast.client.session import Session
+
+    token = args.token if args.token is not None else os.environ.get("LATENTCAST_TOKEN")
+    ca = Path(args.tls_ca).read_bytes() if args.tls_ca else None
+    return Session(args.server, token=token, root_certificates=ca, **kwargs)
