@@ -1,0 +1,322 @@
+"""The ``.lcv`` container: one file per encoded movie.
+
+Layout (all integers little-endian)::
+
+    0      magic      8 bytes   b"\\x89LCV\\r\\n\\x1a\\n"   (catches text-mode mangling, like PNG)
+    8      version    u16
+    10     flags      u16       0
+    12     json_len   u32
+    16     header     json_len bytes of UTF-8 JSON (sizes, fps, bits, chunking, decoder sha256)
+    ..     ranges     2 * latent_dim float32: lo[], then hi[]
+    ..     checksum   u64       xxh3-64 of bytes [0, here)
+    then, per chunk:
+           record     u32 start_frame, u32 n_frames, u32 payload_len, u64 xxh3-64
+           payload    payload_len bytes (see quantize.encode_chunk)
+    index  b"LCVI", u32 n_chunks, n_chunks * (u64 offset, u32 start, u32 n, u32 len, u64 xxh3),
+           u64 xxh3-64 of the index so far
+    trailer u64 index_offset, u64 index_len, b"LCV-END\\x00"   (the last 24 bytes)
+
+A chunk's checksum covers its (start, n_frames, payload_len) and payload, so a chunk sent over
+the wire can be verified by the receiver with the same function. Every defect raises
+``CorruptContainer`` naming the byte offset; nothing is ever guessed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import struct
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+import numpy as np
+import xxhash
+
+from .atomic import atomic_write
+from .errors import CorruptContainer
+from .quantize import Quantizer, decode_chunk
+
+MAGIC = b"\x89LCV\r\n\x1a\n"
+END_MAGIC = b"LCV-END\x00"
+INDEX_MAGIC = b"LCVI"
+VERSION = 1
+
+_PREFIX = struct.Struct("<8sHHI")  # magic, version, flags, json_len
+_U64 = struct.Struct("<Q")
+_RECORD = struct.Struct("<IIIQ")  # start, n_frames, payload_len, checksum
+_INDEX_HEAD = struct.Struct("<4sI")
+_INDEX_ENTRY = struct.Struct("<QIIIQ")  # offset, start, n_frames, payload_len, checksum
+_TRAILER = struct.Struct("<QQ8s")
+
+MAX_JSON = 1 << 20
+MAX_LATENT_DIM = 1 << 16
+MAX_CHUNK_BYTES = 1 << 28
+
+
+def chunk_checksum(start: int, n_frames: int, payload: bytes) -> int:
+    """xxh3-64 over a chunk's frame range, length and payload (also used on the wire)."""
+    h = xxhash.xxh3_64()
+    h.update(struct.pack("<III", start, n_frames, len(payload)))
+    h.update(payload)
+    return h.intdigest()
+
+
+@dataclass(frozen=True)
+class MovieHeader:
+    """What a decoder needs to know about an encoded movie."""
+
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    latent_dim: int
+    bits: int
+    chunk_frames: int
+    decoder_sha256: str
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def quantizer(self) -> Quantizer:
+        return Quantizer(self.bits, self.lo, self.hi)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / float(self.fps)
+
+    def _json(self) -> bytes:
+        return json.dumps({
+            "width": self.width, "height": self.height,
+            "fps": [self.fps.numerator, self.fps.denominator],
+            "frames": self.frames, "latent_dim": self.latent_dim, "bits": self.bits,
+            "chunk_frames": self.chunk_frames, "decoder_sha256": self.decoder_sha256,
+        }, sort_keys=True).encode()
+
+    def to_bytes(self) -> bytes:
+        body = self._json()
+        ranges = np.concatenate([self.lo, self.hi]).astype("<f4").tobytes()
+        head = _PREFIX.pack(MAGIC, VERSION, 0, len(body)) + body + ranges
+        return head + _U64.pack(xxhash.xxh3_64_intdigest(head))
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    offset: int  # of the record, in the file
+    start: int
+    n_frames: int
+    length: int  # of the payload
+    checksum: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.n_frames
+
+    @property
+    def payload_offset(self) -> int:
+        return self.offset + _RECORD.size
+
+    @property
+    def stored_bytes(self) -> int:
+        return _RECORD.size + self.length
+
+
+def write_container(path: str | os.PathLike, header: MovieHeader, payloads: Iterable[tuple[int, int, bytes]]) -> int:
+    """Write a movie atomically from ``(start_frame, n_frames, payload)`` chunks; returns its size."""
+    entries = []
+    with atomic_write(path) as f:
+        head = header.to_bytes()
+        f.write(head)
+        offset = len(head)
+        expected_start = 0
+        for start, n, payload in payloads:
+            if start != expected_start or n <= 0:
+                raise ValueError(f"chunks must be contiguous: got start {start}, expected {expected_start}")
+            checksum = chunk_checksum(start, n, payload)
+            f.write(_RECORD.pack(start, n, len(payload), checksum))
+            f.write(payload)
+            entries.append(ChunkEntry(offset, start, n, len(payload), checksum))
+            offset += _RECORD.size + len(payload)
+            expected_start += n
+        if expected_start != header.frames:
+            raise ValueError(f"chunks cover {expected_start} frames, header says {header.frames}")
+        index = _INDEX_HEAD.pack(INDEX_MAGIC, len(entries)) + b"".join(
+            _INDEX_ENTRY.pack(e.offset, e.start, e.n_frames, e.length, e.checksum) for e in entries)
+        index += _U64.pack(xxhash.xxh3_64_intdigest(index))
+        f.write(index)
+        f.write(_TRAILER.pack(offset, len(index), END_MAGIC))
+        return offset + len(index) + _TRAILER.size
+
+
+def _parse_header(f: BinaryIO, size: int) -> tuple[MovieHeader, int]:
+    raw = f.read(_PREFIX.size)
+    if len(raw) < _PREFIX.size or raw[:8] != MAGIC:
+        if len(raw) < 8 and MAGIC.startswith(raw):
+            raise CorruptContainer("truncated before the end of the magic bytes", len(raw))
+        raise CorruptContainer("not a latentcast container (bad magic bytes)", 0)
+    _, version, _flags, json_len = _PREFIX.unpack(raw)
+    if version != VERSION:
+        raise CorruptContainer(f"unsupported container version {version} (this build reads {VERSION})", 8)
+    if json_len > MAX_JSON or _PREFIX.size + json_len > size:
+        raise CorruptContainer(f"header length {json_len} runs past the end of the file ({size} bytes)", 12)
+    body = f.read(json_len)
+    try:
+        meta = json.loads(body)
+        dim = int(meta["latent_dim"])
+    except (ValueError, KeyError, TypeError):
+        raise CorruptContainer("header JSON is unreadable", _PREFIX.size) from None
+    if not 0 < dim <= MAX_LATENT_DIM:
+        raise CorruptContainer(f"latent_dim {dim} is out of range", _PREFIX.size)
+    ranges_at = _PREFIX.size + json_len
+    ranges = f.read(8 * dim)
+    check = f.read(8)
+    if len(ranges) < 8 * dim or len(check) < 8:
+        raise CorruptContainer("truncated inside the header", ranges_at + len(ranges) + len(check))
+    end = ranges_at + 8 * dim
+    if _U64.unpack(check)[0] != xxhash.xxh3_64_intdigest(raw + body + ranges):
+        raise CorruptContainer("header checksum mismatch", end)
+    try:
+        arr = np.frombuffer(ranges, "<f4").astype(np.float32)
+        header = MovieHeader(
+            width=int(meta["width"]), height=int(meta["height"]),
+            fps=Fraction(int(meta["fps"][0]), int(meta["fps"][1])),
+            frames=int(meta["frames"]), latent_dim=dim, bits=int(meta["bits"]),
+            chunk_frames=int(meta["chunk_frames"]), decoder_sha256=str(meta["decoder_sha256"]),
+            lo=arr[:dim], hi=arr[dim:],
+        )
+    except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError):
+        raise CorruptContainer("header fields are missing or malformed", _PREFIX.size) from None
+    if not (1 <= header.bits <= 8 and header.width > 0 and header.height > 0 and header.frames >= 0
+            and header.chunk_frames > 0):
+        raise CorruptContainer("header values are out of range", _PREFIX.size)
+    return header, end + 8
+
+
+class Container:
+    """A read-only view of a ``.lcv`` file: the header and chunk index are checked on open;
+    each chunk is checked when it is read.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self._f = open(self.path, "rb")
+        except FileNotFoundError:
+            raise CorruptContainer(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise CorruptContainer(f"{self.path}: is a directory") from None
+        try:
+            self.size = os.fstat(self._f.fileno()).st_size
+            self.header, self.header_bytes = _parse_header(self._f, self.size)
+            self.chunks = self._parse_index()
+        except BaseException:
+            self._f.close()
+            raise
+
+    def _parse_index(self) -> list[ChunkEntry]:
+        size = self.size
+        if size < self.header_bytes + _TRAILER.size:
+            raise CorruptContainer("truncated: the file ends before its trailer", size)
+        self._f.seek(size - _TRAILER.size)
+        index_offset, index_len, end_magic = _TRAILER.unpack(self._f.read(_TRAILER.size))
+        if end_magic != END_MAGIC:
+            raise CorruptContainer("truncated or damaged: no end marker in the trailer", size - 8)
+        if not (self.header_bytes <= index_offset and index_offset + index_len == size - _TRAILER.size):
+            raise CorruptContainer(f"trailer points at an index ({index_offset}, {index_len} bytes) "
+                                   "outside the file", size - _TRAILER.size)
+        self._f.seek(index_offset)
+        index = self._f.read(index_len)
+        if index_len < _INDEX_HEAD.size + 8 or xxhash.xxh3_64_intdigest(index[:-8]) != _U64.unpack(index[-8:])[0]:
+            raise CorruptContainer("chunk index checksum mismatch", index_offset)
+        magic, n = _INDEX_HEAD.unpack_from(index)
+        if magic != INDEX_MAGIC or _INDEX_HEAD.size + n * _INDEX_ENTRY.size + 8 != index_len:
+            raise CorruptContainer("chunk index is malformed", index_offset)
+        chunks = []
+        expected_offset, expected_start = self.header_bytes, 0
+        for i in range(n):
+            e = ChunkEntry(*_INDEX_ENTRY.unpack_from(index, _INDEX_HEAD.size + i * _INDEX_ENTRY.size))
+            if e.offset != expected_offset or e.start != expected_start or e.n_frames <= 0 \
+                    or e.length > MAX_CHUNK_BYTES:
+                raise CorruptContainer(f"chunk index entry {i} is inconsistent", index_offset + _INDEX_HEAD.size
+                                       + i * _INDEX_ENTRY.size)
+            chunks.append(e)
+            expected_offset += e.stored_bytes
+            expected_start += e.n_frames
+        if expected_offset != index_offset:
+            raise CorruptContainer("chunks and index do not meet", index_offset)
+        if expected_start != self.header.frames:
+            raise CorruptContainer(f"chunks cover {expected_start} frames, header says {self.header.frames}",
+                                   index_offset)
+        return chunks
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "Container":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def chunk_index_for_frame(self, frame: int) -> int:
+        """Index of the chunk holding ``frame`` (bisection over the index)."""
+        if not 0 <= frame < self.header.frames:
+            raise IndexError(f"frame {frame} outside 0..{self.header.frames - 1}")
+        starts = [c.start for c in self.chunks]
+        return bisect.bisect_right(starts, frame) - 1
+
+    def read_payload(self, i: int) -> bytes:
+        """The verified payload of chunk ``i``; CorruptContainer (with its frame range) if damaged."""
+        e = self.chunks[i]
+        self._f.seek(e.offset)
+        raw = self._f.read(e.stored_bytes)
+        if len(raw) != e.stored_bytes:
+            raise CorruptContainer("truncated chunk", e.offset + len(raw), frames=(e.start, e.end))
+        record = _RECORD.unpack_from(raw)
+        payload = raw[_RECORD.size:]
+        if record != (e.start, e.n_frames, e.length, e.checksum) or chunk_checksum(e.start, e.n_frames, payload) \
+                != e.checksum:
+            raise CorruptContainer(f"chunk {i} (frames {e.start}-{e.end - 1}) fails its checksum", e.offset,
+                                   frames=(e.start, e.end))
+        return payload
+
+    def read_chunk(self, i: int) -> np.ndarray:
+        """Quantized latents (n_frames, latent_dim) of chunk ``i``."""
+        e = self.chunks[i]
+        try:
+            return decode_chunk(self.read_payload(i), e.n_frames, self.header.latent_dim, self.header.bits)
+        except CorruptContainer as err:
+            if err.offset is None:
+                raise CorruptContainer(f"chunk {i}: {err}", e.payload_offset, frames=(e.start, e.end)) from None
+            raise
+
+    def iter_latents(self, start: int = 0, count: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (first_frame, dequantized latents) per chunk, trimmed to [start, start+count)."""
+        stop = self.header.frames if count is None else min(self.header.frames, start + count)
+        if start >= stop:
+            return
+        quant = self.header.quantizer
+        for i in range(self.chunk_index_for_frame(start), len(self.chunks)):
+            e = self.chunks[i]
+            if e.start >= stop:
+                break
+            q = self.read_chunk(i)
+            lo, hi = max(start, e.start) - e.start, min(stop, e.end) - e.start
+            yield e.start + lo, quant.dequantize(q[lo:hi])
+
+    def breakdown(self) -> dict[str, int]:
+        """Bytes by part of the file."""
+        chunk_bytes = sum(c.stored_bytes for c in self.chunks)
+        payload = sum(c.length for c in self.chunks)
+        return {
+            "header": self.header_bytes,
+            "chunk_records": chunk_bytes - payload,
+            "chunk_payloads": payload,
+            "index": self.size - _TRAILER.size - self.header_bytes - chunk_bytes,
+            "trailer": _TRAILER.size,
+            "total": self.size,
+        }

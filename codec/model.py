@@ -1,0 +1,288 @@
+"""The convolutional autoencoder and its config.
+
+The decoder follows NeRV/HNeRV: a small spatial latent grid is lifted by conv + PixelShuffle
+stages until it covers the frame, then cropped back::
+
+    latent (C x gh x gw)            e.g. 16 x 4 x 8 = 512 values for 320x180
+        |  conv3x3 -> GELU          stem, at grid resolution
+        v
+    [conv3x3 -> PixelShuffle(s) -> GELU] x len(strides)
+        |                           e.g. strides 5,3,3: 4x8 -> 20x40 -> 60x120 -> 180x360
+        v
+    conv3x3 + 0.5 -> centre crop to H x W -> RGB, clamped to [0, 1] when turned into pixels
+
+The encoder mirrors it: replicate-pad the frame to (gh*S, gw*S), patchify down by the same
+strides, and a 1x1 conv to C channels. Any frame size works because the grid and strides are
+planned from the size (``plan_architecture``) and the padding is cropped off.
+
+Architectures are registered by name; the name is stored in ``config.json`` so a model dir
+says what it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import UsageError
+
+ARCHITECTURES: dict[str, Callable[["CodecConfig"], "Autoencoder"]] = {}
+
+
+def register_architecture(name: str):
+    """Tie an architecture name (stored in configs) to a class."""
+
+    def wrap(cls):
+        ARCHITECTURES[name] = cls
+        cls.architecture = name
+        return cls
+
+    return wrap
+
+
+def _smooth_at_least(n: int) -> int:
+    """Smallest 5-smooth number (only factors 2, 3, 5) >= n; PixelShuffle factors come from it."""
+    m = max(1, n)
+    while True:
+        k = m
+        for p in (2, 3, 5):
+            while k % p == 0:
+                k //= p
+        if k == 1:
+            return m
+        m += 1
+
+
+def _factor(n: int) -> list[int]:
+    out = []
+    for p in (5, 3, 2):
+        while n % p == 0:
+            out.append(p)
+            n //= p
+    return out
+
+
+def plan_architecture(width: int, height: int, latent_dim: int) -> tuple[int, int, int, tuple[int, ...]]:
+    """Pick (latent_channels, grid_h, grid_w, strides) for a frame size.
+
+    The grid follows the frame's aspect ratio so that little of the decoded canvas is
+    padding; among equal choices a finer grid (fewer channels, at least 8) wins, since
+    spatial latents are easier for a conv decoder to use.
+    """
+    if latent_dim <= 0:
+        raise UsageError(f"--latent-dim must be positive, got {latent_dim}")
+    if width < 8 or height < 8:
+        raise UsageError(f"frame size {width}x{height} is too small: both sides must be at least 8 pixels")
+    best = None
+    for gh in range(1, 17):
+        for gw in range(1, 17):
+            if latent_dim % (gh * gw):
+                continue
+            channels = latent_dim // (gh * gw)
+            if channels < 4 and gh * gw > 1:
+                continue
+            stride = _smooth_at_least(math.ceil(max(height / gh, width / gw)))
+            if stride < 8:
+                continue  # a grid as fine as the frame leaves nothing for the decoder to do
+            waste = (gh * stride * gw * stride) / (width * height)
+            score = (round(waste, 3), 0 if channels >= 8 else 1, -(gh * gw))
+            if best is None or score < best[0]:
+                best = (score, channels, gh, gw, stride)
+    if best is None:
+        raise UsageError(f"no latent grid fits latent_dim={latent_dim} at {width}x{height}")
+    _, channels, gh, gw, stride = best
+    return channels, gh, gw, tuple(_factor(stride))
+
+
+def _geometric(n_stages: int, first: int, last: int) -> tuple[int, ...]:
+    """Channel widths that change geometrically from ``first`` to ``last`` over the stages.
+
+    The decoder shrinks them as resolution grows (HNeRV's reduction), so the expensive
+    convolutions run at low resolution.
+    """
+    if n_stages == 1:
+        return (last,)
+    return tuple(int(round(first * (last / first) ** (i / (n_stages - 1)))) for i in range(n_stages))
+
+
+@dataclass
+class CodecConfig:
+    """Everything needed to rebuild the model; saved as ``config.json`` beside the weights."""
+
+    width: int
+    height: int
+    latent_dim: int = 512
+    architecture: str = "hnerv-lite"
+    latent_channels: int = 0
+    grid: tuple[int, int] = (0, 0)
+    strides: tuple[int, ...] = ()
+    stem_channels: int = 96
+    decoder_channels: tuple[int, ...] = ()
+    encoder_channels: tuple[int, ...] = ()
+    # Filled in by the trainer after the weights are written.
+    decoder_sha256: str = ""
+    encoder_sha256: str = ""
+    decoder_dtype: str = "float16"
+    fps: float = 0.0
+    trained: dict = field(default_factory=dict)
+
+    @classmethod
+    def plan(cls, width: int, height: int, latent_dim: int = 512, **overrides) -> "CodecConfig":
+        """A config with grid, strides and widths chosen for this frame size."""
+        channels, gh, gw, strides = plan_architecture(width, height, latent_dim)
+        n = len(strides)
+        cfg = cls(
+            width=width,
+            height=height,
+            latent_dim=latent_dim,
+            latent_channels=channels,
+            grid=(gh, gw),
+            strides=strides,
+            decoder_channels=_geometric(n, 64, 16),
+            encoder_channels=_geometric(n, 16, 64),
+        )
+        return dataclasses.replace(cfg, **overrides)
+
+    @property
+    def total_stride(self) -> int:
+        return math.prod(self.strides)
+
+    @property
+    def canvas(self) -> tuple[int, int]:
+        """Decoded canvas (height, width) before the crop."""
+        s = self.total_stride
+        return self.grid[0] * s, self.grid[1] * s
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CodecConfig":
+        raw = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(raw) - names
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        for key in ("grid", "strides", "decoder_channels", "encoder_channels"):
+            if key in raw:
+                raw[key] = tuple(raw[key])
+        return cls(**raw)
+
+
+def _crop_offsets(canvas: tuple[int, int], height: int, width: int) -> tuple[int, int]:
+    return (canvas[0] - height) // 2, (canvas[1] - width) // 2
+
+
+class Encoder(nn.Module):
+    """Frame (B,3,H,W) in [0,1] -> latents (B, latent_dim)."""
+
+    def __init__(self, cfg: CodecConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        c_in = 3
+        # Downsample with the decoder's strides in reverse so the grid comes out exactly.
+        for s, c_out in zip(reversed(cfg.strides), cfg.encoder_channels):
+            layers += [nn.Conv2d(c_in, c_out, kernel_size=s, stride=s), nn.GELU(),
+                       nn.Conv2d(c_out, c_out, 3, padding=1), nn.GELU()]
+            c_in = c_out
+        layers.append(nn.Conv2d(c_in, cfg.latent_channels, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        ch, cw = self.cfg.canvas
+        top, left = _crop_offsets((ch, cw), frames.shape[-2], frames.shape[-1])
+        pad = (left, cw - frames.shape[-1] - left, top, ch - frames.shape[-2] - top)
+        x = F.pad(frames, pad, mode="replicate")
+        return self.net(x).flatten(1)
+
+
+class Decoder(nn.Module):
+    """Latents (B, latent_dim) -> frames (B,3,H,W), about [0,1] (clamp before use)."""
+
+    def __init__(self, cfg: CodecConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.stem = nn.Conv2d(cfg.latent_channels, cfg.stem_channels, 3, padding=1)
+        stages = []
+        c_in = cfg.stem_channels
+        for s, c_out in zip(cfg.strides, cfg.decoder_channels):
+            stages.append(nn.Sequential(nn.Conv2d(c_in, c_out * s * s, 3, padding=1), nn.PixelShuffle(s), nn.GELU()))
+            c_in = c_out
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Conv2d(c_in, 3, 3, padding=1)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        gh, gw = self.cfg.grid
+        x = latents.reshape(latents.shape[0], self.cfg.latent_channels, gh, gw)
+        x = F.gelu(self.stem(x))
+        x = self.stages(x)
+        # Linear output around mid-grey, no sigmoid: a saturated sigmoid stops the gradient and
+        # can stall training on the mean image. Frames are clamped to [0, 1] when converted to pixels.
+        x = self.head(x) + 0.5
+        top, left = _crop_offsets(self.cfg.canvas, self.cfg.height, self.cfg.width)
+        return x[:, :, top : top + self.cfg.height, left : left + self.cfg.width]
+
+
+@register_architecture("hnerv-lite")
+class Autoencoder(nn.Module):
+    def __init__(self, cfg: CodecConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(frames))
+
+
+def init_weights(module: nn.Module) -> None:
+    """He-normal init for every conv (followed by GELU), zero biases.
+
+    PyTorch's default conv init shrinks the signal at every layer; through a dozen layers the
+    latent's influence on the output vanishes and training stalls on the mean frame.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
+def build_model(cfg: CodecConfig) -> Autoencoder:
+    """Instantiate the architecture a config names."""
+    try:
+        cls = ARCHITECTURES[cfg.architecture]
+    except KeyError:
+        raise UsageError(f"unknown architecture {cfg.architecture!r}; known: {sorted(ARCHITECTURES)}") from None
+    model = cls(cfg)
+    init_weights(model)
+    return model
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def macs_per_pixel(decoder: Decoder) -> float:
+    """Multiply-accumulates per output pixel of one decoded frame, counted from the convs."""
+    cfg = decoder.cfg
+    total = 0
+    h, w = cfg.grid
+
+    def conv_macs(conv: nn.Conv2d, hh: int, ww: int) -> int:
+        k = conv.kernel_size[0] * conv.kernel_size[1]
+        return hh * ww * conv.out_channels * (conv.in_channels // conv.groups) * k
+
+    total += conv_macs(decoder.stem, h, w)
+    for s, stage in zip(cfg.strides, decoder.stages):
+        total += conv_macs(stage[0], h, w)
+        h, w = h * s, w * s
+    total += conv_macs(decoder.head, h, w)
+    return total / (cfg.width * cfg.height)

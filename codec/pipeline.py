@@ -1,0 +1,140 @@
+"""Offline encode (video -> .lcv) and decode (.lcv -> frames), used by the CLI and the server.
+
+Encoding takes two passes so memory stays bounded for any length: the first runs the encoder
+and spills float latents to a temp file (2 KB a frame at 512 dims), the second fits the
+per-dimension ranges, quantizes and writes one chunk at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import video
+from .container import Container, MovieHeader, write_container
+from .errors import ModelError, UsageError
+from .metrics import to_tensor, to_uint8
+from .progress import progress_bar
+from .model import Decoder, Encoder
+from .quantize import DEFAULT_BITS, Quantizer, check_bits, encode_chunk
+
+
+@dataclass
+class EncodeResult:
+    path: Path
+    frames: int
+    bytes: int
+    chunk_bytes: int  # chunk records + payloads: what streaming sends
+    fps: Fraction
+
+
+def check_size_fits(width: int, height: int, cfg_width: int, cfg_height: int, what: str) -> None:
+    if (width, height) != (cfg_width, cfg_height):
+        raise UsageError(f"{what} is {width}x{height} but the model was trained at {cfg_width}x{cfg_height}; "
+                         f"pass --size {cfg_width}x{cfg_height} or train a model at this size")
+
+
+@torch.inference_mode()
+def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | os.PathLike,
+                 bits: int = DEFAULT_BITS, chunk_seconds: float = 1.0, batch: int = 16,
+                 max_frames: int | None = None, progress: bool = True) -> EncodeResult:
+    """Encode ``source`` at the model's size into a container at ``out`` (written atomically)."""
+    check_bits(bits)
+    if chunk_seconds <= 0:
+        raise UsageError(f"--chunk-seconds must be positive, got {chunk_seconds}")
+    cfg = encoder.cfg
+    info = video.probe(source)
+    fps = info.fps
+    chunk_frames = max(1, int(round(float(fps) * chunk_seconds)))
+    dim = cfg.latent_dim
+    device = next(encoder.parameters()).device
+    with tempfile.TemporaryFile() as spill:
+        n = 0
+        total = min(info.frames, max_frames) if max_frames else info.frames
+        with progress_bar(progress, total=total or None, desc="encoding", unit="frame") as bar:
+            for frames in video.read_batches(source, (cfg.width, cfg.height), batch, max_frames):
+                z = encoder(to_tensor(frames, device)).float().cpu().numpy()
+                spill.write(np.ascontiguousarray(z, np.float32).tobytes())
+                n += len(frames)
+                bar.update(len(frames))
+        spill.flush()
+        latents = np.memmap(spill, dtype=np.float32, mode="r", shape=(n, dim))
+        lo = np.full(dim, np.inf, np.float32)
+        hi = np.full(dim, -np.inf, np.float32)
+        for s in range(0, n, 4096):
+            lo = np.minimum(lo, latents[s : s + 4096].min(0))
+            hi = np.maximum(hi, latents[s : s + 4096].max(0))
+        quant = Quantizer(bits, lo, hi)
+        header = MovieHeader(cfg.width, cfg.height, fps, n, dim, bits, chunk_frames, decoder_sha256, lo, hi)
+
+        def chunks():
+            for s in range(0, n, chunk_frames):
+                q = quant.quantize(latents[s : s + chunk_frames])
+                yield s, len(q), encode_chunk(q, bits)
+
+        size = write_container(out, header, chunks())
+        del latents
+    with Container(out) as c:
+        parts = c.breakdown()
+    return EncodeResult(Path(out), n, size, parts["chunk_records"] + parts["chunk_payloads"], fps)
+
+
+def check_decoder_matches(header: MovieHeader, decoder: Decoder) -> None:
+    cfg = decoder.cfg
+    if cfg.decoder_sha256 and header.decoder_sha256 and cfg.decoder_sha256 != header.decoder_sha256:
+        raise ModelError(f"this movie needs decoder {header.decoder_sha256[:12]}…, the model has "
+                         f"{cfg.decoder_sha256[:12]}…")
+    if (cfg.width, cfg.height, cfg.latent_dim) != (header.width, header.height, header.latent_dim):
+        raise ModelError(f"the model decodes {cfg.width}x{cfg.height} from {cfg.latent_dim} latents, the movie is "
+                         f"{header.width}x{header.height} with {header.latent_dim}")
+
+
+@torch.inference_mode()
+def decode_latents(decoder: Decoder, latents: np.ndarray, batch: int = 16) -> Iterator[np.ndarray]:
+    """uint8 frames (n, H, W, 3) from dequantized latents, yielded ``batch`` at a time.
+
+    On the CPU each frame goes through the network on its own: conv kernels give results that
+    differ in the last float bits with the batch size, which can flip a pixel after rounding.
+    Frame by frame, a frame decodes to the same bytes however playback was chunked, seeked or
+    resumed (and on 2 cores batch 1 is no slower).
+    """
+    device = next(decoder.parameters()).device
+    for s in range(0, len(latents), batch):
+        z = torch.from_numpy(np.ascontiguousarray(latents[s : s + batch])).to(device)
+        if device.type == "cpu":
+            yield np.concatenate([to_uint8(decoder(z[i : i + 1])) for i in range(len(z))])
+        else:
+            yield to_uint8(decoder(z))
+
+
+def decode_movie(container: Container, decoder: Decoder, start: int = 0, count: int | None = None,
+                 batch: int = 16) -> Iterator[np.ndarray]:
+    """Yield batches of decoded frames of a container, from ``start`` for ``count`` frames."""
+    check_decoder_matches(container.header, decoder)
+    for _first, latents in container.iter_latents(start, count):
+        yield from decode_latents(decoder, latents, batch)
+
+
+def kbps(nbytes: int, frames: int, fps: float) -> float:
+    """Bitrate of ``nbytes`` spread over ``frames`` at ``fps``."""
+    return 0.0 if frames == 0 else nbytes * 8 / (frames / fps) / 1000
+
+
+def seconds_to_frame(text: str, fps: float) -> int:
+    """``"00:01:30"``, ``"1:30.5"`` or ``"90"`` seconds -> frame number."""
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise UsageError(f"--from must look like HH:MM:SS, MM:SS or seconds, got {text!r}") from None
+    if len(parts) > 3 or any(p < 0 for p in parts):
+        raise UsageError(f"--from must look like HH:MM:SS, MM:SS or seconds, got {text!r}")
+    secs = sum(p * 60**i for i, p in enumerate(reversed(parts)))
+    return int(math.floor(secs * fps + 1e-9))

@@ -1,0 +1,101 @@
+"""Latent quantization and the per-chunk delta + zstd coding.
+
+Each latent dimension d is quantized uniformly over its own range [lo_d, hi_d] to
+``2**bits`` levels. A chunk of frames is coded as::
+
+    q[0]                         the first frame, directly
+    (q[t] - q[t-1]) mod 2**bits  every later frame, as a difference from the previous one
+        |
+        v  laid out dimension-major (each dimension's time series is contiguous)
+    zstd frame                   decodes on its own, so playback can start at any chunk
+
+Working modulo ``2**bits`` keeps every symbol in one byte and makes the inverse exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import zstandard
+
+from .errors import CorruptContainer, UsageError
+
+MIN_BITS, MAX_BITS, DEFAULT_BITS = 1, 8, 6
+ZSTD_LEVEL = 19
+
+
+def check_bits(bits: int) -> int:
+    if not MIN_BITS <= bits <= MAX_BITS:
+        raise UsageError(f"--bits must be between {MIN_BITS} and {MAX_BITS}, got {bits}")
+    return bits
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """Uniform per-dimension quantizer. ``lo``/``hi`` are float32 arrays of length latent_dim."""
+
+    bits: int
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def fit(cls, latents: np.ndarray, bits: int) -> "Quantizer":
+        """Ranges from the min and max of each dimension over all frames."""
+        check_bits(bits)
+        lat = np.asarray(latents, np.float32)
+        return cls(bits, lat.min(axis=0).astype(np.float32), lat.max(axis=0).astype(np.float32))
+
+    @property
+    def levels(self) -> int:
+        return (1 << self.bits) - 1
+
+    @property
+    def step(self) -> np.ndarray:
+        span = (self.hi - self.lo).astype(np.float32)
+        # A constant dimension still needs a non-zero step; it always quantizes to 0.
+        return np.where(span > 0, span / np.float32(self.levels), np.float32(1)).astype(np.float32)
+
+    def quantize(self, latents: np.ndarray) -> np.ndarray:
+        q = np.rint((np.asarray(latents, np.float32) - self.lo) / self.step)
+        return np.clip(q, 0, self.levels).astype(np.uint8)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (self.lo + q.astype(np.float32) * self.step).astype(np.float32)
+
+
+def fake_quantize(latents: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bits: int) -> torch.Tensor:
+    """Quantize-dequantize in the forward pass with a straight-through gradient (for QAT)."""
+    levels = (1 << bits) - 1
+    step = torch.where(hi > lo, (hi - lo) / levels, torch.ones_like(hi))
+    q = torch.clamp(torch.round((latents - lo) / step), 0, levels)
+    deq = lo + q * step
+    return latents + (deq - latents).detach()
+
+
+def encode_chunk(q: np.ndarray, bits: int) -> bytes:
+    """Code quantized latents (n_frames, dim) of one chunk into a self-contained zstd frame."""
+    q = np.asarray(q, np.uint8)
+    mask = (1 << bits) - 1
+    coded = q.astype(np.int16)
+    coded[1:] = (coded[1:] - q[:-1].astype(np.int16)) & mask
+    layout = np.ascontiguousarray(coded.astype(np.uint8).T)
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True).compress(layout.tobytes())
+
+
+def decode_chunk(payload: bytes, n_frames: int, dim: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`encode_chunk`; raises CorruptContainer on a bad payload."""
+    expected = n_frames * dim
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=expected)
+    except zstandard.ZstdError as e:
+        raise CorruptContainer(f"chunk payload does not decompress ({e})") from None
+    if len(raw) != expected:
+        raise CorruptContainer(f"chunk payload holds {len(raw)} bytes, expected {expected}")
+    coded = np.frombuffer(raw, np.uint8).reshape(dim, n_frames).T
+    if coded.max(initial=0) >> bits:
+        raise CorruptContainer(f"chunk payload has values beyond {bits} bits")
+    # Undo the deltas: a running sum modulo 2**bits.
+    q = np.cumsum(coded.astype(np.int64), axis=0) & ((1 << bits) - 1)
+    return q.astype(np.uint8)

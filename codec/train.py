@@ -1,0 +1,402 @@
+"""Fitting the autoencoder to one video.
+
+The story, top to bottom:
+
+1. decode the video once at training size into a memory-mapped uint8 cache (bounded RAM);
+2. fit with Adam on MSE (optionally mixed with MS-SSIM), learning rate warmed up then
+   cosine-decayed over the budget, which is either wall-clock minutes or epochs;
+3. for the last part of the budget, pass the latents through fake quantization at the
+   default bit width (straight-through), so quantized PSNR stays close to float PSNR;
+4. checkpoint every interval (``--resume`` continues from it) and write the model dir.
+
+Multi-GPU/multi-node runs go through ``torchrun``: DDP is detected from ``RANK``, a
+DistributedSampler shards the frames, and rank 0 alone logs and saves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file as st_load_file
+from safetensors.torch import save as st_save
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+
+from . import video
+from .atomic import atomic_write, write_bytes_atomic, write_text_atomic
+from .errors import ModelError, UsageError
+from .metrics import PSNRMeter, ms_ssim, ms_ssim_scales, mse_to_psnr, to_tensor, to_uint8
+from .progress import progress_bar
+from .model import Autoencoder, CodecConfig, build_model, count_parameters, macs_per_pixel
+from .quantize import DEFAULT_BITS, Quantizer, check_bits, fake_quantize
+from .weights import save_model
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = "cache"
+CHECKPOINT_DIR = "checkpoint"
+TRAIN_LOG = "train_log.jsonl"
+
+
+@dataclass
+class TrainOptions:
+    size: tuple[int, int] | None = None
+    latent_dim: int = 512
+    minutes: float | None = 5.0
+    epochs: int | None = None
+    batch_size: int = 2
+    lr: float = 2e-3
+    warmup: float = 0.05  # fraction of the budget
+    min_lr_ratio: float = 0.02
+    qat_fraction: float = 0.15
+    bits: int = DEFAULT_BITS
+    ms_ssim_weight: float = 0.0
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_seconds: float = 60.0
+    max_frames: int | None = None
+    device: str | None = None
+    threads: int | None = None
+    progress: bool = True
+    arch: dict | None = None  # CodecConfig overrides (stem_channels, decoder_channels, ...)
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """CUDA when present, else Apple MPS, else CPU; ``name`` forces one."""
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+# -- the frame cache ---------------------------------------------------------------------------
+
+class FrameCache(Dataset):
+    """A video decoded once at training size into ``frames.u8`` (N*H*W*3 bytes), memory-mapped."""
+
+    def __init__(self, path: Path, frames: int, height: int, width: int):
+        self.frames = np.memmap(path, dtype=np.uint8, mode="r", shape=(frames, height, width, 3))
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(np.array(self.frames[i]))
+
+
+def build_cache(source: str, size: tuple[int, int] | None, cache_dir: Path, max_frames: int | None,
+                progress: bool = True) -> tuple[FrameCache, dict]:
+    """Decode ``source`` into the cache unless a cache of the same source and size exists."""
+    info = video.probe(source)
+    width, height = size or (info.width, info.height)
+    stat = os.stat(source)
+    key = {"source": os.path.abspath(source), "mtime_ns": stat.st_mtime_ns, "bytes": stat.st_size,
+           "width": width, "height": height, "max_frames": max_frames}
+    meta_path, data_path = cache_dir / "frames.json", cache_dir / "frames.u8"
+    if meta_path.exists() and data_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") == key and data_path.stat().st_size == meta["frames"] * width * height * 3:
+            return FrameCache(data_path, meta["frames"], height, width), meta
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    count = 0
+    total = min(info.frames, max_frames) if max_frames else info.frames
+    with atomic_write(data_path) as f, progress_bar(progress, total=total or None, desc="caching frames",
+                                                    unit="frame") as bar:
+        for batch in video.read_batches(source, (width, height), 32, max_frames):
+            f.write(batch.tobytes())
+            count += len(batch)
+            bar.update(len(batch))
+    meta = {"key": key, "frames": count, "fps": [info.fps.numerator, info.fps.denominator]}
+    write_text_atomic(meta_path, json.dumps(meta))
+    return FrameCache(data_path, count, height, width), meta
+
+
+# -- schedule ----------------------------------------------------------------------------------
+
+def lr_at(progress: float, opts: TrainOptions) -> float:
+    """Linear warmup, then cosine decay to ``min_lr_ratio * lr`` at the end of the budget."""
+    p = min(max(progress, 0.0), 1.0)
+    if p < opts.warmup:
+        return opts.lr * max(p / opts.warmup, 0.01)
+    t = (p - opts.warmup) / max(1e-9, 1 - opts.warmup)
+    floor = opts.lr * opts.min_lr_ratio
+    return floor + (opts.lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+# -- latent ranges (for quantization-aware training and evaluation) ----------------------------
+
+@torch.no_grad()
+def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, max_frames: int = 2000,
+                  batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension min/max of the latents over the video (evenly subsampled when long)."""
+    n = len(data)
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
+    lo = hi = None
+    for s in range(0, len(idx), batch):
+        x = to_tensor(np.stack([data.frames[i] for i in idx[s : s + batch]]), device)
+        z = model.encoder(x)
+        bl, bh = z.min(0).values, z.max(0).values
+        lo = bl if lo is None else torch.minimum(lo, bl)
+        hi = bh if hi is None else torch.maximum(hi, bh)
+    return lo, hi
+
+
+@torch.no_grad()
+def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: int | None,
+             max_frames: int = 500, batch: int = 16) -> float:
+    """Mean per-frame PSNR on 8-bit RGB, with the fp16 decoder and (if ``bits``) quantized latents."""
+    n = len(data)
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
+    decoder = _fp16_rounded(model.decoder)
+    quant = None
+    if bits:
+        lo, hi = latent_ranges(model, data, device)
+        quant = Quantizer(bits, lo.cpu().numpy(), hi.cpu().numpy())
+    meter = PSNRMeter()
+    for s in range(0, len(idx), batch):
+        ref = np.stack([data.frames[i] for i in idx[s : s + batch]])
+        z = model.encoder(to_tensor(ref, device))
+        if quant is not None:
+            z = torch.from_numpy(quant.dequantize(quant.quantize(z.cpu().numpy()))).to(device)
+        meter.update(ref, to_uint8(decoder(z)))
+    return meter.psnr
+
+
+def _fp16_rounded(decoder: torch.nn.Module) -> torch.nn.Module:
+    """A copy of the decoder whose weights went through fp16, as clients will load them."""
+    import copy
+
+    dec = copy.deepcopy(decoder)
+    with torch.no_grad():
+        for p in dec.parameters():
+            p.copy_(p.half().float())
+    return dec.eval()
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+def _save_checkpoint(model_dir: Path, model: Autoencoder, opt: torch.optim.Optimizer, state: dict) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for i, p in enumerate(params):
+        for k, v in opt.state.get(p, {}).items():
+            tensors[f"opt.{i}.{k}"] = v.detach().cpu().reshape(v.shape).contiguous()
+    ck = model_dir / CHECKPOINT_DIR
+    ck.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(ck / "state.safetensors", st_save(tensors))
+    write_text_atomic(ck / "state.json", json.dumps(state))  # written last: it marks a complete checkpoint
+
+
+def _load_checkpoint(model_dir: Path, model: Autoencoder, opt: torch.optim.Optimizer) -> dict:
+    ck = model_dir / CHECKPOINT_DIR
+    try:
+        state = json.loads((ck / "state.json").read_text())
+        tensors = st_load_file(str(ck / "state.safetensors"))
+    except FileNotFoundError:
+        raise ModelError(f"{model_dir}: nothing to resume (no checkpoint)") from None
+    except Exception as e:
+        raise ModelError(f"{ck}: unreadable checkpoint ({e})") from None
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError:
+        raise ModelError(f"{ck}: checkpoint does not match this architecture") from None
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, i, name = key.split(".", 2)
+            opt.state[params[int(i)]][name] = v
+    return state
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+def _dist_info() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume: bool = False) -> dict:
+    """Fit a codec to ``source`` and write ``model_dir``; returns the final summary (rank 0)."""
+    check_bits(opts.bits)
+    if opts.latent_dim <= 0:
+        raise UsageError(f"--latent-dim must be positive, got {opts.latent_dim}")
+    if opts.batch_size <= 0:
+        raise UsageError(f"--batch-size must be positive, got {opts.batch_size}")
+    if (opts.minutes is None) == (opts.epochs is None):
+        raise UsageError("give exactly one of --minutes and --epochs")
+    if (opts.minutes is not None and opts.minutes <= 0) or (opts.epochs is not None and opts.epochs <= 0):
+        raise UsageError("the training budget must be positive")
+    rank, world = _dist_info()
+    distributed = world > 1
+    device = pick_device(opts.device)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    model_dir = Path(model_dir)
+    main_rank = rank == 0
+
+    info = video.probe(source)
+    size = opts.size or (info.width, info.height)
+    cfg = CodecConfig.plan(size[0], size[1], opts.latent_dim, **(opts.arch or {}))
+    # Rank 0 builds the cache; the others wait for it, then map the same file.
+    if main_rank:
+        data, meta = build_cache(source, size, model_dir / CACHE_DIR, opts.max_frames, opts.progress)
+    if distributed:
+        dist.barrier()
+    if not main_rank:
+        data, meta = build_cache(source, size, model_dir / CACHE_DIR, opts.max_frames, False)
+    cfg.fps = meta["fps"][0] / meta["fps"][1]
+
+    torch.manual_seed(opts.seed)
+    model = build_model(cfg).to(device)
+    net: torch.nn.Module = model
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                        else None)
+    opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    step, epoch, elapsed_before = 0, 0, 0.0
+    history: list[dict] = []
+    if resume:
+        state = _load_checkpoint(model_dir, model, opt)
+        step, epoch, elapsed_before = state["step"], state["epoch"], state["elapsed"]
+        history = state.get("history", [])
+
+    per_rank_batch = max(1, opts.batch_size // world)
+    sampler = (DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=opts.seed)
+               if distributed else None)
+    use_ms_ssim = opts.ms_ssim_weight > 0 and ms_ssim_scales(size[1], size[0]) > 0
+    steps_per_epoch = math.ceil(len(data) / (per_rank_batch * world))
+    total_steps = opts.epochs * steps_per_epoch if opts.epochs else None
+    budget_s = opts.minutes * 60 if opts.minutes else None
+
+    qat_lo = qat_hi = None
+    qat_refresh = max(1, steps_per_epoch)
+    start = time.monotonic() - elapsed_before
+    last_ck = time.monotonic()
+    psnr_ema = None
+    bar = progress_bar(opts.progress and main_rank, total=total_steps or int(budget_s), leave=True,
+                       unit="step" if total_steps else "s", desc="training",
+                       bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    bar.update(step if total_steps else int(elapsed_before))
+    shown = int(elapsed_before)
+    log_f = open(model_dir / TRAIN_LOG, "a") if main_rank else None
+    interrupted = False
+    try:
+        done = False
+        while not done:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            gen = torch.Generator().manual_seed(opts.seed * 1000003 + epoch)
+            loader = DataLoader(data, batch_size=per_rank_batch, drop_last=False,
+                                sampler=sampler or RandomSampler(data, generator=gen))
+            for batch in loader:
+                elapsed = time.monotonic() - start
+                progress = step / total_steps if total_steps else elapsed / budget_s
+                stop = torch.tensor([1.0 if progress >= 1 else 0.0])
+                if distributed:  # every rank must agree to stop on the same step
+                    dist.all_reduce(stop, op=dist.ReduceOp.MAX)
+                if stop.item() > 0:
+                    done = True
+                    break
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(progress, opts)
+                x = batch.to(device).permute(0, 3, 1, 2).float().div_(255)
+                qat = progress >= 1 - opts.qat_fraction
+                if qat and (qat_lo is None or step % qat_refresh == 0):
+                    model.eval()
+                    qat_lo, qat_hi = latent_ranges(model, data, device)
+                    if distributed:
+                        dist.all_reduce(qat_lo, op=dist.ReduceOp.MIN)
+                        dist.all_reduce(qat_hi, op=dist.ReduceOp.MAX)
+                    model.train()
+                if qat:
+                    y = _forward_qat(net, model, x, qat_lo, qat_hi, opts.bits, distributed)
+                else:
+                    y = net(x)
+                mse = torch.mean((y - x) ** 2)
+                loss = mse
+                if use_ms_ssim:
+                    loss = (1 - opts.ms_ssim_weight) * mse + opts.ms_ssim_weight * (1 - ms_ssim(y, x).mean())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                # Clipping keeps an early bad step from saturating the sigmoid output for good.
+                torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+                opt.step()
+                step += 1
+                psnr = mse_to_psnr(mse.item(), 1.0)
+                psnr_ema = psnr if psnr_ema is None else 0.9 * psnr_ema + 0.1 * psnr
+                if main_rank:
+                    if total_steps:
+                        bar.update(1)
+                    elif int(elapsed) > shown:
+                        bar.update(min(int(elapsed), int(budget_s)) - shown)
+                        shown = min(int(elapsed), int(budget_s))
+                    bar.set_postfix_str(f"PSNR {psnr_ema:.2f} dB lr {opt.param_groups[0]['lr']:.1e}"
+                                        + (" QAT" if qat else ""), refresh=False)
+                    if step % 25 == 0:
+                        rec = {"step": step, "epoch": epoch, "elapsed_s": round(elapsed, 2), "lr": opt.param_groups[0]["lr"],
+                               "train_psnr": round(psnr_ema, 3), "qat": qat}
+                        log_f.write(json.dumps(rec) + "\n")
+                        history.append(rec)
+                    if time.monotonic() - last_ck >= opts.checkpoint_seconds:
+                        _save_checkpoint(model_dir, model, opt, {"step": step, "epoch": epoch, "elapsed": elapsed,
+                                                                 "history": history[-2000:]})
+                        last_ck = time.monotonic()
+            else:
+                epoch += 1
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        if log_f:
+            log_f.flush()
+    if interrupted:
+        if main_rank:
+            _save_checkpoint(model_dir, model, opt, {"step": step, "epoch": epoch,
+                                                     "elapsed": time.monotonic() - start, "history": history[-2000:]})
+        raise KeyboardInterrupt
+    summary = {}
+    if main_rank:
+        model.eval()
+        psnr_float = evaluate(model, data, device, None)
+        psnr_q = evaluate(model, data, device, opts.bits)
+        summary = {
+            "source": os.path.basename(source), "width": size[0], "height": size[1], "frames": len(data),
+            "steps": step, "epochs": epoch, "seconds": round(time.monotonic() - start, 1),
+            "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
+            "decoder_params": count_parameters(model.decoder),
+            "decoder_macs_per_pixel": round(macs_per_pixel(model.decoder)),
+            "options": {k: v for k, v in asdict(opts).items() if k not in ("progress",)},
+        }
+        model.to("cpu")
+        save_model(model, model_dir, extra=summary)
+        log_f.write(json.dumps({"final": summary}) + "\n")
+        log_f.close()
+        _save_checkpoint(model_dir, model, opt, {"step": step, "epoch": epoch, "elapsed": time.monotonic() - start,
+                                                 "history": history[-2000:], "finished": True})
+    if distributed:
+        dist.barrier()
+    return summary
+
+
+def _forward_qat(net, model: Autoencoder, x, lo, hi, bits: int, distributed: bool):
+    """Encode, fake-quantize, decode. Under DDP the wrapped module must run the forward, so
+    the quantizer is applied through a temporary forward hook on the encoder."""
+    if not distributed:
+        return model.decoder(fake_quantize(model.encoder(x), lo, hi, bits))
+    handle = model.encoder.register_forward_hook(lambda _m, _i, out: fake_quantize(out, lo, hi, bits))
+    try:
+        return net(x)
+    finally:
+        handle.remove()

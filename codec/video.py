@@ -1,0 +1,229 @@
+"""Reading and writing video through PyAV.
+
+Frames are uint8 RGB arrays of shape (H, W, 3). Reading streams: nothing holds more than a
+batch of frames, so a two-hour movie never sits in memory. Output format follows the name:
+
+* ``.mkv`` -- FFV1 in RGB (bgr0), lossless, so a decoder's output can be measured exactly
+* ``.mp4`` -- H.264 for viewing
+* ``.y4m`` or ``-`` -- YUV4MPEG2 (to stdout for ``-``), for piping into a player
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import av
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import UsageError, VideoError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the stream says about itself. ``frames`` may be an estimate for some containers."""
+
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    duration: float
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"320x180"`` -> (320, 180); None stays None."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not m:
+        raise UsageError(f"size must look like WIDTHxHEIGHT (e.g. 320x180), got {text!r}")
+    w, h = int(m.group(1)), int(m.group(2))
+    if w < 8 or h < 8 or w > 16384 or h > 16384:
+        raise UsageError(f"size {w}x{h} is out of range: each side must be 8..16384 pixels")
+    return w, h
+
+
+@contextlib.contextmanager
+def _open_input(path: str | os.PathLike):
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(f"{p}: no such file")
+    if p.is_dir():
+        raise VideoError(f"{p}: is a directory, not a video")
+    try:
+        container = av.open(str(p))
+    except av.FFmpegError as e:
+        raise VideoError(f"{p}: not a video ffmpeg can read ({e.__class__.__name__})") from None
+    try:
+        if not container.streams.video:
+            raise VideoError(f"{p}: has no video stream")
+        yield container
+    finally:
+        container.close()
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Size, fps, frame count and duration from the stream headers (no decoding)."""
+    with _open_input(path) as container:
+        stream = container.streams.video[0]
+        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+        fps = Fraction(fps)
+        duration = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        frames = stream.frames or int(round(duration * fps))
+        if not duration and frames:
+            duration = frames / float(fps)
+        return VideoInfo(stream.codec_context.width, stream.codec_context.height, fps, frames, duration)
+
+
+def read_frames(
+    path: str | os.PathLike, size: tuple[int, int] | None = None, max_frames: int | None = None
+) -> Iterator[np.ndarray]:
+    """Yield uint8 RGB frames (H, W, 3), resized to ``size`` = (W, H) when given."""
+    count = 0
+    with _open_input(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                if size is None:
+                    yield frame.to_ndarray(format="rgb24")
+                else:
+                    yield frame.to_ndarray(format="rgb24", width=size[0], height=size[1], interpolation="AREA")
+                count += 1
+                if max_frames is not None and count >= max_frames:
+                    return
+        except av.FFmpegError as e:
+            if count == 0:
+                raise VideoError(f"{path}: cannot decode video ({e})") from None
+            # A damaged tail: keep what decoded, as players do, but say so.
+            log.warning("%s: stopped after %d frames: %s", path, count, e)
+    if count == 0:
+        raise VideoError(f"{path}: the video has no frames")
+
+
+def read_batches(
+    path: str | os.PathLike, size: tuple[int, int] | None, batch: int, max_frames: int | None = None
+) -> Iterator[np.ndarray]:
+    """Frames grouped into arrays of shape (<=batch, H, W, 3)."""
+    buf: list[np.ndarray] = []
+    for frame in read_frames(path, size, max_frames):
+        buf.append(frame)
+        if len(buf) == batch:
+            yield np.stack(buf)
+            buf = []
+    if buf:
+        yield np.stack(buf)
+
+
+def _y4m_fps(fps: Fraction) -> str:
+    return f"{fps.numerator}:{fps.denominator}"
+
+
+class Y4MWriter:
+    """YUV4MPEG2 writer. 4:2:0 (what players expect) for even sizes, 4:4:4 otherwise."""
+
+    def __init__(self, stream: BinaryIO, width: int, height: int, fps: Fraction):
+        self.stream = stream
+        self.width, self.height = width, height
+        self.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        chroma = "420jpeg" if self.pix_fmt == "yuv420p" else "444"
+        stream.write(f"YUV4MPEG2 W{width} H{height} F{_y4m_fps(fps)} Ip A1:1 C{chroma}\n".encode())
+
+    def write(self, rgb: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format=self.pix_fmt)
+        parts = [b"FRAME\n"]
+        for plane in frame.planes:
+            arr = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+            parts.append(arr.tobytes())
+        self.stream.write(b"".join(parts))
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class _AVWriter:
+    def __init__(self, path: Path, fmt: str, codec: str, pix_fmt: str, width: int, height: int, fps: Fraction,
+                 options: dict[str, str]):
+        self.container = av.open(str(path), mode="w", format=fmt)
+        self.stream = self.container.add_stream(codec, rate=fps)
+        self.stream.width, self.stream.height = width, height
+        self.stream.pix_fmt = pix_fmt
+        self.stream.options = options
+        self.pix_fmt = pix_fmt
+
+    def write(self, rgb: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        for packet in self.stream.encode(frame.reformat(format=self.pix_fmt)):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+
+def output_kind(path: str) -> str:
+    """'mkv', 'mp4' or 'y4m' from an output name; ``-`` is y4m on stdout."""
+    if path == "-":
+        return "y4m"
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext not in ("mkv", "mp4", "y4m"):
+        raise UsageError(f"output {path!r}: use a .mkv (lossless), .mp4 (H.264) or .y4m name, or - for stdout")
+    return ext
+
+
+@contextlib.contextmanager
+def open_writer(path: str, width: int, height: int, fps: Fraction | float):
+    """A frame writer for ``path``; files appear atomically, complete or not at all."""
+    kind = output_kind(path)
+    fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+    if path == "-":
+        writer = Y4MWriter(sys.stdout.buffer, width, height, fps)
+        yield writer
+        writer.close()
+        return
+    with atomic_path(path, suffix="." + kind) as tmp:
+        if kind == "y4m":
+            with open(tmp, "wb") as f:
+                writer = Y4MWriter(f, width, height, fps)
+                yield writer
+                writer.close()
+            return
+        if kind == "mkv":
+            writer = _AVWriter(tmp, "matroska", "ffv1", "bgr0", width, height, fps, {"level": "3"})
+        else:
+            pix = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+            writer = _AVWriter(tmp, "mp4", "libx264", pix, width, height, fps, {"crf": "18", "preset": "medium"})
+        try:
+            yield writer
+        finally:
+            writer.close()
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of one uint8 RGB frame (through ffmpeg's PNG encoder)."""
+    h, w, _ = rgb.shape
+    ctx = av.CodecContext.create("png", "w")
+    ctx.width, ctx.height, ctx.pix_fmt = w, h, "rgb24"
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return b"".join(bytes(p) for p in [*ctx.encode(frame), *ctx.encode(None)])
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, gap: int = 4) -> np.ndarray:
+    """Two frames next to each other with a black gap, for visual comparison."""
+    h = left.shape[0]
+    return np.concatenate([left, np.zeros((h, gap, 3), np.uint8), right], axis=1)

@@ -1,0 +1,149 @@
+"""Model directories: config.json + encoder/decoder weights as safetensors, each with a sha256.
+
+Weights are only ever read with safetensors (never unpickled) and only after their sha256
+matches the one recorded in ``config.json``::
+
+    MODEL_DIR/
+      config.json            CodecConfig, including encoder_sha256 and decoder_sha256
+      encoder.safetensors    fp32, stays with the company
+      decoder.safetensors    fp16, the file clients download
+      train_log.jsonl
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .atomic import write_bytes_atomic, write_text_atomic
+from .errors import ModelError
+from .model import Autoencoder, CodecConfig, Decoder, Encoder, build_model
+
+CONFIG = "config.json"
+ENCODER = "encoder.safetensors"
+DECODER = "decoder.safetensors"
+MAX_SAFETENSORS_HEADER = 16 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def state_to_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) -> bytes:
+    """safetensors bytes of a module's weights, optionally cast (fp16 for the decoder)."""
+    state = {k: (v.detach().to("cpu", dtype) if dtype else v.detach().cpu()).contiguous()
+             for k, v in module.state_dict().items()}
+    return st_save(state)
+
+
+def check_safetensors_header(data: bytes, what: str) -> None:
+    """Reject a malformed or oversized header before safetensors allocates anything for it."""
+    if len(data) < 8:
+        raise ModelError(f"{what}: too short to be a safetensors file")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > MAX_SAFETENSORS_HEADER or 8 + n > len(data):
+        raise ModelError(f"{what}: safetensors header claims {n} bytes, file has {len(data)}")
+    try:
+        json.loads(data[8 : 8 + n])
+    except ValueError:
+        raise ModelError(f"{what}: safetensors header is not valid JSON") from None
+
+
+def load_state_verified(data: bytes, expected_sha256: str, what: str) -> dict[str, torch.Tensor]:
+    """Parse safetensors bytes after checking their sha256; raise ModelError on any mismatch."""
+    actual = sha256_bytes(data)
+    if expected_sha256 and actual != expected_sha256:
+        raise ModelError(f"{what}: sha256 mismatch (expected {expected_sha256[:12]}…, got {actual[:12]}…)")
+    check_safetensors_header(data, what)
+    try:
+        return st_load(data)
+    except Exception as e:  # safetensors raises its own error types for malformed bodies
+        raise ModelError(f"{what}: unreadable safetensors ({e})") from None
+
+
+def _apply_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    own = module.state_dict()
+    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+        raise ModelError(f"{what}: weights do not fit the architecture in config.json")
+    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def save_model(model: Autoencoder, model_dir: str | os.PathLike, extra: dict | None = None) -> CodecConfig:
+    """Write both weight files and config.json (last, so a config always names files that exist)."""
+    d = Path(model_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    enc = state_to_bytes(model.encoder)
+    dec = state_to_bytes(model.decoder, torch.float16)
+    write_bytes_atomic(d / ENCODER, enc)
+    write_bytes_atomic(d / DECODER, dec)
+    cfg = model.cfg
+    cfg.encoder_sha256 = sha256_bytes(enc)
+    cfg.decoder_sha256 = sha256_bytes(dec)
+    cfg.decoder_dtype = "float16"
+    if extra:
+        cfg.trained = {**cfg.trained, **extra}
+    write_text_atomic(d / CONFIG, cfg.to_json() + "\n")
+    return cfg
+
+
+def load_config(model_dir: str | os.PathLike) -> CodecConfig:
+    d = Path(model_dir)
+    if not d.is_dir():
+        raise ModelError(f"{d}: model directory not found")
+    try:
+        return CodecConfig.from_json((d / CONFIG).read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{d}: no {CONFIG} (not a trained model directory)") from None
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"{d / CONFIG}: malformed config ({e})") from None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing") from None
+
+
+def load_decoder_bytes(data: bytes, cfg: CodecConfig, what: str = DECODER) -> Decoder:
+    """A float32 decoder from verified safetensors bytes (what the client downloads)."""
+    dec = Decoder(cfg)
+    _apply_state(dec, load_state_verified(data, cfg.decoder_sha256, what), what)
+    return dec.eval()
+
+
+def load_decoder(model_dir: str | os.PathLike) -> Decoder:
+    d = Path(model_dir)
+    cfg = load_config(d)
+    return load_decoder_bytes(_read(d / DECODER), cfg, str(d / DECODER))
+
+
+def load_encoder(model_dir: str | os.PathLike) -> Encoder:
+    d = Path(model_dir)
+    cfg = load_config(d)
+    enc = Encoder(cfg)
+    _apply_state(enc, load_state_verified(_read(d / ENCODER), cfg.encoder_sha256, str(d / ENCODER)), str(d / ENCODER))
+    return enc.eval()
+
+
+def load_model(model_dir: str | os.PathLike) -> Autoencoder:
+    cfg = load_config(model_dir)
+    model = build_model(cfg)
+    model.encoder = load_encoder(model_dir)
+    model.decoder = load_decoder(model_dir)
+    return model.eval()

@@ -1,0 +1,73 @@
+"""latentcast decode MOVIE.lcv --model MODEL_DIR -o OUT"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ._common import command, parser
+
+
+def build_parser():
+    p = parser("decode", "Decode a .lcv container back to frames.",
+               "outputs: .mkv is lossless RGB (FFV1) for exact measurement, .mp4 is H.264 for viewing,\n"
+               ".y4m or - (stdout) is YUV4MPEG2 for a player:\n"
+               "  latentcast decode movie.lcv --model models/movie -o - | ffplay -")
+    p.add_argument("movie", metavar="MOVIE.lcv", help="container to decode")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model dir holding the matching decoder")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help=".mkv, .mp4, .y4m, or - for y4m on stdout")
+    p.add_argument("--reference", metavar="VIDEO", help="source video: print PSNR of the decoded frames against it")
+    p.add_argument("--start", type=int, default=0, metavar="FRAME", help="first frame to decode (default 0)")
+    p.add_argument("--frames", type=int, metavar="N", help="decode N frames (default: to the end)")
+    p.add_argument("--batch-size", type=int, default=16, help="frames per decoder batch (default 16)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+@command("decode")
+def main(argv: list[str]) -> int:
+    import itertools
+
+    from latentcast.codec import video
+    from latentcast.codec.container import Container
+    from latentcast.codec.errors import UsageError
+    from latentcast.codec.metrics import PSNRMeter
+    from latentcast.codec.pipeline import check_decoder_matches, decode_movie
+    from latentcast.codec.progress import progress_bar
+    from latentcast.codec.weights import load_decoder
+
+    args = build_parser().parse_args(argv)
+    video.output_kind(args.output)
+    decoder = load_decoder(args.model)
+    with Container(args.movie) as movie:
+        h = movie.header
+        check_decoder_matches(h, decoder)
+        if not 0 <= args.start < max(1, h.frames) or (args.frames is not None and args.frames <= 0):
+            raise UsageError(f"--start/--frames outside the movie's {h.frames} frames")
+        count = h.frames - args.start if args.frames is None else min(args.frames, h.frames - args.start)
+        meter = PSNRMeter() if args.reference else None
+        ref_iter = None
+        if args.reference:
+            ref_iter = itertools.islice(video.read_frames(args.reference, (h.width, h.height)), args.start, None)
+        t0 = time.perf_counter()
+        done = 0
+        with video.open_writer(args.output, h.width, h.height, h.fps) as writer, \
+                progress_bar(not args.quiet, total=count, desc="decoding", unit="frame") as bar:
+            for batch in decode_movie(movie, decoder, args.start, count, args.batch_size):
+                for frame in batch:
+                    writer.write(frame)
+                if ref_iter is not None:
+                    import numpy as np
+
+                    ref = list(itertools.islice(ref_iter, len(batch)))
+                    if len(ref) < len(batch):
+                        raise UsageError("the reference video has fewer frames than the movie")
+                    meter.update(np.stack(ref), batch)
+                done += len(batch)
+                bar.update(len(batch))
+        secs = time.perf_counter() - t0
+    line = f"decoded {done} frames at {h.width}x{h.height} in {secs:.1f} s ({done / max(secs, 1e-9):.1f} frames/s)"
+    if meter is not None:
+        line += f"; PSNR {meter.psnr:.2f} dB against {args.reference}"
+    print(line, file=sys.stderr)
+    return 0

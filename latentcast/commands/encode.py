@@ -1,0 +1,45 @@
+"""latentcast encode VIDEO --model MODEL_DIR -o MOVIE.lcv"""
+
+from __future__ import annotations
+
+import sys
+
+from latentcast.codec.video import parse_size
+
+from ._common import add_coding_args, command, parser
+
+
+def build_parser():
+    p = parser("encode", "Encode a video into a .lcv container: quantized latents, chunked and zstd-coded.",
+               "example:\n  latentcast encode movie.mp4 --model models/movie --bits 6 -o movie.lcv")
+    p.add_argument("video", help="input video")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="a trained model dir")
+    p.add_argument("-o", "--output", required=True, metavar="MOVIE.lcv", help="container to write")
+    add_coding_args(p)
+    p.add_argument("--size", metavar="WxH", help="check that frames are coded at this size (must be the model's)")
+    p.add_argument("--max-frames", type=int, help="encode only the first N frames")
+    p.add_argument("--batch-size", type=int, default=16, help="frames per encoder batch (default 16)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+@command("encode")
+def main(argv: list[str]) -> int:
+    from latentcast.codec.pipeline import check_size_fits, encode_video, kbps
+    from latentcast.codec.quantize import check_bits
+    from latentcast.codec.weights import load_config, load_encoder
+
+    args = build_parser().parse_args(argv)
+    check_bits(args.bits)
+    cfg = load_config(args.model)
+    size = parse_size(args.size)
+    if size:
+        check_size_fits(*size, cfg.width, cfg.height, "--size")
+    encoder = load_encoder(args.model)
+    res = encode_video(args.video, encoder, cfg.decoder_sha256, args.output, bits=args.bits,
+                       chunk_seconds=args.chunk_seconds, batch=args.batch_size, max_frames=args.max_frames,
+                       progress=not args.quiet)
+    print(f"encoded {res.frames} frames at {cfg.width}x{cfg.height}, {args.bits} bits: {res.bytes:,} bytes, "
+          f"streaming {kbps(res.chunk_bytes, res.frames, float(res.fps)):.1f} kbit/s", file=sys.stderr)
+    print(res.path)
+    return 0

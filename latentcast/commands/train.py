@@ -1,0 +1,79 @@
+"""latentcast train VIDEO -o MODEL_DIR"""
+
+from __future__ import annotations
+
+import sys
+
+from latentcast.codec.quantize import DEFAULT_BITS
+from latentcast.codec.video import parse_size
+
+from ._common import command, parser
+
+EPILOG = """\
+The model dir gets config.json, encoder.safetensors, decoder.safetensors (fp16, the file
+clients download; its sha256 is in config.json) and train_log.jsonl. A checkpoint is written
+every --checkpoint-every seconds; after a crash or Ctrl-C, run the same command with --resume.
+
+Multi-GPU or multi-node: torchrun --nproc_per_node=N -m latentcast train VIDEO -o DIR ...
+
+examples:
+  latentcast train movie.mp4 --size 320x180 --minutes 10 -o models/movie
+  latentcast train movie.mp4 --epochs 50 --latent-dim 256 -o models/small
+"""
+
+
+def build_parser():
+    p = parser("train", "Fit a conv autoencoder to the frames of one video (per-video fitting).", EPILOG)
+    p.add_argument("video", help="input video (anything ffmpeg decodes)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL_DIR", help="where the model is written")
+    p.add_argument("--size", metavar="WxH", help="train at this frame size (default: the video's own)")
+    p.add_argument("--latent-dim", type=int, default=512, help="latent values per frame (default 512); "
+                   "fewer means fewer bits per frame and lower quality")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="wall-clock training budget (default 5)")
+    budget.add_argument("--epochs", type=int, help="train for this many passes over the frames instead")
+    p.add_argument("--batch-size", type=int, default=2, help="frames per step (default 2: on a CPU more updates beat bigger batches)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    p.add_argument("--warmup", type=float, default=0.05,
+                   help="fraction of the budget spent warming the learning rate up (default 0.05); "
+                        "then it decays on a cosine to 2%% of the peak")
+    p.add_argument("--bits", type=int, default=DEFAULT_BITS,
+                   help=f"latent bit width the final quantization-aware phase trains for (default {DEFAULT_BITS})")
+    p.add_argument("--qat-fraction", type=float, default=0.15,
+                   help="fraction of the budget trained with quantized latents (default 0.15)")
+    p.add_argument("--ms-ssim", type=float, default=0.0, metavar="W",
+                   help="weight of (1 - MS-SSIM) in the loss, mixed with MSE (default 0: pure MSE)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                   help="checkpoint interval (default 60 s)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in MODEL_DIR")
+    p.add_argument("--max-frames", type=int, help="use only the first N frames of the video")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: CUDA if present, else MPS, else CPU)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+@command("train")
+def main(argv: list[str]) -> int:
+    from latentcast.codec.train import TrainOptions, train
+
+    args = build_parser().parse_args(argv)
+    opts = TrainOptions(
+        size=parse_size(args.size), latent_dim=args.latent_dim,
+        minutes=args.minutes if args.epochs is None else None, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, qat_fraction=args.qat_fraction,
+        bits=args.bits, ms_ssim_weight=args.ms_ssim, seed=args.seed, checkpoint_seconds=args.checkpoint_every,
+        max_frames=args.max_frames, device=args.device, threads=args.threads, progress=not args.quiet,
+    )
+    if opts.minutes is None and opts.epochs is None:
+        opts.minutes = 5.0
+    summary = train(args.video, args.output, opts, resume=args.resume)
+    if summary:
+        print(f"trained {summary['width']}x{summary['height']} on {summary['frames']} frames: "
+              f"{summary['steps']} steps in {summary['seconds']:.0f} s; PSNR {summary['psnr_float']:.2f} dB "
+              f"(float), {summary['psnr_quantized']:.2f} dB at {summary['qat_bits']} bits; decoder "
+              f"{summary['decoder_params']:,} params, {summary['decoder_macs_per_pixel']:,} MACs/pixel",
+              file=sys.stderr)
+        print(args.output)
+    return 0

@@ -1,0 +1,127 @@
+"""The subcommands through main(argv), their error lines, and the installed script."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from latentcast import cli
+from latentcast.codec import video
+from latentcast.commands import decode, encode, info, train
+from synthetic import make_frames, write_clip
+
+
+def _one_line_error(capsys, code):
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def movie(trained_model, clip, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "m.lcv"
+    assert encode.main([str(clip), "--model", str(trained_model), "-o", str(out), "-q"]) == 0
+    return out
+
+
+def test_encode_info_decode(movie, trained_model, clip, tmp_path, capsys):
+    capsys.readouterr()
+    assert info.main([str(movie), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["frames"] == 24 and d["bits"] == 6 and d["bytes"]["total"] == movie.stat().st_size
+    out = tmp_path / "d.mkv"
+    assert decode.main([str(movie), "--model", str(trained_model), "-o", str(out), "--reference", str(clip),
+                        "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "PSNR" in err
+    frames = list(video.read_frames(out))
+    assert len(frames) == 24 and frames[0].shape == (48, 64, 3)
+
+
+def test_decode_to_stdout_is_y4m(movie, trained_model, capfdbinary):
+    assert decode.main([str(movie), "--model", str(trained_model), "-o", "-", "--frames", "2", "-q"]) == 0
+    data = capfdbinary.readouterr().out
+    assert data.startswith(b"YUV4MPEG2 W64 H48 F12:1")
+    assert data.count(b"FRAME\n") == 2
+
+
+def test_missing_file(trained_model, tmp_path, capsys):
+    code = encode.main([str(tmp_path / "nope.mp4"), "--model", str(trained_model), "-o", str(tmp_path / "x.lcv")])
+    assert "no such file" in _one_line_error(capsys, code)
+    assert not (tmp_path / "x.lcv").exists()
+
+
+def test_not_a_video(trained_model, tmp_path, capsys):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).bytes(5000))
+    code = train.main([str(junk), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"])
+    assert "not a video" in _one_line_error(capsys, code)
+
+
+def test_zero_frames(trained_model, tmp_path, capsys):
+    empty = write_clip(tmp_path / "empty.y4m", np.zeros((0, 48, 64, 3), np.uint8))
+    code = encode.main([str(empty), "--model", str(trained_model), "-o", str(tmp_path / "x.lcv")])
+    assert "no frames" in _one_line_error(capsys, code)
+    assert not (tmp_path / "x.lcv").exists()
+
+
+def test_tampered_model(trained_model, movie, clip, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    shutil.copytree(trained_model, bad)
+    raw = bytearray((bad / "encoder.safetensors").read_bytes())
+    raw[-1] ^= 1
+    (bad / "encoder.safetensors").write_bytes(bytes(raw))
+    code = encode.main([str(clip), "--model", str(bad), "-o", str(tmp_path / "x.lcv")])
+    assert "sha256 mismatch" in _one_line_error(capsys, code)
+
+
+def test_decoder_not_matching_movie(movie, clip, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert train.main([str(clip), "-o", str(other), "--epochs", "1", "--latent-dim", "64", "--seed", "5", "-q"]) == 0
+    capsys.readouterr()
+    code = decode.main([str(movie), "--model", str(other), "-o", str(tmp_path / "d.mkv")])
+    assert "needs decoder" in _one_line_error(capsys, code)
+    assert not (tmp_path / "d.mkv").exists()
+
+
+def test_size_the_model_cannot_take(trained_model, clip, tmp_path, capsys):
+    code = encode.main([str(clip), "--model", str(trained_model), "--size", "100x100", "-o", str(tmp_path / "x.lcv")])
+    assert "trained at 64x48" in _one_line_error(capsys, code)
+    code = train.main([str(clip), "-o", str(tmp_path / "m"), "--size", "3x3", "--epochs", "1"])
+    assert "out of range" in _one_line_error(capsys, code)
+
+
+def test_latent_dim_zero(clip, tmp_path, capsys):
+    code = train.main([str(clip), "-o", str(tmp_path / "m"), "--latent-dim", "0", "--epochs", "1"])
+    assert "latent-dim" in _one_line_error(capsys, code)
+
+
+def test_corrupt_container(movie, tmp_path, capsys):
+    raw = bytearray(movie.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    bad = tmp_path / "bad.lcv"
+    bad.write_bytes(bytes(raw))
+    line = _one_line_error(capsys, info.main([str(bad)]))
+    assert "at byte" in line
+
+
+def test_usage_errors_exit_2(capsys):
+    assert cli.main(["nosuchcommand"]) == 2
+    assert encode.main([]) == 2
+    assert cli.main(["--help"]) == 0
+    assert "train" in capsys.readouterr().out
+
+
+def test_installed_script_runs(movie):
+    exe = shutil.which("latentcast") or str((__import__("pathlib").Path(sys.executable).parent / "latentcast"))
+    res = subprocess.run([exe, "info", str(movie)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "latent_dim" in res.stdout
+    res = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "--minutes" in res.stdout

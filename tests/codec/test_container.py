@@ -1,0 +1,105 @@
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from latentcast.codec.container import Container, MovieHeader, write_container
+from latentcast.codec.errors import CorruptContainer
+from latentcast.codec.quantize import Quantizer, encode_chunk
+
+DIM = 16
+
+
+def _make(path, frames=23, chunk=5, bits=6, seed=0):
+    rng = np.random.default_rng(seed)
+    lat = np.cumsum(rng.normal(size=(frames, DIM)), axis=0).astype(np.float32)
+    quant = Quantizer.fit(lat, bits)
+    q = quant.quantize(lat)
+    header = MovieHeader(40, 24, Fraction(25), frames, DIM, bits, chunk, "ab" * 32, quant.lo, quant.hi)
+    chunks = [(s, len(q[s : s + chunk]), encode_chunk(q[s : s + chunk], bits)) for s in range(0, frames, chunk)]
+    write_container(path, header, chunks)
+    return q, quant
+
+
+def _read_all(path):
+    with Container(path) as c:
+        return np.concatenate([c.read_chunk(i) for i in range(len(c.chunks))])
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lcv") / "m.lcv"
+    q, quant = _make(path)
+    return path, q, quant
+
+
+def test_round_trip_and_seek(movie):
+    path, q, quant = movie
+    assert np.array_equal(_read_all(path), q)
+    with Container(path) as c:
+        assert c.header.frames == 23 and c.header.bits == 6 and c.header.chunk_frames == 5
+        assert len(c.chunks) == 5 and c.chunk_index_for_frame(12) == 2
+        parts = list(c.iter_latents(start=7, count=9))
+        assert parts[0][0] == 7
+        got = np.concatenate([p[1] for p in parts])
+        assert np.array_equal(got, quant.dequantize(q[7:16]))
+        assert c.breakdown()["total"] == path.stat().st_size
+
+
+def test_foreign_file_says_bad_magic(tmp_path):
+    p = tmp_path / "x.lcv"
+    p.write_bytes(b"RIFF" + bytes(200))
+    with pytest.raises(CorruptContainer, match=r"bad magic bytes\) at byte 0"):
+        Container(p)
+
+
+def test_failed_write_leaves_no_file(tmp_path):
+    path = tmp_path / "bad.lcv"
+    header = MovieHeader(8, 8, Fraction(1), 10, 2, 6, 5, "", np.zeros(2, np.float32), np.ones(2, np.float32))
+    with pytest.raises(ValueError):
+        write_container(path, header, [(0, 5, b"x")])  # covers 5 of 10 frames
+    assert list(tmp_path.iterdir()) == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_flipped_byte_is_detected(movie, tmp_path_factory, data):
+    path, _q, _ = movie
+    raw = bytearray(path.read_bytes())
+    pos = data.draw(st.integers(0, len(raw) - 1), label="pos")
+    raw[pos] ^= data.draw(st.integers(1, 255), label="xor")
+    bad = tmp_path_factory.mktemp("flip") / "f.lcv"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(CorruptContainer) as err:
+        _read_all(bad)
+    assert "at byte" in str(err.value)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_truncation_is_detected(movie, tmp_path_factory, data):
+    path, _q, _ = movie
+    raw = path.read_bytes()
+    cut = data.draw(st.integers(0, len(raw) - 1), label="cut")
+    bad = tmp_path_factory.mktemp("cut") / "t.lcv"
+    bad.write_bytes(raw[:cut])
+    with pytest.raises(CorruptContainer):
+        _read_all(bad)
+
+
+def test_damaged_chunk_names_its_frames(movie, tmp_path):
+    path, _q, _ = movie
+    with Container(path) as c:
+        target = c.chunks[3]
+    raw = bytearray(path.read_bytes())
+    raw[target.payload_offset + 1] ^= 0xFF
+    bad = tmp_path / "d.lcv"
+    bad.write_bytes(bytes(raw))
+    with Container(bad) as c:
+        c.read_chunk(0)  # the others still read
+        with pytest.raises(CorruptContainer) as err:
+            c.read_chunk(3)
+    assert err.value.frames == (15, 20)
+    assert err.value.offset == target.offset

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+
+from latentcast.codec.container import Container
+from latentcast.codec.errors import ModelError
+from latentcast.codec.pipeline import decode_movie, encode_video, seconds_to_frame
+from latentcast.codec.quantize import Quantizer
+from latentcast.codec.video import read_frames
+from latentcast.codec.weights import load_config, load_decoder, load_encoder
+from latentcast.codec.metrics import to_tensor, to_uint8
+
+
+def test_container_decode_is_bit_exact_with_in_memory_quantized_decode(trained_model, clip, tmp_path):
+    enc, dec = load_encoder(trained_model), load_decoder(trained_model)
+    cfg = load_config(trained_model)
+    res = encode_video(str(clip), enc, cfg.decoder_sha256, tmp_path / "m.lcv", bits=5, chunk_seconds=0.5,
+                       progress=False)
+    assert res.frames == 24
+    # in memory: encode all frames, quantize with the same ranges, decode
+    frames = np.stack(list(read_frames(clip)))
+    with torch.no_grad():
+        z = enc(to_tensor(frames)).numpy()
+    quant = Quantizer.fit(z, 5)
+    deq = torch.from_numpy(quant.dequantize(quant.quantize(z)))
+    expect = np.concatenate([to_uint8(dec(deq[i : i + 1])) for i in range(len(deq))])
+    with Container(res.path) as c:
+        assert c.header.chunk_frames == 6 and len(c.chunks) == 4
+        got = np.concatenate(list(decode_movie(c, dec, batch=7)))
+        assert np.array_equal(got, expect)
+        part = np.concatenate(list(decode_movie(c, dec, start=5, count=10)))
+        assert np.array_equal(part, expect[5:15])
+
+
+def test_more_bits_never_fewer_bytes(trained_model, clip, tmp_path):
+    enc = load_encoder(trained_model)
+    sizes = [encode_video(str(clip), enc, "", tmp_path / f"{b}.lcv", bits=b, progress=False).chunk_bytes
+             for b in (2, 4, 6, 8)]
+    assert sizes == sorted(sizes)
+
+
+def test_decoder_must_match_movie(trained_model, clip, tmp_path):
+    enc, dec = load_encoder(trained_model), load_decoder(trained_model)
+    encode_video(str(clip), enc, "f" * 64, tmp_path / "m.lcv", progress=False)
+    with Container(tmp_path / "m.lcv") as c, pytest.raises(ModelError, match="needs decoder"):
+        next(decode_movie(c, dec))
+
+
+@pytest.mark.parametrize("text,frame", [("90", 1800), ("1:30", 1800), ("00:01:30", 1800), ("0.5", 10)])
+def test_seconds_to_frame(text, frame):
+    assert seconds_to_frame(text, 20) == frame

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from latentcast.codec.errors import CorruptContainer, UsageError
+from latentcast.codec.quantize import Quantizer, decode_chunk, encode_chunk, fake_quantize
+
+
+def test_quantization_error_is_at_most_half_a_step():
+    rng = np.random.default_rng(0)
+    lat = rng.normal(size=(50, 32)).astype(np.float32) * rng.uniform(0.1, 5, 32).astype(np.float32)
+    for bits in range(1, 9):
+        q = Quantizer.fit(lat, bits)
+        codes = q.quantize(lat)
+        assert codes.max() <= (1 << bits) - 1
+        err = np.abs(q.dequantize(codes) - lat)
+        assert np.all(err <= q.step / 2 + 1e-5)
+
+
+def test_constant_dimension_does_not_divide_by_zero():
+    lat = np.zeros((4, 3), np.float32)
+    lat[:, 1] = 2.5
+    q = Quantizer.fit(lat, 6)
+    assert np.allclose(q.dequantize(q.quantize(lat)), lat)
+
+
+def test_bits_out_of_range():
+    with pytest.raises(UsageError):
+        Quantizer.fit(np.zeros((2, 2), np.float32), 9)
+    with pytest.raises(UsageError):
+        Quantizer.fit(np.zeros((2, 2), np.float32), 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(bits=st.integers(1, 8), n=st.integers(1, 30), dim=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_chunk_coding_is_bit_exact(bits, n, dim, seed):
+    q = np.random.default_rng(seed).integers(0, 1 << bits, size=(n, dim)).astype(np.uint8)
+    assert np.array_equal(decode_chunk(encode_chunk(q, bits), n, dim, bits), q)
+
+
+def test_smooth_latents_compress_below_raw_size():
+    t = np.arange(40)[:, None]
+    q = ((np.sin(t / 10 + np.arange(64)) + 1) * 31).round().astype(np.uint8)
+    assert len(encode_chunk(q, 6)) < q.size / 2
+
+
+def test_damaged_payload_is_reported():
+    q = np.ones((5, 8), np.uint8)
+    payload = bytearray(encode_chunk(q, 6))
+    with pytest.raises(CorruptContainer):
+        decode_chunk(bytes(payload[:-3]), 5, 8, 6)
+    with pytest.raises(CorruptContainer):
+        decode_chunk(encode_chunk(q, 6), 6, 8, 6)  # wrong frame count
+
+
+def test_fake_quantize_matches_numpy_and_passes_gradient():
+    lat = torch.randn(6, 10, requires_grad=True)
+    lo, hi = lat.detach().min(0).values, lat.detach().max(0).values
+    out = fake_quantize(lat, lo, hi, 4)
+    ref = Quantizer(4, lo.numpy(), hi.numpy())
+    expect = ref.dequantize(ref.quantize(lat.detach().numpy()))
+    assert np.allclose(out.detach().numpy(), expect, atol=1e-5)
+    out.sum().backward()
+    assert torch.allclose(lat.grad, torch.ones_like(lat))

@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from latentcast.codec import video
+from latentcast.codec.errors import ModelError
+from latentcast.codec.metrics import PSNRMeter, to_tensor, to_uint8
+from latentcast.codec.model import CodecConfig, build_model
+from latentcast.codec.train import TrainOptions, train
+from latentcast.codec.weights import load_config, load_decoder, load_model, sha256_file
+
+
+def _psnr(model, frames):
+    meter = PSNRMeter()
+    with torch.no_grad():
+        meter.update(frames, to_uint8(model(to_tensor(frames))))
+    return meter.psnr
+
+
+def test_training_raises_psnr_by_a_margin(trained_model, clip_frames):
+    cfg = load_config(trained_model)
+    torch.manual_seed(0)
+    untrained = build_model(CodecConfig.plan(cfg.width, cfg.height, cfg.latent_dim)).eval()
+    before = _psnr(untrained, clip_frames)
+    after = _psnr(load_model(trained_model), clip_frames)
+    assert after > before + 6, (before, after)
+    assert cfg.trained["psnr_float"] > before + 6
+
+
+def test_model_dir_contents_and_checksums(trained_model):
+    names = {p.name for p in trained_model.iterdir()}
+    assert {"config.json", "encoder.safetensors", "decoder.safetensors", "train_log.jsonl"} <= names
+    cfg = load_config(trained_model)
+    assert cfg.decoder_sha256 == sha256_file(trained_model / "decoder.safetensors")
+    assert cfg.encoder_sha256 == sha256_file(trained_model / "encoder.safetensors")
+    assert cfg.architecture == "hnerv-lite"
+    dec = load_decoder(trained_model)
+    assert all(p.dtype == torch.float32 for p in dec.parameters())
+    # the downloadable file is fp16: about 2 bytes a parameter
+    n = sum(p.numel() for p in dec.parameters())
+    assert (trained_model / "decoder.safetensors").stat().st_size < 2 * n + 4096
+    lines = (trained_model / "train_log.jsonl").read_text().splitlines()
+    assert "final" in json.loads(lines[-1])
+
+
+def test_quantized_psnr_close_to_float(trained_model):
+    t = load_config(trained_model).trained
+    assert t["psnr_float"] - t["psnr_quantized"] < 0.3, t
+
+
+def test_tampered_weights_are_refused(trained_model, tmp_path):
+    import shutil
+
+    copy = tmp_path / "m"
+    shutil.copytree(trained_model, copy)
+    raw = bytearray((copy / "decoder.safetensors").read_bytes())
+    raw[-5] ^= 1
+    (copy / "decoder.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(ModelError, match="sha256 mismatch"):
+        load_decoder(copy)
+
+
+def test_resume_continues_from_checkpoint(clip, tmp_path):
+    out = tmp_path / "r"
+    opts = TrainOptions(minutes=None, epochs=2, batch_size=4, latent_dim=32, progress=False, checkpoint_seconds=0)
+    first = train(str(clip), out, opts)
+    opts.epochs = 4
+    second = train(str(clip), out, opts, resume=True)
+    assert first["steps"] == 12 and second["steps"] == 24  # 24 frames / batch 4 = 6 steps an epoch
+
+
+def test_resume_without_checkpoint_is_a_clear_error(clip, tmp_path):
+    with pytest.raises(ModelError, match="nothing to resume"):
+        train(str(clip), tmp_path / "x", TrainOptions(minutes=None, epochs=1, progress=False), resume=True)
+
+
+def test_ms_ssim_loss_trains(clip, tmp_path):
+    s = train(str(clip), tmp_path / "s", TrainOptions(minutes=None, epochs=3, batch_size=4, latent_dim=32,
+                                                       ms_ssim_weight=0.5, progress=False))
+    assert np.isfinite(s["psnr_float"])
