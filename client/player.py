@@ -1,0 +1,184 @@
+"""Playback: stream a movie's latents, decode them locally, write or pace the frames.
+
+    receiver thread:  StreamLatents --verify--> queue (the jitter buffer, in chunks)
+    main thread:      queue --unzstd/undelta/dequantize--> latents --decoder--> frames --> writer
+
+With ``realtime`` the main thread releases frames on the movie's clock after pre-filling the
+buffer; a frame that is not ready on time counts as a stall and the clock restarts from it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from latentcast.codec import video
+from latentcast.codec.errors import ModelError, UsageError
+from latentcast.codec.metrics import PSNRMeter
+from latentcast.codec.pipeline import decode_latents
+from latentcast.codec.progress import progress_bar
+from latentcast.codec.quantize import Quantizer, decode_chunk
+
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlaybackSummary:
+    movie_id: str
+    title: str
+    frames: int
+    duration_s: float
+    latent_bytes: int
+    decoder_bytes: int
+    decoder_downloaded: bool
+    streaming_kbps: float
+    decode_fps: float
+    wall_s: float
+    first_frame_s: float
+    stalls: int
+    reconnects: int
+    psnr: float | None = None
+
+    def lines(self) -> list[str]:
+        out = [
+            f"movie        {self.title} ({self.movie_id})",
+            f"frames       {self.frames} ({self.duration_s:.2f} s of video) in {self.wall_s:.2f} s",
+            f"received     latents {self.latent_bytes:,} bytes; decoder {self.decoder_bytes:,} bytes"
+            + ("" if self.decoder_downloaded else " (cached)"),
+            f"bitrate      {self.streaming_kbps:.1f} kbit/s of latents over the video's duration",
+            f"decode       {self.decode_fps:.1f} frames/s",
+            f"first frame  {self.first_frame_s * 1000:.0f} ms",
+            f"stalls       {self.stalls}; reconnects {self.reconnects}",
+        ]
+        if self.psnr is not None:
+            out.append(f"PSNR         {self.psnr:.2f} dB against the reference")
+        return out
+
+
+_END = object()
+
+
+def play(session: Session, movie_name: str, output: str, start: int = 0, count: int | None = None,
+         realtime: bool = False, reference: str | None = None, batch: int = 16, buffer_s: float = 1.0,
+         progress: bool = True, on_frames=None) -> PlaybackSummary:
+    """Play ``movie_name`` (id or exact title) from the server into ``output``."""
+    video.output_kind(output)
+    t0 = time.monotonic()
+    movie = session.get_movie(movie_name)
+    if start < 0 or start >= movie.frames:
+        raise UsageError(f"start frame {start} is outside the movie's {movie.frames} frames")
+    if count is not None and count <= 0:
+        raise UsageError("--frames must be positive")
+    stop = movie.frames if count is None else min(movie.frames, start + count)
+    decoder, downloaded = session.decoder(movie)
+    cfg = decoder.cfg
+    if (cfg.width, cfg.height, cfg.latent_dim) != (movie.width, movie.height, movie.latent_dim):
+        raise ModelError("the downloaded decoder does not fit the movie's size or latent count")
+    quant = Quantizer(movie.bits, np.asarray(movie.quant_lo, np.float32), np.asarray(movie.quant_hi, np.float32))
+    fps = Fraction(movie.fps_num, movie.fps_den)
+
+    chunks: queue.Queue = queue.Queue(maxsize=max(4, int(buffer_s * float(fps) / max(1, movie.chunk_frames)) + 4))
+    stop_event = threading.Event()
+
+    def receive():
+        try:
+            for chunk in session.stream_latents(movie.id, start, stop):
+                while not stop_event.is_set():
+                    try:
+                        chunks.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop_event.is_set():
+                    return
+            chunks.put(_END)
+        except BaseException as e:  # handed to the main thread, which raises it
+            chunks.put(e)
+
+    receiver = threading.Thread(target=receive, name="latentcast-receive", daemon=True)
+    receiver.start()
+
+    meter = PSNRMeter() if reference else None
+    ref_iter = (itertools.islice(video.read_frames(reference, (movie.width, movie.height)), start, None)
+                if reference else None)
+    written = stalls = 0
+    decode_s = 0.0
+    first_frame_s = None
+    clock0 = None
+    frame_period = 1 / float(fps)
+    try:
+        with video.open_writer(output, movie.width, movie.height, fps) as writer, \
+                progress_bar(progress, total=stop - start, desc="playing", unit="frame") as bar:
+            while True:
+                item = chunks.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                q = decode_chunk(item.payload, item.n_frames, movie.latent_dim, movie.bits)
+                lo = max(0, start + written - item.start_frame)
+                hi = min(item.n_frames, stop - item.start_frame)
+                latents = quant.dequantize(q[lo:hi])
+                for frames, secs in _timed(decode_latents(decoder, latents, batch)):
+                    decode_s += secs
+                    if realtime and clock0 is None:
+                        # Pre-fill the jitter buffer (or take what there is when the stream is short).
+                        fill_until = time.monotonic() + buffer_s
+                        while chunks.qsize() * movie.chunk_frames < buffer_s * float(fps) and receiver.is_alive() \
+                                and time.monotonic() < fill_until:
+                            time.sleep(0.01)
+                        clock0 = time.monotonic() - written * frame_period
+                    for frame in frames:
+                        if realtime:
+                            due = clock0 + written * frame_period
+                            now = time.monotonic()
+                            if now > due + frame_period:
+                                stalls += 1
+                                clock0 = now - written * frame_period
+                            elif now < due:
+                                time.sleep(due - now)
+                        writer.write(frame)
+                        if first_frame_s is None:
+                            first_frame_s = time.monotonic() - t0
+                        written += 1
+                    if on_frames is not None:
+                        on_frames(frames)
+                    if ref_iter is not None:
+                        ref = list(itertools.islice(ref_iter, len(frames)))
+                        if len(ref) < len(frames):
+                            raise UsageError("the reference video has fewer frames than the movie")
+                        meter.update(np.stack(ref), frames)
+                    bar.update(len(frames))
+    finally:
+        stop_event.set()
+        receiver.join(timeout=5)
+    if written != stop - start:
+        raise ModelError(f"playback ended after {written} of {stop - start} frames")
+    duration = written / float(fps)
+    return PlaybackSummary(
+        movie_id=movie.id, title=movie.title, frames=written, duration_s=duration,
+        latent_bytes=session.received.latent_bytes, decoder_bytes=session.received.decoder_bytes,
+        decoder_downloaded=downloaded, streaming_kbps=session.received.latent_bytes * 8 / duration / 1000,
+        decode_fps=written / max(decode_s, 1e-9), wall_s=time.monotonic() - t0,
+        first_frame_s=first_frame_s or 0.0, stalls=stalls, reconnects=session.received.reconnects,
+        psnr=meter.psnr if meter else None)
+
+
+def _timed(it):
+    """Pair each item of an iterator with the seconds spent producing it."""
+    while True:
+        t = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        yield item, time.perf_counter() - t

@@ -1,0 +1,218 @@
+"""The client's side of the wire: channel, auth, deadlines, the decoder cache, and streams that
+resume after the server goes away.
+
+Nothing received is unpickled: the decoder arrives as safetensors bytes plus a JSON config,
+and it is loaded only after its sha256 matches the one the catalog names.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import grpc
+
+from latentcast.codec.atomic import write_bytes_atomic, write_text_atomic
+from latentcast.codec.container import chunk_checksum
+from latentcast.codec.errors import LatentcastError, ModelError
+from latentcast.codec.model import CodecConfig
+from latentcast.codec.weights import load_decoder_bytes, sha256_bytes
+from latentcast.proto import latentcast_pb2 as pb
+from latentcast.proto import latentcast_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+             grpc.StatusCode.ABORTED}
+
+
+class ServerError(LatentcastError):
+    """The server answered with an error status; ``code`` is the gRPC status code."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        self.code = code
+        self.details = details
+        super().__init__(f"{details} ({code.name})")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("LATENTCAST_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                              os.path.expanduser("~/.cache"), "latentcast")
+    return Path(base) / "decoders"
+
+
+class _EndedEarly(Exception):
+    pass
+
+
+@dataclass
+class Received:
+    """Bytes actually received, by kind (serialized message sizes)."""
+
+    latent_bytes: int = 0
+    latent_payload_bytes: int = 0
+    decoder_bytes: int = 0
+    chunks: int = 0
+    reconnects: int = 0
+    first_chunk_s: float | None = None
+
+
+@dataclass
+class Session:
+    address: str
+    token: str | None = None
+    root_certificates: bytes | None = None
+    timeout_s: float = 10.0
+    retry_s: float = 30.0  # how long to keep reconnecting after the server goes away
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    received: Received = field(default_factory=Received)
+
+    def __post_init__(self):
+        options = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                   ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0)]
+        if self.root_certificates is not None:
+            creds = grpc.ssl_channel_credentials(self.root_certificates)
+            self.channel = grpc.secure_channel(self.address, creds, options=options)
+        else:
+            self.channel = grpc.insecure_channel(self.address, options=options)
+        self.stub = pb_grpc.LatentcastStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def _metadata(self):
+        return (("authorization", f"Bearer {self.token}"),) if self.token is not None else ()
+
+    def _call(self, fn: Callable, request, timeout: float | None = None):
+        try:
+            return fn(request, timeout=timeout or self.timeout_s, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise ServerError(e.code(), e.details() or "") from None
+
+    def _with_retry(self, fn: Callable, request):
+        """Unary calls: retry while the server is unreachable, up to ``retry_s``."""
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.1
+        while True:
+            try:
+                return self._call(fn, request)
+            except ServerError as e:
+                if e.code not in RETRYABLE or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # -- catalog -------------------------------------------------------------------------------
+
+    def list_movies(self) -> list[pb.Movie]:
+        return list(self._with_retry(self.stub.ListMovies, pb.ListMoviesRequest()).movies)
+
+    def get_movie(self, movie: str) -> pb.Movie:
+        return self._with_retry(self.stub.GetMovie, pb.GetMovieRequest(movie=movie))
+
+    # -- decoder -------------------------------------------------------------------------------
+
+    def decoder(self, movie: pb.Movie):
+        """The movie's decoder: from the cache if present and intact, else downloaded once."""
+        sha = movie.decoder_sha256
+        path = self.cache_dir / f"{sha}.safetensors"
+        cfg_path = path.with_suffix(".json")
+        if path.exists() and cfg_path.exists():
+            data = path.read_bytes()
+            if sha256_bytes(data) == sha:
+                return self._build_decoder(data, cfg_path.read_text(), sha), False
+            log.warning("cached decoder %s… is damaged; downloading again", sha[:12])
+        data, config = self._download_decoder(sha)
+        decoder = self._build_decoder(data, config, sha)  # verifies before anything is cached
+        write_text_atomic(cfg_path, config)
+        write_bytes_atomic(path, data)
+        return decoder, True
+
+    def _download_decoder(self, sha: str) -> tuple[bytes, str]:
+        parts, config, total = [], "", None
+        try:
+            for chunk in self.stub.GetDecoder(pb.GetDecoderRequest(sha256=sha), timeout=max(60.0, self.timeout_s),
+                                              metadata=self._metadata):
+                self.received.decoder_bytes += chunk.ByteSize()
+                if chunk.offset == 0:
+                    config, total = chunk.config_json, chunk.total_bytes
+                if chunk.offset != sum(map(len, parts)):
+                    raise ModelError("decoder download arrived out of order")
+                parts.append(chunk.data)
+        except grpc.RpcError as e:
+            raise ServerError(e.code(), e.details() or "") from None
+        data = b"".join(parts)
+        if total is None or len(data) != total:
+            raise ModelError(f"decoder download incomplete ({len(data)} of {total} bytes)")
+        return data, config
+
+    @staticmethod
+    def _build_decoder(data: bytes, config: str, sha: str):
+        actual = sha256_bytes(data)
+        if actual != sha:
+            raise ModelError(f"decoder sha256 mismatch: the catalog names {sha[:12]}…, received {actual[:12]}…")
+        try:
+            cfg = CodecConfig.from_json(config)
+        except (ValueError, TypeError) as e:
+            raise ModelError(f"decoder config is malformed ({e})") from None
+        if cfg.decoder_sha256 != sha:
+            raise ModelError("decoder config names another decoder")
+        return load_decoder_bytes(data, cfg, f"decoder {sha[:12]}…")
+
+    # -- latents -------------------------------------------------------------------------------
+
+    def stream_latents(self, movie: str, start: int, stop: int) -> Iterator[pb.LatentChunk]:
+        """Verified chunks covering frames [start, stop). If the server goes away, reconnect with
+        backoff and ask again from the first frame not yet delivered, so each frame comes once."""
+        next_frame = start
+        deadline = None
+        delay = 0.1
+        t0 = time.monotonic()
+        while next_frame < stop:
+            call = self.stub.StreamLatents(
+                pb.StreamLatentsRequest(movie=movie, start_frame=next_frame, frame_count=stop - next_frame),
+                metadata=self._metadata, timeout=None)
+            try:
+                for chunk in call:
+                    if self.received.first_chunk_s is None:
+                        self.received.first_chunk_s = time.monotonic() - t0
+                    self.received.latent_bytes += chunk.ByteSize()
+                    self.received.latent_payload_bytes += len(chunk.payload)
+                    self.received.chunks += 1
+                    if chunk_checksum(chunk.start_frame, chunk.n_frames, chunk.payload) != chunk.checksum:
+                        raise ServerError(grpc.StatusCode.DATA_LOSS,
+                                          f"chunk for frames {chunk.start_frame}+{chunk.n_frames} failed its checksum")
+                    end = chunk.start_frame + chunk.n_frames
+                    if end <= next_frame or chunk.start_frame > next_frame:
+                        raise ServerError(grpc.StatusCode.INTERNAL, "server sent chunks out of order")
+                    deadline, delay = None, 0.1  # progress: the retry window starts over
+                    yield chunk
+                    next_frame = min(end, stop)
+                    if next_frame >= stop:
+                        return
+                # The stream ended before `stop` (a server shutting down): ask again for the rest.
+                raise _EndedEarly()
+            except (grpc.RpcError, _EndedEarly) as e:
+                code = e.code() if isinstance(e, grpc.RpcError) else grpc.StatusCode.UNAVAILABLE
+                if code not in RETRYABLE | {grpc.StatusCode.CANCELLED}:
+                    raise ServerError(code, e.details() or "") from None
+                deadline = deadline or time.monotonic() + self.retry_s
+                if time.monotonic() + delay > deadline:
+                    raise ServerError(code, f"server unreachable for {self.retry_s:.0f} s") from None
+                log.info("stream interrupted at frame %d (%s); reconnecting", next_frame, code.name)
+                self.received.reconnects += 1
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            finally:
+                call.cancel()

@@ -1,0 +1,23 @@
+"""latentcast list --server ADDR"""
+
+from __future__ import annotations
+
+from ._common import add_connection_args, command, open_session, parser
+
+
+def build_parser():
+    p = parser("list", "List the movies a server offers.")
+    add_connection_args(p)
+    return p
+
+
+@command("list")
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    with open_session(args, retry_s=2.0) as session:
+        movies = session.list_movies()
+    print(f"{'id':<12}  {'size':>9}  {'fps':>6}  {'frames':>7}  {'duration':>8}  {'kbit/s':>7}  title")
+    for m in movies:
+        print(f"{m.id:<12}  {f'{m.width}x{m.height}':>9}  {m.fps_num / m.fps_den:>6.2f}  {m.frames:>7}  "
+              f"{m.duration_s:>7.1f}s  {m.streaming_kbps:>7.1f}  {m.title}")
+    return 0

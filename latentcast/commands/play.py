@@ -1,0 +1,60 @@
+"""latentcast play MOVIE --server ADDR [--token T] -o OUT"""
+
+from __future__ import annotations
+
+import sys
+
+from ._common import add_connection_args, command, open_session, parser
+
+EPILOG = """\
+The decoder is downloaded once into a cache keyed by its sha256 (LATENTCAST_CACHE or
+~/.cache/latentcast) and verified before it is loaded. Then only latents are streamed.
+
+examples:
+  latentcast play 'My movie' --server 127.0.0.1:50051 -o movie.mkv
+  latentcast play 3f2a9c0d1e4b --server 127.0.0.1:50051 -o - | ffplay -
+  latentcast play 'My movie' --server 127.0.0.1:50051 --from 00:01:30 --frames 200 --realtime -o clip.y4m
+"""
+
+
+def build_parser():
+    p = parser("play", "Stream a movie's latents from a server and decode them on this machine.", EPILOG)
+    p.add_argument("movie", help="movie id or exact title")
+    add_connection_args(p)
+    p.add_argument("-o", "--output", required=True, help=".mkv (lossless), .mp4, .y4m, or - for y4m on stdout")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--start", type=int, default=0, metavar="FRAME", help="first frame (default 0)")
+    where.add_argument("--from", dest="from_time", metavar="HH:MM:SS", help="start at this time instead")
+    p.add_argument("--frames", type=int, metavar="N", help="play N frames (default: to the end)")
+    p.add_argument("--realtime", action="store_true", help="pace output to the movie's fps (counts stalls)")
+    p.add_argument("--buffer", type=float, default=1.0, metavar="SECONDS", help="jitter buffer for --realtime "
+                   "(default 1 s)")
+    p.add_argument("--reference", metavar="VIDEO", help="source video: report PSNR of what was played")
+    p.add_argument("--cache-dir", help="decoder cache (default: LATENTCAST_CACHE or ~/.cache/latentcast)")
+    p.add_argument("--batch-size", type=int, default=16, help="frames per decoder batch (default 16)")
+    p.add_argument("--retry", type=float, default=30.0, metavar="SECONDS",
+                   help="keep reconnecting this long when the server goes away (default 30)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+@command("play")
+def main(argv: list[str]) -> int:
+    from pathlib import Path
+
+    from latentcast.client.player import play
+    from latentcast.codec.pipeline import seconds_to_frame
+
+    args = build_parser().parse_args(argv)
+    kwargs = {"cache_dir": Path(args.cache_dir)} if args.cache_dir else {}
+    with open_session(args, retry_s=args.retry, **kwargs) as session:
+        start = args.start
+        if args.from_time is not None:
+            movie = session.get_movie(args.movie)
+            start = seconds_to_frame(args.from_time, movie.fps_num / movie.fps_den)
+        summary = play(session, args.movie, args.output, start=start, count=args.frames, realtime=args.realtime,
+                       reference=args.reference, batch=args.batch_size, buffer_s=args.buffer,
+                       progress=not args.quiet)
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return 0

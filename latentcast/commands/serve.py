@@ -1,0 +1,75 @@
+"""latentcast serve --store STORE [--listen 127.0.0.1:50051] [--token T]..."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from ._common import command, parser
+
+EPILOG = """\
+Tokens come from --token (repeatable), the LATENTCAST_TOKENS variable (comma-separated) and
+--tokens-file (one per line). Clients send 'authorization: Bearer <token>'. Without any token
+the server listens on loopback only. The health service (grpc.health.v1) answers without a token.
+
+SIGTERM or Ctrl-C stops accepting calls and lets in-flight streams finish within --grace seconds.
+"""
+
+
+def build_parser():
+    p = parser("serve", "Serve a store's movies over gRPC: catalog, decoder download, latent streams.", EPILOG)
+    p.add_argument("--store", required=True, metavar="STORE", help="store directory")
+    p.add_argument("--listen", default="127.0.0.1:50051", help="address:port (default 127.0.0.1:50051; port 0 "
+                   "picks a free one)")
+    p.add_argument("--token", action="append", default=[], help="accepted bearer token (repeatable)")
+    p.add_argument("--tokens-file", help="file with one accepted token per line")
+    p.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (needs --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument("--max-workers", type=int, default=64, help="RPC worker threads (default 64)")
+    p.add_argument("--max-lead", type=float, default=0.0, metavar="SECONDS",
+                   help="pace each stream to at most this many seconds ahead of real time (default 0: unpaced); "
+                        "saves bandwidth when viewers stop early, costs nothing for realtime playback")
+    p.add_argument("--max-frames-per-request", type=int, default=1 << 31, metavar="N",
+                   help="refuse StreamLatents requests for more than N frames (default: no limit)")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds to drain streams on shutdown (default 10)")
+    return p
+
+
+@command("serve")
+def main(argv: list[str]) -> int:
+    from pathlib import Path
+
+    from latentcast.codec.errors import UsageError
+    from latentcast.server.app import ServerOptions, is_loopback, start_server
+    from latentcast.server.auth import load_tokens
+    from latentcast.server.service import Limits
+    from latentcast.server.store import Store
+
+    args = build_parser().parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    tokens = load_tokens(args.token, args.tokens_file)
+    if not tokens and not is_loopback(args.listen):
+        raise UsageError(f"no token configured: refusing to listen on {args.listen}; give --token or listen on "
+                         "127.0.0.1")
+    store = Store(args.store)
+    limits = Limits(max_frames_per_request=args.max_frames_per_request, max_lead_s=args.max_lead)
+    opts = ServerOptions(listen=args.listen, tokens=tokens, max_workers=args.max_workers, limits=limits,
+                         tls_cert=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
+                         tls_key=Path(args.tls_key).read_bytes() if args.tls_key else None)
+    try:
+        srv = start_server(store, opts)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    host = args.listen.rsplit(":", 1)[0]
+    print(f"serving {len(store.list())} movies from {args.store} on {host}:{srv.port}"
+          + (" with TLS" if opts.tls_cert else "")
+          + ("" if tokens else " (no token configured: loopback only)"), file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    print(f"shutting down: draining streams for up to {args.grace:.0f} s", file=sys.stderr, flush=True)
+    srv.stop(grace=args.grace)
+    return 0

@@ -1,0 +1,1 @@
+"""Generated gRPC code for proto/latentcast.proto (see generate.py)."""

@@ -1,0 +1,1 @@
+"""The encoder server: the movie store (SQLite catalog + containers) and the gRPC service."""

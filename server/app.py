@@ -1,0 +1,106 @@
+"""Building and running the gRPC server: servicer, auth, health, reflection, TLS, shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from latentcast.proto import latentcast_pb2 as pb
+from latentcast.proto import latentcast_pb2_grpc as pb_grpc
+
+from .auth import TokenInterceptor
+from .service import Limits, LatentcastServicer
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Latentcast"].full_name
+MAX_RECEIVE = 64 * 1024  # requests are tiny; anything bigger is refused before parsing
+MAX_SEND = 4 * 1024 * 1024  # a decoder chunk is 1 MiB; a latent chunk a few KB
+
+
+@dataclass
+class ServerOptions:
+    listen: str = "127.0.0.1:0"
+    tokens: list[str] = field(default_factory=list)
+    tls_cert: bytes | None = None
+    tls_key: bytes | None = None
+    max_workers: int = 64
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class RunningServer:
+    server: grpc.Server
+    port: int
+    servicer: LatentcastServicer
+    health: health.HealthServicer
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Refuse new calls, let in-flight streams finish within ``grace`` seconds."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+
+
+def is_loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def start_server(store: Store, opts: ServerOptions) -> RunningServer:
+    """Start serving ``store``; returns once the port is bound."""
+    if not opts.tokens and not is_loopback(opts.listen):
+        raise ValueError(f"refusing to listen on {opts.listen} without a token: "
+                         "give --token (or LATENTCAST_TOKENS), or listen on 127.0.0.1")
+    interceptors = [TokenInterceptor(opts.tokens)] if opts.tokens else []
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=opts.max_workers, thread_name_prefix="latentcast-rpc"),
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", MAX_RECEIVE),
+            ("grpc.max_send_message_length", MAX_SEND),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=opts.max_workers * 4,
+    )
+    servicer = LatentcastServicer(store, opts.limits)
+    pb_grpc.add_LatentcastServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    if opts.tls_cert and opts.tls_key:
+        creds = grpc.ssl_server_credentials([(opts.tls_key, opts.tls_cert)])
+        port = server.add_secure_port(opts.listen, creds)
+    else:
+        port = server.add_insecure_port(opts.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {opts.listen}")
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(server, port, servicer, health_servicer)
+
+
+@contextlib.contextmanager
+def run_server(store: Store, opts: ServerOptions | None = None) -> Iterator[RunningServer]:
+    """``with run_server(store) as srv:`` serves on 127.0.0.1 at ``srv.port`` until the block ends."""
+    srv = start_server(store, opts or ServerOptions())
+    try:
+        yield srv
+    finally:
+        srv.stop(grace=1.0)

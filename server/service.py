@@ -1,0 +1,138 @@
+"""The gRPC servicer: catalog, decoder download, latent stream.
+
+It holds no codec maths: chunks go out exactly as the container stores them, after their
+checksum is verified, so a damaged chunk is answered with DATA_LOSS instead of garbage.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from latentcast.codec.container import Container
+from latentcast.codec.errors import CorruptContainer
+from latentcast.proto import latentcast_pb2 as pb
+from latentcast.proto import latentcast_pb2_grpc as pb_grpc
+
+from .store import NotFound, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+DECODER_CHUNK = 1 << 20  # the proto promises chunks of at most 1 MiB
+
+
+@dataclass
+class Limits:
+    """Per-request bounds; past them a request fails at once instead of slowing everyone."""
+
+    max_frames_per_request: int = 1 << 31
+    max_request_text: int = 1024
+    # A stream may run at most this many seconds of video ahead of real time (0: as fast as the
+    # network allows). Pacing keeps a viewer who stops watching from pulling the whole movie.
+    max_lead_s: float = 0.0
+
+
+class LatentcastServicer(pb_grpc.LatentcastServicer):
+    def __init__(self, store: Store, limits: Limits | None = None):
+        self.store = store
+        self.limits = limits or Limits()
+        self.active_streams = 0
+        self._lock = threading.Lock()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _movie(self, name: str, context):
+        if len(name) > self.limits.max_request_text:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "movie name too long")
+        try:
+            return self.store.get(name)
+        except NotFound as e:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+        except StoreError as e:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+
+    def _describe(self, rec, context) -> pb.Movie:
+        try:
+            lo, hi = self.store.quant_ranges(rec.id)
+        except CorruptContainer as e:
+            context.abort(grpc.StatusCode.DATA_LOSS, f"movie {rec.id}: {e}")
+        return pb.Movie(
+            id=rec.id, title=rec.title, width=rec.width, height=rec.height, fps_num=rec.fps_num,
+            fps_den=rec.fps_den, frames=rec.frames, duration_s=rec.duration, streaming_kbps=rec.streaming_kbps,
+            decoder_sha256=rec.decoder_sha256, decoder_bytes=rec.decoder_bytes, latent_dim=rec.latent_dim,
+            bits=rec.bits, chunk_frames=rec.chunk_frames, quant_lo=lo, quant_hi=hi, stored_bytes=rec.stored_bytes)
+
+    # -- RPCs ----------------------------------------------------------------------------------
+
+    def ListMovies(self, request, context):
+        try:
+            records = self.store.list()
+        except StoreError as e:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        # The list leaves out quantization ranges: GetMovie carries them.
+        return pb.ListMoviesResponse(movies=[
+            pb.Movie(id=r.id, title=r.title, width=r.width, height=r.height, fps_num=r.fps_num, fps_den=r.fps_den,
+                     frames=r.frames, duration_s=r.duration, streaming_kbps=r.streaming_kbps,
+                     decoder_sha256=r.decoder_sha256, decoder_bytes=r.decoder_bytes, latent_dim=r.latent_dim,
+                     bits=r.bits, chunk_frames=r.chunk_frames, stored_bytes=r.stored_bytes)
+            for r in records])
+
+    def GetMovie(self, request, context):
+        return self._describe(self._movie(request.movie, context), context)
+
+    def GetDecoder(self, request, context):
+        try:
+            data, config = self.store.decoder_bytes(request.sha256)
+        except NotFound as e:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+        except OSError as e:
+            context.abort(grpc.StatusCode.DATA_LOSS, f"decoder {request.sha256[:12]}… unreadable: {e.strerror}")
+        for offset in range(0, max(1, len(data)), DECODER_CHUNK):
+            if not context.is_active():
+                return
+            yield pb.DecoderChunk(offset=offset, total_bytes=len(data), data=data[offset : offset + DECODER_CHUNK],
+                                  config_json=config if offset == 0 else "")
+
+    def StreamLatents(self, request, context):
+        rec = self._movie(request.movie, context)
+        start, count = request.start_frame, request.frame_count
+        if start >= rec.frames:
+            context.abort(grpc.StatusCode.OUT_OF_RANGE,
+                          f"start frame {start} is past the end of the movie ({rec.frames} frames)")
+        if count > self.limits.max_frames_per_request:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"frame_count {count} exceeds the limit of {self.limits.max_frames_per_request}")
+        stop = rec.frames if count == 0 else min(rec.frames, start + count)
+        # The client may go away at any time; the callback makes the loop notice at once.
+        gone = threading.Event()
+        context.add_callback(gone.set)
+        with self._lock:
+            self.active_streams += 1
+        try:
+            try:
+                movie = Container(self.store.movie_path(rec.id))
+            except CorruptContainer as e:
+                context.abort(grpc.StatusCode.DATA_LOSS, f"movie {rec.id}: {e}")
+            with movie:
+                first = movie.chunk_index_for_frame(start)
+                t0, fps = time.monotonic(), float(rec.fps)
+                for i in range(first, len(movie.chunks)):
+                    entry = movie.chunks[i]
+                    if self.limits.max_lead_s > 0:
+                        due = t0 + (entry.start - movie.chunks[first].start) / fps - self.limits.max_lead_s
+                        gone.wait(max(0.0, due - time.monotonic()))
+                    if entry.start >= stop or gone.is_set():
+                        break
+                    try:
+                        payload = movie.read_payload(i)
+                    except CorruptContainer as e:
+                        context.abort(grpc.StatusCode.DATA_LOSS, f"movie {rec.id}: {e}")
+                    yield pb.LatentChunk(start_frame=entry.start, n_frames=entry.n_frames, payload=payload,
+                                         checksum=entry.checksum)
+        finally:
+            with self._lock:
+                self.active_streams -= 1

@@ -1,0 +1,252 @@
+"""The movie store: a SQLite catalog (WAL mode) and the files it points at.
+
+    STORE/
+      catalog.sqlite                 movies and decoders (one row per sha256)
+      movies/<id>.lcv                one container per movie
+      decoders/<sha256>.safetensors  shared by every movie that uses it
+      decoders/<sha256>.json         its config.json
+
+Files are written atomically before the catalog row that makes them visible is committed,
+so a killed ingest leaves at most orphan files (never a half movie), and a re-run succeeds.
+Each call opens its own connection, so the server sees movies ingested while it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+from latentcast.codec.atomic import write_bytes_atomic, write_text_atomic
+from latentcast.codec.container import Container
+from latentcast.codec.errors import LatentcastError, ModelError, UsageError
+from latentcast.codec.pipeline import encode_video, kbps
+from latentcast.codec.quantize import DEFAULT_BITS
+from latentcast.codec.weights import DECODER, load_config, load_encoder, sha256_bytes
+
+log = logging.getLogger(__name__)
+
+ID_RE = re.compile(r"[0-9a-f]{12}")
+SHA_RE = re.compile(r"[0-9a-f]{64}")
+MAX_TITLE = 512
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS decoders (
+    sha256 TEXT PRIMARY KEY,
+    bytes INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS movies (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    decoder_sha256 TEXT NOT NULL REFERENCES decoders(sha256),
+    width INTEGER NOT NULL, height INTEGER NOT NULL,
+    fps_num INTEGER NOT NULL, fps_den INTEGER NOT NULL,
+    frames INTEGER NOT NULL, latent_dim INTEGER NOT NULL, bits INTEGER NOT NULL,
+    chunk_frames INTEGER NOT NULL,
+    stored_bytes INTEGER NOT NULL, chunk_bytes INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS movies_title ON movies(title);
+"""
+
+
+class NotFound(LatentcastError):
+    """No movie or decoder by that name."""
+
+
+class StoreError(LatentcastError):
+    """A store that is missing or unusable."""
+
+
+@dataclass(frozen=True)
+class MovieRecord:
+    id: str
+    title: str
+    decoder_sha256: str
+    width: int
+    height: int
+    fps_num: int
+    fps_den: int
+    frames: int
+    latent_dim: int
+    bits: int
+    chunk_frames: int
+    stored_bytes: int
+    chunk_bytes: int
+    created: float
+    decoder_bytes: int = 0
+
+    @property
+    def fps(self) -> Fraction:
+        return Fraction(self.fps_num, self.fps_den)
+
+    @property
+    def duration(self) -> float:
+        return self.frames / float(self.fps)
+
+    @property
+    def streaming_kbps(self) -> float:
+        return kbps(self.chunk_bytes, self.frames, float(self.fps))
+
+
+class Store:
+    """A store directory. ``create=True`` makes it if missing; otherwise it must exist."""
+
+    def __init__(self, root: str | os.PathLike, create: bool = False, busy_timeout_s: float = 10.0):
+        self.root = Path(root)
+        self.busy_timeout_s = busy_timeout_s
+        if not (self.root / "catalog.sqlite").exists():
+            if not create:
+                raise StoreError(f"{self.root}: not a latentcast store (no catalog.sqlite)")
+            for sub in ("movies", "decoders"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(SCHEMA)
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = sqlite3.connect(self.root / "catalog.sqlite", timeout=self.busy_timeout_s, isolation_level=None)
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.root}: cannot open the catalog ({e})") from None
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            yield db
+        except sqlite3.OperationalError as e:
+            raise StoreError(f"catalog busy or unavailable ({e})") from None
+        finally:
+            db.close()
+
+    # -- paths: only ever built from validated ids, never from user text -----------------------
+
+    def movie_path(self, movie_id: str) -> Path:
+        if not ID_RE.fullmatch(movie_id):
+            raise NotFound(f"no movie {movie_id!r}")
+        return self.root / "movies" / f"{movie_id}.lcv"
+
+    def decoder_path(self, sha256: str) -> Path:
+        if not SHA_RE.fullmatch(sha256):
+            raise NotFound(f"no decoder {sha256!r}")
+        return self.root / "decoders" / f"{sha256}.safetensors"
+
+    def decoder_config_path(self, sha256: str) -> Path:
+        return self.decoder_path(sha256).with_suffix(".json")
+
+    # -- queries -------------------------------------------------------------------------------
+
+    _SELECT = ("SELECT m.*, d.bytes AS decoder_bytes FROM movies m JOIN decoders d "
+               "ON d.sha256 = m.decoder_sha256")
+
+    def list(self) -> list[MovieRecord]:
+        with self._db() as db:
+            rows = db.execute(self._SELECT + " ORDER BY m.created, m.id").fetchall()
+        return [MovieRecord(**dict(r)) for r in rows]
+
+    def get(self, movie: str) -> MovieRecord:
+        """A movie by id, else by exact title (the most recent, if several share it)."""
+        if not movie or len(movie) > MAX_TITLE:
+            raise NotFound(f"no movie {movie[:40]!r}")
+        with self._db() as db:
+            row = db.execute(self._SELECT + " WHERE m.id = ?", (movie,)).fetchone()
+            if row is None:
+                row = db.execute(self._SELECT + " WHERE m.title = ? ORDER BY m.created DESC LIMIT 1",
+                                 (movie,)).fetchone()
+        if row is None:
+            raise NotFound(f"no movie {movie!r} in the catalog")
+        return MovieRecord(**dict(row))
+
+    def decoder_bytes(self, sha256: str) -> tuple[bytes, str]:
+        """The decoder's safetensors bytes and its config JSON."""
+        with self._db() as db:
+            row = db.execute("SELECT sha256 FROM decoders WHERE sha256 = ?", (sha256,)).fetchone()
+        if row is None:
+            raise NotFound(f"no decoder {sha256[:64]!r}")
+        return self.decoder_path(sha256).read_bytes(), self.decoder_config_path(sha256).read_text()
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def ingest(self, video: str, model_dir: str | os.PathLike, title: str | None = None, bits: int = DEFAULT_BITS,
+               chunk_seconds: float = 1.0, progress: bool = True) -> MovieRecord:
+        """Encode ``video`` with the model's encoder and register it; returns the new movie."""
+        title = title if title is not None else Path(video).stem
+        if not title or len(title) > MAX_TITLE:
+            raise UsageError(f"a title must be 1..{MAX_TITLE} characters")
+        cfg = load_config(model_dir)
+        decoder = (Path(model_dir) / DECODER).read_bytes() if (Path(model_dir) / DECODER).exists() else None
+        if decoder is None:
+            raise ModelError(f"{model_dir}: missing {DECODER}")
+        if sha256_bytes(decoder) != cfg.decoder_sha256:
+            raise ModelError(f"{Path(model_dir) / DECODER}: sha256 mismatch with config.json")
+        encoder = load_encoder(model_dir)
+        movie_id = secrets.token_hex(6)
+        path = self.movie_path(movie_id)
+        try:
+            result = encode_video(video, encoder, cfg.decoder_sha256, path, bits=bits, chunk_seconds=chunk_seconds,
+                                  progress=progress)
+            sha = cfg.decoder_sha256
+            dpath = self.decoder_path(sha)
+            if not dpath.exists() or sha256_bytes(dpath.read_bytes()) != sha:
+                write_text_atomic(self.decoder_config_path(sha), cfg.to_json() + "\n")
+                write_bytes_atomic(dpath, decoder)
+            elif not self.decoder_config_path(sha).exists():
+                write_text_atomic(self.decoder_config_path(sha), cfg.to_json() + "\n")
+            with Container(path) as c:
+                h = c.header
+            with self._db() as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute("INSERT OR IGNORE INTO decoders (sha256, bytes) VALUES (?, ?)", (sha, len(decoder)))
+                    db.execute(
+                        "INSERT INTO movies (id, title, decoder_sha256, width, height, fps_num, fps_den, frames, "
+                        "latent_dim, bits, chunk_frames, stored_bytes, chunk_bytes, created) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (movie_id, title, sha, h.width, h.height, h.fps.numerator, h.fps.denominator, h.frames,
+                         h.latent_dim, h.bits, h.chunk_frames, result.bytes, result.chunk_bytes, time.time()))
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return self.get(movie_id)
+
+    def remove(self, movie_id: str) -> tuple[MovieRecord, bool]:
+        """Delete a movie, and its decoder when no other movie uses it; returns (movie, decoder_removed)."""
+        rec = self.get(movie_id)
+        if rec.id != movie_id:
+            raise NotFound(f"no movie with id {movie_id!r} (rm takes an id, not a title)")
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM movies WHERE id = ?", (movie_id,))
+                users = db.execute("SELECT COUNT(*) FROM movies WHERE decoder_sha256 = ?",
+                                   (rec.decoder_sha256,)).fetchone()[0]
+                drop_decoder = users == 0
+                if drop_decoder:
+                    db.execute("DELETE FROM decoders WHERE sha256 = ?", (rec.decoder_sha256,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        # Files go after the commit: a crash here leaves orphans, never a row without its file.
+        self.movie_path(movie_id).unlink(missing_ok=True)
+        if drop_decoder:
+            self.decoder_path(rec.decoder_sha256).unlink(missing_ok=True)
+            self.decoder_config_path(rec.decoder_sha256).unlink(missing_ok=True)
+        return rec, drop_decoder
+
+    def quant_ranges(self, movie_id: str) -> tuple[list[float], list[float]]:
+        with Container(self.movie_path(movie_id)) as c:
+            return c.header.lo.tolist(), c.header.hi.tolist()

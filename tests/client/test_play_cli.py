@@ -1,0 +1,64 @@
+"""latentcast play / list through main(argv): output files and one-line errors."""
+
+import numpy as np
+import pytest
+
+from latentcast.codec import video
+from latentcast.commands import list as list_cmd
+from latentcast.commands import play
+from latentcast.server.app import ServerOptions, run_server
+
+
+@pytest.fixture(scope="module")
+def server(store_with_movie):
+    store, _ = store_with_movie
+    with run_server(store, ServerOptions(tokens=["tok"])) as srv:
+        yield srv
+
+
+def _err_line(capsys, code):
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_play_writes_frames_and_summary(server, offline_frames, tmp_path, capsys):
+    out = tmp_path / "o.mkv"
+    code = play.main(["Shapes", "--server", server.address, "--token", "tok", "-o", str(out), "--from", "0.5",
+                      "--frames", "6", "--cache-dir", str(tmp_path / "c"), "-q"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "bitrate" in err and "decode" in err
+    assert np.array_equal(np.stack(list(video.read_frames(out))), offline_frames[6:12])
+
+
+def test_play_realtime_paces_output(server, tmp_path, capsys):
+    import time
+
+    t = time.monotonic()
+    assert play.main(["Shapes", "--server", server.address, "--token", "tok", "-o", str(tmp_path / "r.y4m"),
+                      "--realtime", "--buffer", "0.2", "--cache-dir", str(tmp_path / "c"), "-q"]) == 0
+    assert time.monotonic() - t >= 24 / 12 * 0.9  # 24 frames at 12 fps
+    assert "stalls" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,why", [
+    (["Shapes", "--token", "nope"], "invalid bearer token"),
+    (["Shapes"], "missing bearer token"),
+    (["Nope", "--token", "tok"], "no movie"),
+    (["Shapes", "--token", "tok", "--start", "99"], "outside"),
+])
+def test_play_errors_are_one_line(server, tmp_path, capsys, argv, why, monkeypatch):
+    monkeypatch.delenv("LATENTCAST_TOKEN", raising=False)
+    out = tmp_path / "x.mkv"
+    code = play.main(argv + ["--server", server.address, "-o", str(out), "--cache-dir", str(tmp_path / "c"),
+                             "--retry", "1"])
+    assert why in _err_line(capsys, code)
+    assert not out.exists()
+
+
+def test_list(server, capsys):
+    assert list_cmd.main(["--server", server.address, "--token", "tok"]) == 0
+    assert "Shapes" in capsys.readouterr().out

@@ -1,0 +1,60 @@
+"""The server is killed (SIGKILL) mid-stream and restarted: playback resumes, every frame once."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from latentcast.client.player import play
+from latentcast.client.session import Session
+from latentcast.codec import video
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(store_root, port):
+    proc = subprocess.Popen([sys.executable, "-m", "latentcast", "serve", "--store", str(store_root), "--listen",
+                             f"127.0.0.1:{port}",
+                             # paced, so most of the movie is still unsent when the server dies
+                             "--max-lead", "0.25"], stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()  # "serving ..." once the port is bound
+    assert "serving" in line, line
+    return proc
+
+
+def test_server_killed_and_restarted_mid_stream(store_with_movie, offline_frames, tmp_path):
+    store, rec = store_with_movie
+    port = _free_port()
+    procs = [_start(store.root, port)]
+    state = {"batches": 0}
+
+    def on_frames(frames):
+        state["batches"] += 1
+        if state["batches"] == 2:  # a few frames in: kill it hard, then bring it back
+            procs[0].send_signal(signal.SIGKILL)
+            procs[0].wait()
+            time.sleep(0.3)
+            procs.append(_start(store.root, port))
+
+    try:
+        with Session(f"127.0.0.1:{port}", cache_dir=tmp_path / "cache", retry_s=20) as s:
+            summary = play(s, rec.id, str(tmp_path / "out.mkv"), batch=1, progress=False, on_frames=on_frames,
+                           buffer_s=0)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
+    got = np.stack(list(video.read_frames(tmp_path / "out.mkv")))
+    assert len(procs) == 2
+    assert summary.reconnects >= 1
+    assert got.shape == offline_frames.shape, got.shape
+    assert np.array_equal(got, offline_frames)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic import make_frames, write_clip  # noqa: E402
+
+from latentcast.codec.container import Container  # noqa: E402
+from latentcast.codec.pipeline import decode_movie  # noqa: E402
+from latentcast.codec.weights import load_decoder  # noqa: E402
+from latentcast.server.store import Store  # noqa: E402
+
+# Two cores on CI: keep torch from oversubscribing them when pytest runs tests in one process.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def clip_frames():
+    return make_frames(24, 64, 48)
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory, clip_frames) -> Path:
+    """A lossless 64x48, 24-frame, 12 fps clip of moving shapes."""
+    return write_clip(tmp_path_factory.mktemp("clip") / "shapes.mkv", clip_frames)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, clip) -> Path:
+    """A tiny model fitted for a few epochs; shared by the tests that need any trained model."""
+    from latentcast.codec.train import TrainOptions, train
+
+    out = tmp_path_factory.mktemp("model") / "m"
+    train(str(clip), out, TrainOptions(minutes=None, epochs=30, batch_size=4, latent_dim=64, lr=3e-3,
+                                        progress=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def store_with_movie(tmp_path_factory, trained_model, clip):
+    """A store holding the synthetic clip, in chunks of 3 frames (8 chunks)."""
+    store = Store(tmp_path_factory.mktemp("store") / "s", create=True)
+    rec = store.ingest(str(clip), trained_model, title="Shapes", chunk_seconds=0.25, progress=False)
+    return store, rec
+
+
+@pytest.fixture(scope="session")
+def offline_frames(store_with_movie, trained_model):
+    """What an offline decode of the stored container gives: the ground truth for playback."""
+    store, rec = store_with_movie
+    with Container(store.movie_path(rec.id)) as c:
+        return np.concatenate(list(decode_movie(c, load_decoder(trained_model))))
