@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from .container import Container, MovieHeader, write_container
 from .errors import ModelError, UsageError
 from .metrics import to_tensor, to_uint8
 from .progress import progress_bar
-from .model import Decoder, Encoder
+from .model import CodecConfig, Decoder, Encoder
 from .quantize import DEFAULT_BITS, Quantizer, check_bits, encode_chunk
 
 
@@ -43,48 +43,69 @@ def check_size_fits(width: int, height: int, cfg_width: int, cfg_height: int, wh
 
 
 @torch.inference_mode()
+def encode_batches(batches: Iterable[np.ndarray], encoder: Encoder, spill: BinaryIO) -> int:
+    """Run the encoder over uint8 frame batches, appending float32 latents to ``spill``; returns
+    the frame count."""
+    device = next(encoder.parameters()).device
+    n = 0
+    for frames in batches:
+        z = encoder(to_tensor(frames, device)).float().cpu().numpy()
+        spill.write(np.ascontiguousarray(z, np.float32).tobytes())
+        n += len(frames)
+    spill.flush()
+    return n
+
+
+def write_movie(latents: np.ndarray, cfg: CodecConfig, fps: Fraction, out: str | os.PathLike, bits: int,
+                chunk_frames: int, decoder_sha256: str) -> EncodeResult:
+    """Quantize float latents (n, dim) with per-dimension ranges and write a container."""
+    check_bits(bits)
+    n, dim = latents.shape
+    if n == 0:
+        raise UsageError("nothing to encode: zero frames")
+    lo = np.full(dim, np.inf, np.float32)
+    hi = np.full(dim, -np.inf, np.float32)
+    for s in range(0, n, 4096):  # in slices: ``latents`` may be a memmap of a long movie
+        lo = np.minimum(lo, latents[s : s + 4096].min(0))
+        hi = np.maximum(hi, latents[s : s + 4096].max(0))
+    quant = Quantizer(bits, lo, hi)
+    header = MovieHeader(cfg.width, cfg.height, fps, n, dim, bits, chunk_frames, decoder_sha256, lo, hi)
+
+    def chunks():
+        for s in range(0, n, chunk_frames):
+            q = quant.quantize(latents[s : s + chunk_frames])
+            yield s, len(q), encode_chunk(q, bits)
+
+    size = write_container(out, header, chunks())
+    with Container(out) as c:
+        parts = c.breakdown()
+    return EncodeResult(Path(out), n, size, parts["chunk_records"] + parts["chunk_payloads"], fps)
+
+
+def chunk_frames_for(fps: Fraction, chunk_seconds: float) -> int:
+    if chunk_seconds <= 0:
+        raise UsageError(f"--chunk-seconds must be positive, got {chunk_seconds}")
+    return max(1, int(round(float(fps) * chunk_seconds)))
+
+
 def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | os.PathLike,
                  bits: int = DEFAULT_BITS, chunk_seconds: float = 1.0, batch: int = 16,
                  max_frames: int | None = None, progress: bool = True) -> EncodeResult:
     """Encode ``source`` at the model's size into a container at ``out`` (written atomically)."""
     check_bits(bits)
-    if chunk_seconds <= 0:
-        raise UsageError(f"--chunk-seconds must be positive, got {chunk_seconds}")
     cfg = encoder.cfg
     info = video.probe(source)
-    fps = info.fps
-    chunk_frames = max(1, int(round(float(fps) * chunk_seconds)))
-    dim = cfg.latent_dim
-    device = next(encoder.parameters()).device
-    with tempfile.TemporaryFile() as spill:
-        n = 0
-        total = min(info.frames, max_frames) if max_frames else info.frames
-        with progress_bar(progress, total=total or None, desc="encoding", unit="frame") as bar:
-            for frames in video.read_batches(source, (cfg.width, cfg.height), batch, max_frames):
-                z = encoder(to_tensor(frames, device)).float().cpu().numpy()
-                spill.write(np.ascontiguousarray(z, np.float32).tobytes())
-                n += len(frames)
-                bar.update(len(frames))
-        spill.flush()
-        latents = np.memmap(spill, dtype=np.float32, mode="r", shape=(n, dim))
-        lo = np.full(dim, np.inf, np.float32)
-        hi = np.full(dim, -np.inf, np.float32)
-        for s in range(0, n, 4096):
-            lo = np.minimum(lo, latents[s : s + 4096].min(0))
-            hi = np.maximum(hi, latents[s : s + 4096].max(0))
-        quant = Quantizer(bits, lo, hi)
-        header = MovieHeader(cfg.width, cfg.height, fps, n, dim, bits, chunk_frames, decoder_sha256, lo, hi)
-
-        def chunks():
-            for s in range(0, n, chunk_frames):
-                q = quant.quantize(latents[s : s + chunk_frames])
-                yield s, len(q), encode_chunk(q, bits)
-
-        size = write_container(out, header, chunks())
-        del latents
-    with Container(out) as c:
-        parts = c.breakdown()
-    return EncodeResult(Path(out), n, size, parts["chunk_records"] + parts["chunk_payloads"], fps)
+    chunk_frames = chunk_frames_for(info.fps, chunk_seconds)
+    total = min(info.frames, max_frames) if max_frames else info.frames
+    with tempfile.TemporaryFile() as spill, \
+            progress_bar(progress, total=total or None, desc="encoding", unit="frame") as bar:
+        batches = video.read_batches(source, (cfg.width, cfg.height), batch, max_frames)
+        n = encode_batches((bar.update(len(b)) or b for b in batches), encoder, spill)
+        latents = np.memmap(spill, dtype=np.float32, mode="r", shape=(n, cfg.latent_dim))
+        try:
+            return write_movie(latents, cfg, info.fps, out, bits, chunk_frames, decoder_sha256)
+        finally:
+            del latents
 
 
 def check_decoder_matches(header: MovieHeader, decoder: Decoder) -> None:

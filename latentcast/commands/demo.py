@@ -93,13 +93,16 @@ def main(argv: list[str]) -> int:
     ]
     for line in lines:
         print("  " + line, file=sys.stderr)
-    print(f"\ndone in {time.perf_counter() - t0:.0f} s. outputs in {out}/:\n"
-          f"  {model}/            the trained codec\n"
-          f"  {store_dir}/            catalog.sqlite + the encoded movie + its decoder\n"
-          f"  {played}        what the viewer decoded (lossless)\n"
-          f"  {compare}  source | reconstruction\n"
-          f"  {png}      one frame pair\n"
-          f"play it again:\n"
+    outputs = [(f"{model}/", "the trained codec"),
+               (f"{store_dir}/", "catalog.sqlite + the encoded movie + its decoder"),
+               (str(played), "what the viewer decoded (lossless)"),
+               (str(compare), "source | reconstruction"),
+               (str(png), "one frame pair")]
+    width = max(len(path) for path, _ in outputs)
+    print(f"\ndone in {time.perf_counter() - t0:.0f} s. outputs:", file=sys.stderr)
+    for path, what in outputs:
+        print(f"  {path.ljust(width)}  {what}", file=sys.stderr)
+    print(f"play it again:\n"
           f"  latentcast serve --store {store_dir} &\n"
           f"  latentcast play {rec.id} --server 127.0.0.1:50051 -o movie.mp4   (or -o - | ffplay -)",
           file=sys.stderr)
