@@ -20,6 +20,8 @@ COMMANDS = {
     "serve": "serve a store over gRPC (catalog, decoders, latent streams)",
     "list": "list the movies a server offers",
     "play": "stream a movie's latents and decode them locally (viewer side)",
+    "bench": "rate-distortion benchmark against x264, x265 and AV1",
+    "loadtest": "concurrent playback streams against a server, every frame accounted for",
 }
 
 

@@ -1,0 +1,82 @@
+"""The benchmark on the tiny synthetic clip: every output is written, and learned bitrates are
+the containers' real byte counts."""
+
+import json
+
+import pytest
+
+from latentcast.codec.container import Container
+from latentcast.commands import bench
+
+
+@pytest.fixture(scope="module")
+def results(trained_model, clip, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "r"
+    assert bench.main([str(clip), "--model", str(trained_model), "--bits", "2,4,8", "--codecs", "x264,av1",
+                       "-o", str(out), "-q"]) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_outputs_written(results, capsys):
+    out, res = results
+    assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(res["points"])
+    assert res["frames"] == 24 and res["width"] == 64 and res["clip"] == "shapes.mkv"
+    codecs = {(p["codec"], p["preset"]) for p in res["points"]}
+    assert {("latentcast", None), ("libx264", "medium"), ("libx264", "veryslow"), ("libsvtav1", "8")} <= codecs
+    for p in res["points"]:
+        for key in ("kbps", "bpp", "psnr", "psnr_mse", "y_psnr", "enc_fps", "dec_fps"):
+            assert p[key] > 0, (key, p)
+        assert p["ms_ssim"] is None and "too small" in p["ms_ssim_note"]  # 64x48 is below 5 scales
+        if p["codec"] != "latentcast":
+            assert p["settings"]["crf"] == str(p["crf"]) and p["settings"]["pix_fmt"] == "yuv420p"
+    assert res["bd"], "a BD row per (classical, learned) pair"
+
+
+def test_learned_bitrate_is_the_real_byte_count(results, trained_model):
+    out, res = results
+    seconds = res["frames"] / res["fps"]
+    decoder_z = None
+    for p in res["points"]:
+        if p["codec"] != "latentcast":
+            continue
+        with Container(out / p["container"]) as c:
+            parts = c.breakdown()
+        chunk_bytes = parts["chunk_records"] + parts["chunk_payloads"]
+        expect = chunk_bytes if p["accounting"] == "streaming" else chunk_bytes + p["decoder_bytes"]
+        assert p["bytes"] == expect
+        assert p["kbps"] == pytest.approx(expect * 8 / seconds / 1000)
+        if p["accounting"] == "total":
+            decoder_z = p["decoder_bytes"]
+    assert 0 < decoder_z < (trained_model / "decoder.safetensors").stat().st_size
+
+
+def test_more_bits_more_bytes_and_no_less_quality(results):
+    _, res = results
+    pts = sorted((p for p in res["points"] if p["codec"] == "latentcast" and p["accounting"] == "streaming"),
+                 key=lambda p: p["bits"])
+    assert [p["bits"] for p in pts] == [2, 4, 8]
+    assert pts[0]["bytes"] < pts[1]["bytes"] < pts[2]["bytes"]
+    assert pts[0]["psnr"] < pts[2]["psnr"]
+
+
+def test_plot_overlay(results, tmp_path):
+    out, _ = results
+    png = tmp_path / "overlay.png"
+    assert bench.main(["--plot", str(out), str(out), "-o", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("argv,why", [
+    (["--model", "/nonexistent/model"], "model directory not found"),
+    (["--codecs", "x264,mpeg2"], "unknown codec 'mpeg2'"),
+    (["--size", "320x180"], "trained at 64x48"),
+])
+def test_bad_input_is_one_line(trained_model, clip, tmp_path, capsys, argv, why):
+    if "--model" not in argv:
+        argv = argv + ["--model", str(trained_model)]
+    code = bench.main([str(clip), *argv, "-o", str(tmp_path / "r"), "-q"])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and why in err
