@@ -129,7 +129,7 @@ class CodecConfig:
     # Filled in by the trainer after the weights are written.
     decoder_sha256: str = ""
     encoder_sha256: str = ""
-    decoder_dtype: str = "float16"
+    decoder_dtype: str = "int8"
     fps: float = 0.0
     trained: dict = field(default_factory=dict)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from safetensors.torch import load as st_load
 from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save as st_save
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
@@ -155,10 +156,10 @@ def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, ma
 @torch.no_grad()
 def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: int | None,
              max_frames: int = 500, batch: int = 16) -> float:
-    """Mean per-frame PSNR on 8-bit RGB, with the fp16 decoder and (if ``bits``) quantized latents."""
+    """Mean per-frame PSNR on 8-bit RGB, with the decoder as shipped and (if ``bits``) quantized latents."""
     n = len(data)
     idx = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
-    decoder = _fp16_rounded(model.decoder)
+    decoder = _as_shipped(model.decoder)
     quant = None
     if bits:
         lo, hi = latent_ranges(model, data, device)
@@ -173,15 +174,15 @@ def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: i
     return meter.psnr
 
 
-def _fp16_rounded(decoder: torch.nn.Module) -> torch.nn.Module:
-    """A copy of the decoder whose weights went through fp16, as clients will load them."""
+def _as_shipped(decoder: torch.nn.Module) -> torch.nn.Module:
+    """A copy of the decoder that went through the downloadable file's format, as clients load it."""
     import copy
 
-    dec = copy.deepcopy(decoder)
-    with torch.no_grad():
-        for p in dec.parameters():
-            p.copy_(p.half().float())
-    return dec.eval()
+    from .weights import dequantize_state, int8_state_bytes
+
+    dec = copy.deepcopy(decoder).cpu()
+    dec.load_state_dict(dequantize_state(st_load(int8_state_bytes(decoder))))
+    return dec.to(next(decoder.parameters()).device).eval()
 
 
 # -- checkpoints -------------------------------------------------------------------------------
@@ -290,7 +291,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     bar.update(step if total_steps else int(elapsed_before))
     shown = int(elapsed_before)
-    log_f = open(model_dir / TRAIN_LOG, "a") if main_rank else None
+    # A fresh run starts a fresh log; a resumed one continues it.
+    log_f = open(model_dir / TRAIN_LOG, "a" if resume else "w") if main_rank else None
     interrupted = False
     try:
         done = False

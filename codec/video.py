@@ -28,6 +28,9 @@ from .errors import UsageError, VideoError
 
 log = logging.getLogger(__name__)
 
+# 8192 x 8192: above 8K UHD. A header claiming more is refused before a frame is allocated.
+MAX_PIXELS = 8192 * 8192
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -67,6 +70,10 @@ def _open_input(path: str | os.PathLike):
     try:
         if not container.streams.video:
             raise VideoError(f"{p}: has no video stream")
+        ctx = container.streams.video[0].codec_context
+        if ctx.width * ctx.height > MAX_PIXELS:
+            raise VideoError(f"{p}: frames of {ctx.width}x{ctx.height} are larger than this tool takes "
+                             f"({MAX_PIXELS // 1_000_000} megapixels)")
         yield container
     finally:
         container.close()

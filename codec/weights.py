@@ -6,7 +6,8 @@ matches the one recorded in ``config.json``::
     MODEL_DIR/
       config.json            CodecConfig, including encoder_sha256 and decoder_sha256
       encoder.safetensors    fp32, stays with the company
-      decoder.safetensors    fp16, the file clients download
+      decoder.safetensors    int8 weights with per-channel scales, the file clients download
+                             (zstd-coded on the wire)
       train_log.jsonl
 """
 
@@ -19,6 +20,7 @@ import struct
 from pathlib import Path
 
 import torch
+import zstandard
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -45,10 +47,65 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def state_to_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) -> bytes:
-    """safetensors bytes of a module's weights, optionally cast (fp16 for the decoder)."""
+    """safetensors bytes of a module's weights, optionally cast."""
     state = {k: (v.detach().to("cpu", dtype) if dtype else v.detach().cpu()).contiguous()
              for k, v in module.state_dict().items()}
     return st_save(state)
+
+
+QSCALE = ".qscale"  # suffix of the per-output-channel scale stored beside each int8 weight
+
+
+def int8_state_bytes(module: torch.nn.Module) -> bytes:
+    """safetensors bytes with every conv weight as int8 plus a float32 scale per output channel
+    (symmetric, max-abs); biases stay fp16. Zero-centred int8 codes also compress well with zstd."""
+    state: dict[str, torch.Tensor] = {}
+    for k, v in module.state_dict().items():
+        v = v.detach().cpu().float()
+        if v.ndim >= 2:
+            scale = v.flatten(1).abs().amax(dim=1).clamp_min(1e-12) / 127
+            q = torch.round(v / scale.view(-1, *([1] * (v.ndim - 1)))).clamp(-127, 127).to(torch.int8)
+            state[k] = q.contiguous()
+            state[k + QSCALE] = scale.contiguous()
+        else:
+            state[k] = v.half().contiguous()
+    return st_save(state)
+
+
+def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """float32 weights from an int8 (with scales) or plain float state."""
+    out = {}
+    for k, v in state.items():
+        if k.endswith(QSCALE):
+            continue
+        scale = state.get(k + QSCALE)
+        if scale is not None:
+            if v.dtype != torch.int8 or scale.ndim != 1 or scale.shape[0] != v.shape[0]:
+                raise ValueError(f"{k}: malformed int8 weight")
+            v = v.float() * scale.float().view(-1, *([1] * (v.ndim - 1)))
+        out[k] = v.float()
+    return out
+
+
+def compress_decoder(data: bytes) -> bytes:
+    """What travels and what the benchmark's `total` counts: the decoder file, zstd-coded."""
+    return zstandard.ZstdCompressor(level=19, write_content_size=True).compress(data)
+
+
+MAX_DECODER_BYTES = 1 << 30
+
+
+def decompress_decoder(data: bytes, expected_size: int) -> bytes:
+    """Inverse of compress_decoder, refusing to inflate past ``expected_size`` (at most 1 GiB)."""
+    if not 0 < expected_size <= MAX_DECODER_BYTES:
+        raise ModelError(f"decoder size {expected_size} is out of range")
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=expected_size)
+    except zstandard.ZstdError as e:
+        raise ModelError(f"decoder download does not decompress ({e})") from None
+    if len(raw) != expected_size:
+        raise ModelError(f"decoder decompressed to {len(raw)} bytes, expected {expected_size}")
+    return raw
 
 
 def check_safetensors_header(data: bytes, what: str) -> None:
@@ -77,6 +134,10 @@ def load_state_verified(data: bytes, expected_sha256: str, what: str) -> dict[st
 
 
 def _apply_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    try:
+        state = dequantize_state(state)
+    except ValueError as e:
+        raise ModelError(f"{what}: {e}") from None
     own = module.state_dict()
     if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
         raise ModelError(f"{what}: weights do not fit the architecture in config.json")
@@ -88,13 +149,13 @@ def save_model(model: Autoencoder, model_dir: str | os.PathLike, extra: dict | N
     d = Path(model_dir)
     d.mkdir(parents=True, exist_ok=True)
     enc = state_to_bytes(model.encoder)
-    dec = state_to_bytes(model.decoder, torch.float16)
+    dec = int8_state_bytes(model.decoder)
     write_bytes_atomic(d / ENCODER, enc)
     write_bytes_atomic(d / DECODER, dec)
     cfg = model.cfg
     cfg.encoder_sha256 = sha256_bytes(enc)
     cfg.decoder_sha256 = sha256_bytes(dec)
-    cfg.decoder_dtype = "float16"
+    cfg.decoder_dtype = "int8"
     if extra:
         cfg.trained = {**cfg.trained, **extra}
     write_text_atomic(d / CONFIG, cfg.to_json() + "\n")

@@ -10,8 +10,9 @@ from latentcast.codec.video import parse_size
 from ._common import command, parser
 
 EPILOG = """\
-The model dir gets config.json, encoder.safetensors, decoder.safetensors (fp16, the file
-clients download; its sha256 is in config.json) and train_log.jsonl. A checkpoint is written
+The model dir gets config.json, encoder.safetensors, decoder.safetensors (int8 weights with
+per-channel scales: the file clients download, zstd-coded on the wire; its sha256 is in
+config.json) and train_log.jsonl. A checkpoint is written
 every --checkpoint-every seconds; after a crash or Ctrl-C, run the same command with --resume.
 
 Multi-GPU or multi-node: torchrun --nproc_per_node=N -m latentcast train VIDEO -o DIR ...
