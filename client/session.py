@@ -20,7 +20,7 @@ from latentcast.codec.atomic import write_bytes_atomic, write_text_atomic
 from latentcast.codec.container import chunk_checksum
 from latentcast.codec.errors import LatentcastError, ModelError
 from latentcast.codec.model import CodecConfig
-from latentcast.codec.weights import load_decoder_bytes, sha256_bytes
+from latentcast.codec.weights import decompress_decoder, load_decoder_bytes, sha256_bytes
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 
@@ -140,13 +140,16 @@ class Session:
         return decoder, True
 
     def _download_decoder(self, sha: str) -> tuple[bytes, str]:
-        parts, config, total = [], "", None
+        parts, config, total, encoding, decoded = [], "", None, "", 0
         try:
             for chunk in self.stub.GetDecoder(pb.GetDecoderRequest(sha256=sha), timeout=max(60.0, self.timeout_s),
                                               metadata=self._metadata):
                 self.received.decoder_bytes += chunk.ByteSize()
                 if chunk.offset == 0:
                     config, total = chunk.config_json, chunk.total_bytes
+                    encoding, decoded = chunk.encoding, chunk.decoded_bytes
+                if total is None or chunk.offset + len(chunk.data) > total:
+                    raise ModelError("decoder download is longer than announced")
                 if chunk.offset != sum(map(len, parts)):
                     raise ModelError("decoder download arrived out of order")
                 parts.append(chunk.data)
@@ -155,6 +158,10 @@ class Session:
         data = b"".join(parts)
         if total is None or len(data) != total:
             raise ModelError(f"decoder download incomplete ({len(data)} of {total} bytes)")
+        if encoding == "zstd":
+            data = decompress_decoder(data, decoded)
+        elif encoding:
+            raise ModelError(f"decoder sent in an unknown encoding {encoding[:20]!r}")
         return data, config
 
     @staticmethod

@@ -17,6 +17,7 @@ COMMANDS = {
     "info": "print a .lcv container's header and size breakdown",
     "ingest": "encode a movie and register it in a store (company side)",
     "rm": "remove a movie from a store",
+    "store": "check a store's catalog, files and checksums (and --repair orphans)",
     "serve": "serve a store over gRPC (catalog, decoders, latent streams)",
     "list": "list the movies a server offers",
     "play": "stream a movie's latents and decode them locally (viewer side)",

@@ -67,16 +67,20 @@ class GetDecoderRequest(_message.Message):
     def __init__(self, sha256: _Optional[str] = ...) -> None: ...
 
 class DecoderChunk(_message.Message):
-    __slots__ = ("offset", "total_bytes", "data", "config_json")
+    __slots__ = ("offset", "total_bytes", "data", "config_json", "encoding", "decoded_bytes")
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    DECODED_BYTES_FIELD_NUMBER: _ClassVar[int]
     offset: int
     total_bytes: int
     data: bytes
     config_json: str
-    def __init__(self, offset: _Optional[int] = ..., total_bytes: _Optional[int] = ..., data: _Optional[bytes] = ..., config_json: _Optional[str] = ...) -> None: ...
+    encoding: str
+    decoded_bytes: int
+    def __init__(self, offset: _Optional[int] = ..., total_bytes: _Optional[int] = ..., data: _Optional[bytes] = ..., config_json: _Optional[str] = ..., encoding: _Optional[str] = ..., decoded_bytes: _Optional[int] = ...) -> None: ...
 
 class StreamLatentsRequest(_message.Message):
     __slots__ = ("movie", "start_frame", "frame_count")

@@ -32,7 +32,7 @@ class ServerOptions:
     tokens: list[str] = field(default_factory=list)
     tls_cert: bytes | None = None
     tls_key: bytes | None = None
-    max_workers: int = 64
+    max_workers: int | None = None  # default: every allowed stream plus room for unary calls and health
     limits: Limits = field(default_factory=Limits)
 
 
@@ -64,8 +64,12 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
         raise ValueError(f"refusing to listen on {opts.listen} without a token: "
                          "give --token (or LATENTCAST_TOKENS), or listen on 127.0.0.1")
     interceptors = [TokenInterceptor(opts.tokens)] if opts.tokens else []
+    # A sync gRPC stream holds a worker thread for its whole life. With a worker for every stream
+    # the limits allow, plus spare ones, health checks and catalog calls never wait behind streams;
+    # past `maximum_concurrent_rpcs` gRPC answers RESOURCE_EXHAUSTED at once instead of queueing.
+    workers = opts.max_workers or opts.limits.max_streams + 32
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=opts.max_workers, thread_name_prefix="latentcast-rpc"),
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="latentcast-rpc"),
         interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", MAX_RECEIVE),
@@ -76,7 +80,7 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.so_reuseport", 0),
         ],
-        maximum_concurrent_rpcs=opts.max_workers * 4,
+        maximum_concurrent_rpcs=workers,
     )
     servicer = LatentcastServicer(store, opts.limits)
     pb_grpc.add_LatentcastServicer_to_server(servicer, server)

@@ -6,6 +6,8 @@ checksum is verified, so a damaged chunk is answered with DATA_LOSS instead of g
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import logging
 import threading
 import time
@@ -34,6 +36,9 @@ class Limits:
     # A stream may run at most this many seconds of video ahead of real time (0: as fast as the
     # network allows). Pacing keeps a viewer who stops watching from pulling the whole movie.
     max_lead_s: float = 0.0
+    max_streams: int = 128  # concurrent latent streams in total
+    max_streams_per_client: int = 32  # per bearer token (or per peer address when no token is used)
+    max_stream_seconds: float = 6 * 3600.0  # longer than any movie played in real time
 
 
 class LatentcastServicer(pb_grpc.LatentcastServicer):
@@ -41,9 +46,39 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         self.store = store
         self.limits = limits or Limits()
         self.active_streams = 0
+        self._per_client: collections.Counter = collections.Counter()
         self._lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _client_key(context) -> str:
+        """Who a stream counts against: a hash of the bearer token (the token itself is never
+        kept), else the peer's address."""
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization":
+                return "token:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
+        peer = context.peer() or ""
+        return "peer:" + peer.rsplit(":", 1)[0]
+
+    def _admit(self, key: str, context) -> None:
+        with self._lock:
+            if self.active_streams >= self.limits.max_streams:
+                refused = f"the server is at its limit of {self.limits.max_streams} concurrent streams"
+            elif self._per_client[key] >= self.limits.max_streams_per_client:
+                refused = f"at most {self.limits.max_streams_per_client} concurrent streams per client"
+            else:
+                self.active_streams += 1
+                self._per_client[key] += 1
+                return
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+
+    def _release(self, key: str) -> None:
+        with self._lock:
+            self.active_streams -= 1
+            self._per_client[key] -= 1
+            if self._per_client[key] <= 0:
+                del self._per_client[key]
 
     def _movie(self, name: str, context):
         if len(name) > self.limits.max_request_text:
@@ -86,7 +121,7 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
 
     def GetDecoder(self, request, context):
         try:
-            data, config = self.store.decoder_bytes(request.sha256)
+            data, config, decoded = self.store.decoder_bytes(request.sha256)
         except NotFound as e:
             context.abort(grpc.StatusCode.NOT_FOUND, str(e))
         except OSError as e:
@@ -94,8 +129,10 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         for offset in range(0, max(1, len(data)), DECODER_CHUNK):
             if not context.is_active():
                 return
+            first = offset == 0
             yield pb.DecoderChunk(offset=offset, total_bytes=len(data), data=data[offset : offset + DECODER_CHUNK],
-                                  config_json=config if offset == 0 else "")
+                                  config_json=config if first else "", encoding="zstd" if first else "",
+                                  decoded_bytes=decoded if first else 0)
 
     def StreamLatents(self, request, context):
         rec = self._movie(request.movie, context)
@@ -110,8 +147,8 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         # The client may go away at any time; the callback makes the loop notice at once.
         gone = threading.Event()
         context.add_callback(gone.set)
-        with self._lock:
-            self.active_streams += 1
+        key = self._client_key(context)
+        self._admit(key, context)
         try:
             try:
                 movie = Container(self.store.movie_path(rec.id))
@@ -127,6 +164,10 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
                         gone.wait(max(0.0, due - time.monotonic()))
                     if entry.start >= stop or gone.is_set():
                         break
+                    if time.monotonic() - t0 > self.limits.max_stream_seconds:
+                        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                      f"stream ran past the server's limit of {self.limits.max_stream_seconds:.0f} s; "
+                                      "ask again from the next frame")
                     try:
                         payload = movie.read_payload(i)
                     except CorruptContainer as e:
@@ -134,5 +175,4 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
                     yield pb.LatentChunk(start_frame=entry.start, n_frames=entry.n_frames, payload=payload,
                                          checksum=entry.checksum)
         finally:
-            with self._lock:
-                self.active_streams -= 1
+            self._release(key)

@@ -3,8 +3,9 @@
     STORE/
       catalog.sqlite                 movies and decoders (one row per sha256)
       movies/<id>.lcv                one container per movie
-      decoders/<sha256>.safetensors  shared by every movie that uses it
-      decoders/<sha256>.json         its config.json
+      decoders/<sha256>.safetensors      shared by every movie that uses it
+      decoders/<sha256>.safetensors.zst  the same, zstd-coded: what GetDecoder sends
+      decoders/<sha256>.json             its config.json
 
 Files are written atomically before the catalog row that makes them visible is committed,
 so a killed ingest leaves at most orphan files (never a half movie), and a re-run succeeds.
@@ -21,17 +22,18 @@ import re
 import secrets
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
 from latentcast.codec.atomic import write_bytes_atomic, write_text_atomic
 from latentcast.codec.container import Container
-from latentcast.codec.errors import LatentcastError, ModelError, UsageError
+from latentcast.codec.errors import CorruptContainer, LatentcastError, ModelError, UsageError
 from latentcast.codec.pipeline import encode_video, kbps
 from latentcast.codec.quantize import DEFAULT_BITS
-from latentcast.codec.weights import DECODER, load_config, load_encoder, sha256_bytes
+from latentcast.codec.weights import (DECODER, compress_decoder, decompress_decoder, load_config, load_encoder,
+                                     sha256_bytes)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,8 @@ MAX_TITLE = 512
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decoders (
     sha256 TEXT PRIMARY KEY,
-    bytes INTEGER NOT NULL
+    bytes INTEGER NOT NULL,      -- as sent (zstd-coded)
+    raw_bytes INTEGER NOT NULL   -- the safetensors file
 );
 CREATE TABLE IF NOT EXISTS movies (
     id TEXT PRIMARY KEY,
@@ -143,6 +146,12 @@ class Store:
     def decoder_config_path(self, sha256: str) -> Path:
         return self.decoder_path(sha256).with_suffix(".json")
 
+    def decoder_wire_path(self, sha256: str) -> Path:
+        return self.decoder_path(sha256).with_suffix(".safetensors.zst")
+
+    def decoder_files(self, sha256: str) -> list[Path]:
+        return [self.decoder_path(sha256), self.decoder_wire_path(sha256), self.decoder_config_path(sha256)]
+
     # -- queries -------------------------------------------------------------------------------
 
     _SELECT = ("SELECT m.*, d.bytes AS decoder_bytes FROM movies m JOIN decoders d "
@@ -166,13 +175,14 @@ class Store:
             raise NotFound(f"no movie {movie!r} in the catalog")
         return MovieRecord(**dict(row))
 
-    def decoder_bytes(self, sha256: str) -> tuple[bytes, str]:
-        """The decoder's safetensors bytes and its config JSON."""
+    def decoder_bytes(self, sha256: str) -> tuple[bytes, str, int]:
+        """The decoder as sent (zstd-coded safetensors), its config JSON, and its decoded size."""
         with self._db() as db:
-            row = db.execute("SELECT sha256 FROM decoders WHERE sha256 = ?", (sha256,)).fetchone()
+            row = db.execute("SELECT raw_bytes FROM decoders WHERE sha256 = ?", (sha256,)).fetchone()
         if row is None:
             raise NotFound(f"no decoder {sha256[:64]!r}")
-        return self.decoder_path(sha256).read_bytes(), self.decoder_config_path(sha256).read_text()
+        return (self.decoder_wire_path(sha256).read_bytes(), self.decoder_config_path(sha256).read_text(),
+                row["raw_bytes"])
 
     # -- changes -------------------------------------------------------------------------------
 
@@ -195,18 +205,22 @@ class Store:
             result = encode_video(video, encoder, cfg.decoder_sha256, path, bits=bits, chunk_seconds=chunk_seconds,
                                   progress=progress)
             sha = cfg.decoder_sha256
+            wire = compress_decoder(decoder)
             dpath = self.decoder_path(sha)
             if not dpath.exists() or sha256_bytes(dpath.read_bytes()) != sha:
-                write_text_atomic(self.decoder_config_path(sha), cfg.to_json() + "\n")
                 write_bytes_atomic(dpath, decoder)
-            elif not self.decoder_config_path(sha).exists():
+            if not self.decoder_config_path(sha).exists():
                 write_text_atomic(self.decoder_config_path(sha), cfg.to_json() + "\n")
+            wpath = self.decoder_wire_path(sha)
+            if not wpath.exists() or wpath.read_bytes() != wire:
+                write_bytes_atomic(wpath, wire)
             with Container(path) as c:
                 h = c.header
             with self._db() as db:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    db.execute("INSERT OR IGNORE INTO decoders (sha256, bytes) VALUES (?, ?)", (sha, len(decoder)))
+                    db.execute("INSERT OR IGNORE INTO decoders (sha256, bytes, raw_bytes) VALUES (?, ?, ?)",
+                               (sha, len(wire), len(decoder)))
                     db.execute(
                         "INSERT INTO movies (id, title, decoder_sha256, width, height, fps_num, fps_den, frames, "
                         "latent_dim, bits, chunk_frames, stored_bytes, chunk_bytes, created) "
@@ -243,10 +257,100 @@ class Store:
         # Files go after the commit: a crash here leaves orphans, never a row without its file.
         self.movie_path(movie_id).unlink(missing_ok=True)
         if drop_decoder:
-            self.decoder_path(rec.decoder_sha256).unlink(missing_ok=True)
-            self.decoder_config_path(rec.decoder_sha256).unlink(missing_ok=True)
+            for f in self.decoder_files(rec.decoder_sha256):
+                f.unlink(missing_ok=True)
         return rec, drop_decoder
 
     def quant_ranges(self, movie_id: str) -> tuple[list[float], list[float]]:
         with Container(self.movie_path(movie_id)) as c:
             return c.header.lo.tolist(), c.header.hi.tolist()
+
+
+# -- consistency check and repair ---------------------------------------------------------------
+
+@dataclass
+class CheckReport:
+    movies_ok: int = 0
+    damaged: list[str] = field(default_factory=list)  # registered movies or decoders that fail a check
+    orphans: list[str] = field(default_factory=list)  # files or rows nothing refers to
+    removed: list[str] = field(default_factory=list)  # orphans that --repair deleted
+
+    @property
+    def clean(self) -> bool:
+        return not self.damaged and len(self.removed) == len(self.orphans)
+
+
+def _verify_movie(path: Path, rec: MovieRecord) -> list[str]:
+    """Every problem with one registered movie's container (empty when it is sound)."""
+    try:
+        movie = Container(path)
+    except CorruptContainer as e:
+        return [f"movie {rec.id}: {e}"]
+    problems = []
+    with movie:
+        h = movie.header
+        if (h.width, h.height, h.frames, h.decoder_sha256) != (rec.width, rec.height, rec.frames,
+                                                                rec.decoder_sha256):
+            problems.append(f"movie {rec.id}: container header disagrees with the catalog")
+        for i in range(len(movie.chunks)):
+            try:
+                movie.read_chunk(i)
+            except CorruptContainer as e:
+                problems.append(f"movie {rec.id}: {e}")
+    return problems
+
+
+def check_store(store: "Store", repair: bool = False, min_orphan_age_s: float = 600.0) -> CheckReport:
+    """Verify every catalog row, file and checksum; list orphans; with ``repair`` delete orphans
+    older than ``min_orphan_age_s`` (younger ones may belong to an ingest still running).
+    A registered movie is never deleted, damaged or not."""
+    report = CheckReport()
+    movies = store.list()
+    with store._db() as db:
+        decoder_rows = {r["sha256"]: r["raw_bytes"] for r in db.execute("SELECT sha256, raw_bytes FROM decoders")}
+    for rec in movies:
+        path = store.movie_path(rec.id)
+        if not path.exists():
+            report.damaged.append(f"movie {rec.id}: its container {path.name} is missing")
+            continue
+        problems = _verify_movie(path, rec)
+        report.damaged += problems
+        report.movies_ok += not problems
+    used = {m.decoder_sha256 for m in movies}
+    for sha in decoder_rows:
+        dpath = store.decoder_path(sha)
+        if not dpath.exists():
+            report.damaged.append(f"decoder {sha[:12]}…: file missing")
+        elif sha256_bytes(dpath.read_bytes()) != sha:
+            report.damaged.append(f"decoder {sha[:12]}…: sha256 mismatch")
+        if not store.decoder_config_path(sha).exists():
+            report.damaged.append(f"decoder {sha[:12]}…: config missing")
+        wpath = store.decoder_wire_path(sha)
+        try:
+            if sha256_bytes(decompress_decoder(wpath.read_bytes(), decoder_rows[sha])) != sha:
+                report.damaged.append(f"decoder {sha[:12]}…: the zstd copy does not decode to the decoder")
+        except FileNotFoundError:
+            report.damaged.append(f"decoder {sha[:12]}…: zstd copy missing")
+        except ModelError as e:
+            report.damaged.append(f"decoder {sha[:12]}…: zstd copy damaged ({e})")
+    now = time.time()
+    known_files = {store.movie_path(m.id).name for m in movies}
+    known_files |= {f.name for sha in decoder_rows for f in store.decoder_files(sha)}
+    for sub in ("movies", "decoders"):
+        for f in sorted((store.root / sub).iterdir()):
+            if f.name in known_files:
+                continue
+            report.orphans.append(f"{sub}/{f.name}")
+            if repair and now - f.stat().st_mtime >= min_orphan_age_s:
+                f.unlink(missing_ok=True)
+                report.removed.append(f"{sub}/{f.name}")
+    for sha in sorted(set(decoder_rows) - used):
+        report.orphans.append(f"decoder row {sha[:12]}… (no movie uses it)")
+        if repair:
+            with store._db() as db:
+                db.execute("DELETE FROM decoders WHERE sha256 = ? AND NOT EXISTS "
+                           "(SELECT 1 FROM movies WHERE decoder_sha256 = ?)", (sha, sha))
+            for f in store.decoder_files(sha):
+                f.unlink(missing_ok=True)
+            report.removed.append(f"decoder row {sha[:12]}… (no movie uses it)")
+    return report

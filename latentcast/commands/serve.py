@@ -26,12 +26,18 @@ def build_parser():
     p.add_argument("--tokens-file", help="file with one accepted token per line")
     p.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (needs --tls-key)")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
-    p.add_argument("--max-workers", type=int, default=64, help="RPC worker threads (default 64)")
+    p.add_argument("--max-workers", type=int, help="RPC worker threads (default: --max-streams + 32)")
     p.add_argument("--max-lead", type=float, default=0.0, metavar="SECONDS",
                    help="pace each stream to at most this many seconds ahead of real time (default 0: unpaced); "
                         "saves bandwidth when viewers stop early, costs nothing for realtime playback")
     p.add_argument("--max-frames-per-request", type=int, default=1 << 31, metavar="N",
                    help="refuse StreamLatents requests for more than N frames (default: no limit)")
+    p.add_argument("--max-streams", type=int, default=128,
+                   help="concurrent latent streams in total (default 128); more get RESOURCE_EXHAUSTED at once")
+    p.add_argument("--max-streams-per-client", type=int, default=32,
+                   help="concurrent streams per token, or per peer without tokens (default 32)")
+    p.add_argument("--max-stream-seconds", type=float, default=6 * 3600.0,
+                   help="longest a single stream may run (default 6 h); clients resume after it")
     p.add_argument("--grace", type=float, default=10.0, help="seconds to drain streams on shutdown (default 10)")
     return p
 
@@ -54,7 +60,9 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"no token configured: refusing to listen on {args.listen}; give --token or listen on "
                          "127.0.0.1")
     store = Store(args.store)
-    limits = Limits(max_frames_per_request=args.max_frames_per_request, max_lead_s=args.max_lead)
+    limits = Limits(max_frames_per_request=args.max_frames_per_request, max_lead_s=args.max_lead,
+                    max_streams=args.max_streams, max_streams_per_client=args.max_streams_per_client,
+                    max_stream_seconds=args.max_stream_seconds)
     opts = ServerOptions(listen=args.listen, tokens=tokens, max_workers=args.max_workers, limits=limits,
                          tls_cert=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
                          tls_key=Path(args.tls_key).read_bytes() if args.tls_key else None)

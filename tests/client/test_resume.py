@@ -58,3 +58,47 @@ def test_server_killed_and_restarted_mid_stream(store_with_movie, offline_frames
     assert summary.reconnects >= 1
     assert got.shape == offline_frames.shape, got.shape
     assert np.array_equal(got, offline_frames)
+
+
+def test_ten_streams_survive_a_server_kill(store_with_movie, offline_frames, tmp_path):
+    import threading
+
+    store, rec = store_with_movie
+    port = _free_port()
+    procs = [_start(store.root, port)]
+    started = threading.Barrier(11)
+    results, errors = {}, []
+
+    def viewer(i):
+        first = [True]
+
+        def on_frames(_):
+            if first[0]:
+                first[0] = False
+                started.wait(30)
+
+        try:
+            with Session(f"127.0.0.1:{port}", cache_dir=tmp_path / f"c{i}", retry_s=20) as s:
+                results[i] = play(s, rec.id, str(tmp_path / f"o{i}.mkv"), batch=1, progress=False, buffer_s=0,
+                                  on_frames=on_frames)
+        except Exception as e:  # asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=viewer, args=(i,)) for i in range(10)]
+    try:
+        [t.start() for t in threads]
+        started.wait(60)  # every viewer has frames, none has all (the server paces them)
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait()
+        procs.append(_start(store.root, port))
+        [t.join(90) for t in threads]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
+    assert not errors, errors
+    for i in range(10):
+        assert results[i].reconnects >= 1
+        got = np.stack(list(video.read_frames(tmp_path / f"o{i}.mkv")))
+        assert np.array_equal(got, offline_frames)

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from latentcast.client.player import play
 from latentcast.client.session import ServerError, Session
 from latentcast.codec import video
+from latentcast.codec.weights import compress_decoder
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 from latentcast.server.app import ServerOptions, run_server
@@ -187,8 +188,13 @@ def test_tampered_decoder_on_server_is_refused(store_with_movie, trained_model, 
     rec = store.list()[0]
     raw = bytearray(store.decoder_path(rec.decoder_sha256).read_bytes())
     raw[-3] ^= 1
-    store.decoder_path(rec.decoder_sha256).write_bytes(bytes(raw))
+    # what the server sends is the zstd copy: tamper with it so it still decompresses
+    store.decoder_wire_path(rec.decoder_sha256).write_bytes(compress_decoder(bytes(raw)))
     with run_server(store) as srv, _session(srv, tmp_path) as s:
         with pytest.raises(Exception, match="sha256 mismatch"):
             play(s, rec.id, str(tmp_path / "x.mkv"), progress=False)
+        store.decoder_wire_path(rec.decoder_sha256).write_bytes(b"\x28\xb5\x2f\xfd garbage")
+        with pytest.raises(Exception, match="does not decompress"):
+            play(s, rec.id, str(tmp_path / "x.mkv"), progress=False)
     assert not list((tmp_path / "cache").glob("*.safetensors"))
+    assert not (tmp_path / "x.mkv").exists()

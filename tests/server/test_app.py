@@ -1,0 +1,77 @@
+"""Serving details: TLS, SIGTERM draining, and movies ingested while the server runs."""
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from latentcast.client.player import play
+from latentcast.client.session import ServerError, Session
+from latentcast.codec import video
+from latentcast.server.app import ServerOptions, run_server, start_server
+from latentcast.server.store import Store
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")], check=True, capture_output=True)
+    return (d / "cert.pem").read_bytes(), (d / "key.pem").read_bytes()
+
+
+def test_tls(store_with_movie, cert, tmp_path):
+    store, _ = store_with_movie
+    cert_pem, key_pem = cert
+    with run_server(store, ServerOptions(tls_cert=cert_pem, tls_key=key_pem, tokens=["t"])) as srv:
+        with Session(f"localhost:{srv.port}", token="t", root_certificates=cert_pem, cache_dir=tmp_path / "c") as s:
+            assert play(s, "Shapes", str(tmp_path / "o.mkv"), progress=False).frames == 24
+        # a plaintext client cannot talk to it
+        with Session(f"localhost:{srv.port}", token="t", retry_s=0.5, timeout_s=2) as s, \
+                pytest.raises(ServerError) as err:
+            s.list_movies()
+        assert err.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_refuses_public_address_without_token(store_with_movie):
+    store, _ = store_with_movie
+    with pytest.raises(ValueError, match="without a token"):
+        start_server(store, ServerOptions(listen="0.0.0.0:0"))
+
+
+def test_movies_ingested_while_serving_are_served(trained_model, clip, tmp_path):
+    store = Store(tmp_path / "s", create=True)
+    with run_server(store) as srv, Session(srv.address, cache_dir=tmp_path / "c") as s:
+        assert s.list_movies() == []
+        rec = Store(tmp_path / "s").ingest(str(clip), trained_model, title="new", progress=False)
+        assert [m.id for m in s.list_movies()] == [rec.id]
+        assert play(s, "new", str(tmp_path / "o.mkv"), progress=False).frames == 24
+
+
+def test_sigterm_drains_in_flight_streams(store_with_movie, offline_frames, tmp_path):
+    store, rec = store_with_movie
+    proc = subprocess.Popen([sys.executable, "-m", "latentcast", "serve", "--store", str(store.root), "--listen",
+                             "127.0.0.1:0", "--max-lead", "0.2", "--grace", "20"], stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    port = int(line.split("127.0.0.1:")[1].split()[0])
+    result = {}
+
+    def viewer():
+        with Session(f"127.0.0.1:{port}", cache_dir=tmp_path / "c", retry_s=1) as s:
+            result["summary"] = play(s, rec.id, str(tmp_path / "o.mkv"), progress=False, buffer_s=0)
+
+    t = threading.Thread(target=viewer)
+    t.start()
+    time.sleep(0.8)  # the paced stream is about a third through its 2 s
+    proc.send_signal(signal.SIGTERM)
+    t.join(30)
+    assert proc.wait(30) == 0
+    assert "draining" in proc.stderr.read()
+    assert result["summary"].reconnects == 0  # finished on the old connection, within the grace period
+    assert np.array_equal(np.stack(list(video.read_frames(tmp_path / "o.mkv"))), offline_frames)
