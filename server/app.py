@@ -22,7 +22,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Latentcast"].full_name
-MAX_RECEIVE = 64 * 1024  # requests are tiny; anything bigger is refused before parsing
+MAX_RECEIVE = 64 * 1024  # default request cap: requests are tiny; bigger ones are refused before parsing
 MAX_SEND = 4 * 1024 * 1024  # a decoder chunk is 1 MiB; a latent chunk a few KB
 
 
@@ -32,6 +32,7 @@ class ServerOptions:
     tokens: list[str] = field(default_factory=list)
     tls_cert: bytes | None = None
     tls_key: bytes | None = None
+    max_request_bytes: int = MAX_RECEIVE
     max_workers: int | None = None  # default: every allowed stream plus room for unary calls and health
     limits: Limits = field(default_factory=Limits)
 
@@ -72,7 +73,7 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="latentcast-rpc"),
         interceptors=interceptors,
         options=[
-            ("grpc.max_receive_message_length", MAX_RECEIVE),
+            ("grpc.max_receive_message_length", opts.max_request_bytes),
             ("grpc.max_send_message_length", MAX_SEND),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),

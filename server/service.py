@@ -31,7 +31,7 @@ DECODER_CHUNK = 1 << 20  # the proto promises chunks of at most 1 MiB
 class Limits:
     """Per-request bounds; past them a request fails at once instead of slowing everyone."""
 
-    max_frames_per_request: int = 1 << 31
+    max_frames_per_request: int = 10_000_000  # about 46 hours at 60 fps
     max_request_text: int = 1024
     # A stream may run at most this many seconds of video ahead of real time (0: as fast as the
     # network allows). Pacing keeps a viewer who stops watching from pulling the whole movie.

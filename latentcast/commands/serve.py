@@ -30,8 +30,11 @@ def build_parser():
     p.add_argument("--max-lead", type=float, default=0.0, metavar="SECONDS",
                    help="pace each stream to at most this many seconds ahead of real time (default 0: unpaced); "
                         "saves bandwidth when viewers stop early, costs nothing for realtime playback")
-    p.add_argument("--max-frames-per-request", type=int, default=1 << 31, metavar="N",
-                   help="refuse StreamLatents requests for more than N frames (default: no limit)")
+    p.add_argument("--max-frames-per-request", type=int, default=10_000_000, metavar="N",
+                   help="refuse StreamLatents requests for more than N frames with INVALID_ARGUMENT "
+                        "(default 10,000,000; a request for 'to the end' is always allowed)")
+    p.add_argument("--max-request-bytes", type=int, default=64 * 1024, metavar="BYTES",
+                   help="refuse larger request messages with RESOURCE_EXHAUSTED before parsing (default 65536)")
     p.add_argument("--max-streams", type=int, default=128,
                    help="concurrent latent streams in total (default 128); more get RESOURCE_EXHAUSTED at once")
     p.add_argument("--max-streams-per-client", type=int, default=32,
@@ -64,6 +67,7 @@ def main(argv: list[str]) -> int:
                     max_streams=args.max_streams, max_streams_per_client=args.max_streams_per_client,
                     max_stream_seconds=args.max_stream_seconds)
     opts = ServerOptions(listen=args.listen, tokens=tokens, max_workers=args.max_workers, limits=limits,
+                         max_request_bytes=args.max_request_bytes,
                          tls_cert=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
                          tls_key=Path(args.tls_key).read_bytes() if args.tls_key else None)
     try:

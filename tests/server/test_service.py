@@ -137,6 +137,10 @@ def test_corrupt_container_is_data_loss_while_other_movie_streams(trained_model,
         threads = [threading.Thread(target=run, args=(n,)) for n in ("good", "bad")]
         [t.start() for t in threads]
         [t.join(60) for t in threads]
+        # the rest of the damaged movie still plays: before and after the bad chunk
+        with _session(srv, tmp_path / "rest") as s:
+            assert play(s, "bad", str(tmp_path / "after.mkv"), start=15, progress=False).frames == 9
+            assert play(s, "bad", str(tmp_path / "before.mkv"), count=12, progress=False).frames == 12
     assert results["good"] == 24
     assert isinstance(results["bad"], ServerError) and results["bad"].code == grpc.StatusCode.DATA_LOSS
     assert "frames 12-14" in results["bad"].details
