@@ -25,7 +25,7 @@ def build_parser():
                        "About 3 minutes on 2 CPU cores.")
     p.add_argument("--out", default="latentcast-demo", help="output folder (default ./latentcast-demo)")
     p.add_argument("--video", help="use this video instead of the bundled sample")
-    p.add_argument("--minutes", type=float, default=1.5, help="training budget (default 1.5)")
+    p.add_argument("--minutes", type=float, default=2.0, help="training budget (default 2)")
     p.add_argument("--bits", type=int, default=6, help="latent bits (default 6)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
