@@ -28,7 +28,7 @@ COMMANDS = {
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = [f"usage: latentcast COMMAND [options]   (latentcast COMMAND --help for details)", "",
+    lines = ["usage: latentcast COMMAND [options]   (latentcast COMMAND --help for details)", "",
              "latentcast fits a small conv autoencoder to a video, stores each frame as 512 quantized",
              "latents, and turns them back into frames on the viewer's side.", "", "commands:"]
     lines += [f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()]

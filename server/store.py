@@ -15,7 +15,6 @@ Each call opens its own connection, so the server sees movies ingested while it 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re

@@ -11,7 +11,7 @@ import pytest
 from latentcast import cli
 from latentcast.codec import video
 from latentcast.commands import decode, encode, info, train
-from synthetic import make_frames, write_clip
+from synthetic import write_clip
 
 
 def _one_line_error(capsys, code):

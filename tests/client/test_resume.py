@@ -1,6 +1,5 @@
 """The server is killed (SIGKILL) mid-stream and restarted: playback resumes, every frame once."""
 
-import os
 import signal
 import socket
 import subprocess

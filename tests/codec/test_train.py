@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from latentcast.codec import video
 from latentcast.codec.errors import ModelError
 from latentcast.codec.metrics import PSNRMeter, to_tensor, to_uint8
 from latentcast.codec.model import CodecConfig, build_model

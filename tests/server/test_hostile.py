@@ -1,7 +1,6 @@
 """Hostile and extreme requests: the server answers with the right code and keeps serving."""
 
 import logging
-import threading
 
 import grpc
 import pytest

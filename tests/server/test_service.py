@@ -115,7 +115,7 @@ def test_tokens(store_with_movie, tmp_path):
 
 def test_corrupt_container_is_data_loss_while_other_movie_streams(trained_model, clip, tmp_path):
     store = Store(tmp_path / "s", create=True)
-    good = store.ingest(str(clip), trained_model, title="good", chunk_seconds=0.25, progress=False)
+    store.ingest(str(clip), trained_model, title="good", chunk_seconds=0.25, progress=False)
     bad = store.ingest(str(clip), trained_model, title="bad", chunk_seconds=0.25, progress=False)
     from latentcast.codec.container import Container
 
