@@ -57,3 +57,15 @@ def offline_frames(store_with_movie, trained_model):
     store, rec = store_with_movie
     with Container(store.movie_path(rec.id)) as c:
         return np.concatenate(list(decode_movie(c, load_decoder(trained_model))))
+
+
+@pytest.fixture(scope="session")
+def long_store(tmp_path_factory, trained_model):
+    """An 8-second movie (96 frames at 12 fps, chunks of 3 frames) for tests that need streams to
+    stay open a while when the server paces them; returns (store, record, offline frames)."""
+    path = write_clip(tmp_path_factory.mktemp("long") / "long.mkv", make_frames(96, 64, 48, seed=1))
+    store = Store(tmp_path_factory.mktemp("longstore") / "s", create=True)
+    rec = store.ingest(str(path), trained_model, title="Long", chunk_seconds=0.25, progress=False)
+    with Container(store.movie_path(rec.id)) as c:
+        frames = np.concatenate(list(decode_movie(c, load_decoder(trained_model))))
+    return store, rec, frames

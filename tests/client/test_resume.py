@@ -29,8 +29,8 @@ def _start(store_root, port):
     return proc
 
 
-def test_server_killed_and_restarted_mid_stream(store_with_movie, offline_frames, tmp_path):
-    store, rec = store_with_movie
+def test_server_killed_and_restarted_mid_stream(long_store, tmp_path):
+    store, rec, offline_frames = long_store
     port = _free_port()
     procs = [_start(store.root, port)]
     state = {"batches": 0}
@@ -59,10 +59,10 @@ def test_server_killed_and_restarted_mid_stream(store_with_movie, offline_frames
     assert np.array_equal(got, offline_frames)
 
 
-def test_ten_streams_survive_a_server_kill(store_with_movie, offline_frames, tmp_path):
+def test_ten_streams_survive_a_server_kill(long_store, tmp_path):
     import threading
 
-    store, rec = store_with_movie
+    store, rec, offline_frames = long_store
     port = _free_port()
     procs = [_start(store.root, port)]
     started = threading.Barrier(11)

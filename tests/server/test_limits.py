@@ -13,14 +13,14 @@ from latentcast.server.service import Limits
 
 def _open_stream(stub, token):
     # paced by the server, so the stream stays open while the test runs
-    call = stub.StreamLatents(pb.StreamLatentsRequest(movie="Shapes"), metadata=(("authorization", f"Bearer {token}"),),
+    call = stub.StreamLatents(pb.StreamLatentsRequest(movie="Long"), metadata=(("authorization", f"Bearer {token}"),),
                               timeout=30)
     next(call)
     return call
 
 
-def test_stream_limits_per_client_and_in_total(store_with_movie):
-    store, _ = store_with_movie
+def test_stream_limits_per_client_and_in_total(long_store):
+    store, _, _ = long_store
     limits = Limits(max_streams=3, max_streams_per_client=2, max_lead_s=0.01)
     with run_server(store, ServerOptions(tokens=["a", "b", "c"], limits=limits)) as srv:
         stub = pb_grpc.LatentcastStub(grpc.insecure_channel(srv.address))
@@ -35,8 +35,8 @@ def test_stream_limits_per_client_and_in_total(store_with_movie):
             _open_stream(stub, "c")
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "limit of 3" in err.value.details()
         # catalog calls still answer while the streams are held
-        assert stub.GetMovie(pb.GetMovieRequest(movie="Shapes"), metadata=(("authorization", "Bearer c"),),
-                             timeout=5).frames == 24
+        assert stub.GetMovie(pb.GetMovieRequest(movie="Long"), metadata=(("authorization", "Bearer c"),),
+                             timeout=5).frames == 96
         for call in held:
             call.cancel()
         deadline = time.monotonic() + 10
