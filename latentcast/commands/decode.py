@@ -28,6 +28,8 @@ def build_parser():
 def main(argv: list[str]) -> int:
     import itertools
 
+    import numpy as np
+
     from latentcast.codec import video
     from latentcast.codec.container import Container
     from latentcast.codec.errors import UsageError
@@ -57,8 +59,6 @@ def main(argv: list[str]) -> int:
                 for frame in batch:
                     writer.write(frame)
                 if ref_iter is not None:
-                    import numpy as np
-
                     ref = list(itertools.islice(ref_iter, len(batch)))
                     if len(ref) < len(batch):
                         raise UsageError("the reference video has fewer frames than the movie")
