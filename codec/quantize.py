@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import zstandard
 
+from .compress import decompress_exact
 from .errors import CorruptContainer, UsageError
 
 MIN_BITS, MAX_BITS, DEFAULT_BITS = 1, 8, 6
@@ -86,13 +87,10 @@ def encode_chunk(q: np.ndarray, bits: int) -> bytes:
 
 def decode_chunk(payload: bytes, n_frames: int, dim: int, bits: int) -> np.ndarray:
     """Inverse of :func:`encode_chunk`; raises CorruptContainer on a bad payload."""
-    expected = n_frames * dim
     try:
-        raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=expected)
-    except zstandard.ZstdError as e:
-        raise CorruptContainer(f"chunk payload does not decompress ({e})") from None
-    if len(raw) != expected:
-        raise CorruptContainer(f"chunk payload holds {len(raw)} bytes, expected {expected}")
+        raw = decompress_exact(payload, n_frames * dim)
+    except ValueError as e:
+        raise CorruptContainer(f"chunk payload {e}") from None
     coded = np.frombuffer(raw, np.uint8).reshape(dim, n_frames).T
     if coded.max(initial=0) >> bits:
         raise CorruptContainer(f"chunk payload has values beyond {bits} bits")
