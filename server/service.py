@@ -90,16 +90,20 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         except StoreError as e:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
 
+    @staticmethod
+    def _movie_message(rec, **extra) -> pb.Movie:
+        return pb.Movie(
+            id=rec.id, title=rec.title, width=rec.width, height=rec.height, fps_num=rec.fps_num,
+            fps_den=rec.fps_den, frames=rec.frames, duration_s=rec.duration, streaming_kbps=rec.streaming_kbps,
+            decoder_sha256=rec.decoder_sha256, decoder_bytes=rec.decoder_bytes, latent_dim=rec.latent_dim,
+            bits=rec.bits, chunk_frames=rec.chunk_frames, stored_bytes=rec.stored_bytes, **extra)
+
     def _describe(self, rec, context) -> pb.Movie:
         try:
             lo, hi = self.store.quant_ranges(rec.id)
         except CorruptContainer as e:
             context.abort(grpc.StatusCode.DATA_LOSS, f"movie {rec.id}: {e}")
-        return pb.Movie(
-            id=rec.id, title=rec.title, width=rec.width, height=rec.height, fps_num=rec.fps_num,
-            fps_den=rec.fps_den, frames=rec.frames, duration_s=rec.duration, streaming_kbps=rec.streaming_kbps,
-            decoder_sha256=rec.decoder_sha256, decoder_bytes=rec.decoder_bytes, latent_dim=rec.latent_dim,
-            bits=rec.bits, chunk_frames=rec.chunk_frames, quant_lo=lo, quant_hi=hi, stored_bytes=rec.stored_bytes)
+        return self._movie_message(rec, quant_lo=lo, quant_hi=hi)
 
     # -- RPCs ----------------------------------------------------------------------------------
 
@@ -109,12 +113,7 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         except StoreError as e:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
         # The list leaves out quantization ranges: GetMovie carries them.
-        return pb.ListMoviesResponse(movies=[
-            pb.Movie(id=r.id, title=r.title, width=r.width, height=r.height, fps_num=r.fps_num, fps_den=r.fps_den,
-                     frames=r.frames, duration_s=r.duration, streaming_kbps=r.streaming_kbps,
-                     decoder_sha256=r.decoder_sha256, decoder_bytes=r.decoder_bytes, latent_dim=r.latent_dim,
-                     bits=r.bits, chunk_frames=r.chunk_frames, stored_bytes=r.stored_bytes)
-            for r in records])
+        return pb.ListMoviesResponse(movies=[self._movie_message(r) for r in records])
 
     def GetMovie(self, request, context):
         return self._describe(self._movie(request.movie, context), context)
