@@ -9,7 +9,6 @@ buffer; a frame that is not ready on time counts as a stall and the clock restar
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
@@ -21,8 +20,7 @@ import numpy as np
 
 from latentcast.codec import video
 from latentcast.codec.errors import ModelError, UsageError
-from latentcast.codec.metrics import PSNRMeter
-from latentcast.codec.pipeline import decode_latents
+from latentcast.codec.pipeline import ReferencePSNR, decode_latents
 from latentcast.codec.progress import progress_bar
 from latentcast.codec.quantize import Quantizer, decode_chunk
 
@@ -107,9 +105,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     receiver = threading.Thread(target=receive, name="latentcast-receive", daemon=True)
     receiver.start()
 
-    meter = PSNRMeter() if reference else None
-    ref_iter = (itertools.islice(video.read_frames(reference, (movie.width, movie.height)), start, None)
-                if reference else None)
+    meter = ReferencePSNR(reference, (movie.width, movie.height), start) if reference else None
     written = stalls = 0
     decode_s = 0.0
     first_frame_s = None
@@ -152,11 +148,8 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                         written += 1
                     if on_frames is not None:
                         on_frames(frames)
-                    if ref_iter is not None:
-                        ref = list(itertools.islice(ref_iter, len(frames)))
-                        if len(ref) < len(frames):
-                            raise UsageError("the reference video has fewer frames than the movie")
-                        meter.update(np.stack(ref), frames)
+                    if meter is not None:
+                        meter.update(frames)
                     bar.update(len(frames))
     finally:
         stop_event.set()

@@ -7,6 +7,7 @@ per-dimension ranges, quantizes and writes one chunk at a time.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import tempfile
@@ -21,7 +22,7 @@ import torch
 from . import video
 from .container import Container, MovieHeader, write_container
 from .errors import ModelError, UsageError
-from .metrics import to_tensor, to_uint8
+from .metrics import PSNRMeter, to_tensor, to_uint8
 from .progress import progress_bar
 from .model import CodecConfig, Decoder, Encoder
 from .quantize import DEFAULT_BITS, Quantizer, check_bits, encode_chunk
@@ -159,3 +160,22 @@ def seconds_to_frame(text: str, fps: float) -> int:
         raise UsageError(f"--from must look like HH:MM:SS, MM:SS or seconds, got {text!r}")
     secs = sum(p * 60**i for i, p in enumerate(reversed(parts)))
     return int(math.floor(secs * fps + 1e-9))
+
+
+class ReferencePSNR:
+    """PSNR of decoded frames against a source video read in step with them, from ``start``."""
+
+    def __init__(self, reference: str, size: tuple[int, int], start: int = 0):
+        self.reference = reference
+        self._frames = itertools.islice(video.read_frames(reference, size), start, None)
+        self._meter = PSNRMeter()
+
+    def update(self, decoded: np.ndarray) -> None:
+        ref = list(itertools.islice(self._frames, len(decoded)))
+        if len(ref) < len(decoded):
+            raise UsageError("the reference video has fewer frames than the movie")
+        self._meter.update(np.stack(ref), decoded)
+
+    @property
+    def psnr(self) -> float:
+        return self._meter.psnr

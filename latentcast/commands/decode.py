@@ -26,15 +26,10 @@ def build_parser():
 
 @command("decode")
 def main(argv: list[str]) -> int:
-    import itertools
-
-    import numpy as np
-
     from latentcast.codec import video
     from latentcast.codec.container import Container
     from latentcast.codec.errors import UsageError
-    from latentcast.codec.metrics import PSNRMeter
-    from latentcast.codec.pipeline import check_decoder_matches, decode_movie
+    from latentcast.codec.pipeline import ReferencePSNR, check_decoder_matches, decode_movie
     from latentcast.codec.progress import progress_bar
     from latentcast.codec.weights import load_decoder
 
@@ -47,10 +42,7 @@ def main(argv: list[str]) -> int:
         if not 0 <= args.start < max(1, h.frames) or (args.frames is not None and args.frames <= 0):
             raise UsageError(f"--start/--frames outside the movie's {h.frames} frames")
         count = h.frames - args.start if args.frames is None else min(args.frames, h.frames - args.start)
-        meter = PSNRMeter() if args.reference else None
-        ref_iter = None
-        if args.reference:
-            ref_iter = itertools.islice(video.read_frames(args.reference, (h.width, h.height)), args.start, None)
+        meter = ReferencePSNR(args.reference, (h.width, h.height), args.start) if args.reference else None
         t0 = time.perf_counter()
         done = 0
         with video.open_writer(args.output, h.width, h.height, h.fps) as writer, \
@@ -58,11 +50,8 @@ def main(argv: list[str]) -> int:
             for batch in decode_movie(movie, decoder, args.start, count, args.batch_size):
                 for frame in batch:
                     writer.write(frame)
-                if ref_iter is not None:
-                    ref = list(itertools.islice(ref_iter, len(batch)))
-                    if len(ref) < len(batch):
-                        raise UsageError("the reference video has fewer frames than the movie")
-                    meter.update(np.stack(ref), batch)
+                if meter is not None:
+                    meter.update(batch)
                 done += len(batch)
                 bar.update(len(batch))
         secs = time.perf_counter() - t0
