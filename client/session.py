@@ -20,7 +20,7 @@ from latentcast.codec.atomic import write_bytes_atomic, write_text_atomic
 from latentcast.codec.container import chunk_checksum
 from latentcast.codec.errors import LatentcastError, ModelError
 from latentcast.codec.model import CodecConfig
-from latentcast.codec.weights import decompress_decoder, load_decoder_bytes, sha256_bytes
+from latentcast.codec.weights import decompress_decoder, load_decoder_bytes
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 
@@ -54,7 +54,6 @@ class Received:
     """Bytes actually received, by kind (serialized message sizes)."""
 
     latent_bytes: int = 0
-    latent_payload_bytes: int = 0
     decoder_bytes: int = 0
     chunks: int = 0
     reconnects: int = 0
@@ -129,10 +128,10 @@ class Session:
         path = self.cache_dir / f"{sha}.safetensors"
         cfg_path = path.with_suffix(".json")
         if path.exists() and cfg_path.exists():
-            data = path.read_bytes()
-            if sha256_bytes(data) == sha:
-                return self._build_decoder(data, cfg_path.read_text(), sha), False
-            log.warning("cached decoder %s… is damaged; downloading again", sha[:12])
+            try:
+                return self._build_decoder(path.read_bytes(), cfg_path.read_text(), sha), False
+            except ModelError:
+                log.warning("cached decoder %s… is damaged; downloading again", sha[:12])
         data, config = self._download_decoder(sha)
         decoder = self._build_decoder(data, config, sha)  # verifies before anything is cached
         write_text_atomic(cfg_path, config)
@@ -140,7 +139,7 @@ class Session:
         return decoder, True
 
     def _download_decoder(self, sha: str) -> tuple[bytes, str]:
-        parts, config, total, encoding, decoded = [], "", None, "", 0
+        parts, config, total, encoding, decoded, received = [], "", None, "", 0, 0
         try:
             for chunk in self.stub.GetDecoder(pb.GetDecoderRequest(sha256=sha), timeout=max(60.0, self.timeout_s),
                                               metadata=self._metadata):
@@ -150,9 +149,10 @@ class Session:
                     encoding, decoded = chunk.encoding, chunk.decoded_bytes
                 if total is None or chunk.offset + len(chunk.data) > total:
                     raise ModelError("decoder download is longer than announced")
-                if chunk.offset != sum(map(len, parts)):
+                if chunk.offset != received:
                     raise ModelError("decoder download arrived out of order")
                 parts.append(chunk.data)
+                received += len(chunk.data)
         except grpc.RpcError as e:
             raise ServerError(e.code(), e.details() or "") from None
         data = b"".join(parts)
@@ -166,16 +166,15 @@ class Session:
 
     @staticmethod
     def _build_decoder(data: bytes, config: str, sha: str):
-        actual = sha256_bytes(data)
-        if actual != sha:
-            raise ModelError(f"decoder sha256 mismatch: the catalog names {sha[:12]}…, received {actual[:12]}…")
+        """Load after checking that the config names ``sha`` (the catalog's) and that the bytes
+        hash to it; load_decoder_bytes does the hashing, once."""
         try:
             cfg = CodecConfig.from_json(config)
         except (ValueError, TypeError) as e:
             raise ModelError(f"decoder config is malformed ({e})") from None
         if cfg.decoder_sha256 != sha:
             raise ModelError("decoder config names another decoder")
-        return load_decoder_bytes(data, cfg, f"decoder {sha[:12]}…")
+        return load_decoder_bytes(data, cfg, f"decoder {sha[:12]}… as received")
 
     # -- latents -------------------------------------------------------------------------------
 
@@ -195,7 +194,6 @@ class Session:
                     if self.received.first_chunk_s is None:
                         self.received.first_chunk_s = time.monotonic() - t0
                     self.received.latent_bytes += chunk.ByteSize()
-                    self.received.latent_payload_bytes += len(chunk.payload)
                     self.received.chunks += 1
                     if chunk_checksum(chunk.start_frame, chunk.n_frames, chunk.payload) != chunk.checksum:
                         raise ServerError(grpc.StatusCode.DATA_LOSS,

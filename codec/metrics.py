@@ -37,10 +37,6 @@ class PSNRMeter:
         self.mses.extend(frame_mse(reference, decoded).tolist())
 
     @property
-    def frames(self) -> int:
-        return len(self.mses)
-
-    @property
     def psnr(self) -> float:
         """Mean of per-frame PSNR (capped at 100 dB for identical frames)."""
         return float(np.mean([min(100.0, mse_to_psnr(m)) for m in self.mses])) if self.mses else float("nan")
