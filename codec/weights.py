@@ -25,6 +25,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .atomic import write_bytes_atomic, write_text_atomic
+from .compress import decompress_exact
 from .errors import ModelError
 from .model import Autoencoder, CodecConfig, Decoder, Encoder, build_model
 
@@ -100,12 +101,9 @@ def decompress_decoder(data: bytes, expected_size: int) -> bytes:
     if not 0 < expected_size <= MAX_DECODER_BYTES:
         raise ModelError(f"decoder size {expected_size} is out of range")
     try:
-        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=expected_size)
-    except zstandard.ZstdError as e:
-        raise ModelError(f"decoder download does not decompress ({e})") from None
-    if len(raw) != expected_size:
-        raise ModelError(f"decoder decompressed to {len(raw)} bytes, expected {expected_size}")
-    return raw
+        return decompress_exact(data, expected_size)
+    except ValueError as e:
+        raise ModelError(f"decoder download {e}") from None
 
 
 def check_safetensors_header(data: bytes, what: str) -> None:
@@ -174,37 +172,40 @@ def load_config(model_dir: str | os.PathLike) -> CodecConfig:
         raise ModelError(f"{d / CONFIG}: malformed config ({e})") from None
 
 
-def _read(path: Path) -> bytes:
+def read_model_file(path: Path) -> bytes:
+    """A model dir's file, or a ModelError naming it."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
         raise ModelError(f"{path}: missing") from None
 
 
+def _load_into(module: torch.nn.Module, data: bytes, sha256: str, what: str) -> torch.nn.Module:
+    _apply_state(module, load_state_verified(data, sha256, what), what)
+    return module.eval()
+
+
 def load_decoder_bytes(data: bytes, cfg: CodecConfig, what: str = DECODER) -> Decoder:
     """A float32 decoder from verified safetensors bytes (what the client downloads)."""
-    dec = Decoder(cfg)
-    _apply_state(dec, load_state_verified(data, cfg.decoder_sha256, what), what)
-    return dec.eval()
+    return _load_into(Decoder(cfg), data, cfg.decoder_sha256, what)
 
 
 def load_decoder(model_dir: str | os.PathLike) -> Decoder:
     d = Path(model_dir)
-    cfg = load_config(d)
-    return load_decoder_bytes(_read(d / DECODER), cfg, str(d / DECODER))
+    return load_decoder_bytes(read_model_file(d / DECODER), load_config(d), str(d / DECODER))
 
 
 def load_encoder(model_dir: str | os.PathLike) -> Encoder:
     d = Path(model_dir)
     cfg = load_config(d)
-    enc = Encoder(cfg)
-    _apply_state(enc, load_state_verified(_read(d / ENCODER), cfg.encoder_sha256, str(d / ENCODER)), str(d / ENCODER))
-    return enc.eval()
+    return _load_into(Encoder(cfg), read_model_file(d / ENCODER), cfg.encoder_sha256, str(d / ENCODER))
 
 
 def load_model(model_dir: str | os.PathLike) -> Autoencoder:
-    cfg = load_config(model_dir)
+    """Both halves, each checked against its sha256, reading config.json once."""
+    d = Path(model_dir)
+    cfg = load_config(d)
     model = build_model(cfg)
-    model.encoder = load_encoder(model_dir)
-    model.decoder = load_decoder(model_dir)
+    _load_into(model.encoder, read_model_file(d / ENCODER), cfg.encoder_sha256, str(d / ENCODER))
+    _load_into(model.decoder, read_model_file(d / DECODER), cfg.decoder_sha256, str(d / DECODER))
     return model.eval()

@@ -32,7 +32,7 @@ from latentcast.codec.errors import CorruptContainer, LatentcastError, ModelErro
 from latentcast.codec.pipeline import encode_video, kbps
 from latentcast.codec.quantize import DEFAULT_BITS
 from latentcast.codec.weights import (DECODER, compress_decoder, decompress_decoder, load_config, load_encoder,
-                                     sha256_bytes)
+                                     read_model_file, sha256_bytes)
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +192,7 @@ class Store:
         if not title or len(title) > MAX_TITLE:
             raise UsageError(f"a title must be 1..{MAX_TITLE} characters")
         cfg = load_config(model_dir)
-        decoder = (Path(model_dir) / DECODER).read_bytes() if (Path(model_dir) / DECODER).exists() else None
-        if decoder is None:
-            raise ModelError(f"{model_dir}: missing {DECODER}")
+        decoder = read_model_file(Path(model_dir) / DECODER)
         if sha256_bytes(decoder) != cfg.decoder_sha256:
             raise ModelError(f"{Path(model_dir) / DECODER}: sha256 mismatch with config.json")
         encoder = load_encoder(model_dir)
