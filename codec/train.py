@@ -137,12 +137,16 @@ def lr_at(progress: float, opts: TrainOptions) -> float:
 
 # -- latent ranges (for quantization-aware training and evaluation) ----------------------------
 
+def spread_indices(n: int, k: int) -> np.ndarray:
+    """At most ``k`` frame indices spread evenly over ``n`` frames (all of them when n <= k)."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+
+
 @torch.no_grad()
 def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, max_frames: int = 2000,
                   batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-dimension min/max of the latents over the video (evenly subsampled when long)."""
-    n = len(data)
-    idx = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
+    idx = spread_indices(len(data), max_frames)
     lo = hi = None
     for s in range(0, len(idx), batch):
         x = to_tensor(np.stack([data.frames[i] for i in idx[s : s + batch]]), device)
@@ -157,8 +161,7 @@ def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, ma
 def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: int | None,
              max_frames: int = 500, batch: int = 16) -> float:
     """Mean per-frame PSNR on 8-bit RGB, with the decoder as shipped and (if ``bits``) quantized latents."""
-    n = len(data)
-    idx = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
+    idx = spread_indices(len(data), max_frames)
     decoder = _as_shipped(model.decoder)
     quant = None
     if bits:
