@@ -6,10 +6,19 @@ stages until it covers the frame, then cropped back::
     latent (C x gh x gw)            e.g. 16 x 4 x 8 = 512 values for 320x180
         |  conv3x3 -> GELU          stem, at grid resolution
         v
-    [conv3x3 -> PixelShuffle(s) -> GELU] x len(strides)
-        |                           e.g. strides 5,3,3: 4x8 -> 20x40 -> 60x120 -> 180x360
+    [conv3x3 -> PixelShuffle(s) -> GELU] x (len(strides) - 1)
+        |                           e.g. strides 5,3,3: 4x8 -> 20x40 -> 60x120
         v
-    conv3x3 + 0.5 -> centre crop to H x W -> RGB, clamped to [0, 1] when turned into pixels
+    conv3x3 to 3*s*s -> PixelShuffle(s) + 0.5     the "shuffle" head: 60x120 -> 180x360 RGB
+        |
+        v
+    centre crop to H x W -> RGB, clamped to [0, 1] when turned into pixels
+
+The shuffle head (ESPCN's sub-pixel output) keeps every wide convolution below full
+resolution: the only full-resolution work is a 3-channel PixelShuffle. The first models ran one
+more 16-channel stage at full resolution and a 3x3 conv head there (``head="conv"``, which still
+loads). That stage and its shuffle were most of the decoder's time, and without them training
+also runs 2.5 times the steps in the same minutes, which more than pays for the lost layer.
 
 The encoder mirrors it: replicate-pad the frame to (gh*S, gw*S), patchify down by the same
 strides, and a 1x1 conv to C channels. Any frame size works because the grid and strides are
@@ -32,8 +41,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import UsageError
+from .quantize import DEFAULT_WEIGHT_BITS, check_weight_bits, fake_quantize_weight
 
 ARCHITECTURES: dict[str, Callable[["CodecConfig"], "Autoencoder"]] = {}
+HEADS = ("shuffle", "conv")
 
 
 def register_architecture(name: str):
@@ -123,8 +134,14 @@ class CodecConfig:
     latent_channels: int = 0
     grid: tuple[int, int] = (0, 0)
     strides: tuple[int, ...] = ()
-    stem_channels: int = 96
+    stem_channels: int = 96  # plan() picks 128 for new models; 96 is what configs from before it used
     decoder_channels: tuple[int, ...] = ()
+    # "shuffle": the last stride is the RGB head's PixelShuffle. "conv": every stride is a stage
+    # and a 3x3 conv makes RGB at full resolution (the first models; the default for old configs).
+    head: str = "conv"
+    # Bits of the shipped decoder's weight codes; the trainer fine-tunes at this width. Configs
+    # from before weight QAT shipped 8 bits.
+    weight_bits: int = 8
     encoder_channels: tuple[int, ...] = ()
     # Filled in by the trainer after the weights are written.
     decoder_sha256: str = ""
@@ -137,7 +154,7 @@ class CodecConfig:
     def plan(cls, width: int, height: int, latent_dim: int = 512, **overrides) -> "CodecConfig":
         """A config with grid, strides and widths chosen for this frame size."""
         channels, gh, gw, strides = plan_architecture(width, height, latent_dim)
-        n = len(strides)
+        n = len(strides) - 1  # the last stride belongs to the shuffle head
         cfg = cls(
             width=width,
             height=height,
@@ -145,10 +162,26 @@ class CodecConfig:
             latent_channels=channels,
             grid=(gh, gw),
             strides=strides,
+            head="shuffle",
+            weight_bits=DEFAULT_WEIGHT_BITS,
+            stem_channels=128,
             decoder_channels=_geometric(n, 64, 16),
-            encoder_channels=_geometric(n, 16, 64),
+            encoder_channels=_geometric(n + 1, 16, 64),
         )
-        return dataclasses.replace(cfg, **overrides)
+        cfg = dataclasses.replace(cfg, **overrides)
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        """Raise UsageError when the head, strides and channel lists do not fit together."""
+        check_weight_bits(self.weight_bits)
+        if self.head not in HEADS:
+            raise UsageError(f"unknown decoder head {self.head!r}; known: {sorted(HEADS)}")
+        stages = len(self.strides) - (1 if self.head == "shuffle" else 0)
+        if len(self.decoder_channels) != stages or len(self.encoder_channels) != len(self.strides):
+            raise UsageError(f"{self.head} head with strides {self.strides} needs {stages} decoder widths and "
+                             f"{len(self.strides)} encoder widths, got {self.decoder_channels} and "
+                             f"{self.encoder_channels}")
 
     @property
     def total_stride(self) -> int:
@@ -204,20 +237,44 @@ class Encoder(nn.Module):
         return self.net(x).flatten(1)
 
 
+class QuantAwareConv2d(nn.Conv2d):
+    """A Conv2d whose weight can be seen through fake quantization (``fake_quant_bits``), so
+    training can fit the weights the shipped low-bit decoder will really have. Its state dict
+    is a plain Conv2d's."""
+
+    fake_quant_bits: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fake_quant_bits is None:
+            return super().forward(x)
+        return self._conv_forward(x, fake_quantize_weight(self.weight, self.fake_quant_bits), self.bias)
+
+
+def set_weight_fake_quant(module: nn.Module, bits: int | None) -> None:
+    """Switch fake quantization of every QuantAwareConv2d in ``module`` on (``bits``) or off."""
+    for m in module.modules():
+        if isinstance(m, QuantAwareConv2d):
+            m.fake_quant_bits = bits
+
+
 class Decoder(nn.Module):
     """Latents (B, latent_dim) -> frames (B,3,H,W), about [0,1] (clamp before use)."""
 
     def __init__(self, cfg: CodecConfig):
         super().__init__()
         self.cfg = cfg
-        self.stem = nn.Conv2d(cfg.latent_channels, cfg.stem_channels, 3, padding=1)
+        self.stem = QuantAwareConv2d(cfg.latent_channels, cfg.stem_channels, 3, padding=1)
         stages = []
         c_in = cfg.stem_channels
         for s, c_out in zip(cfg.strides, cfg.decoder_channels):
-            stages.append(nn.Sequential(nn.Conv2d(c_in, c_out * s * s, 3, padding=1), nn.PixelShuffle(s), nn.GELU()))
+            stages.append(nn.Sequential(QuantAwareConv2d(c_in, c_out * s * s, 3, padding=1), nn.PixelShuffle(s), nn.GELU()))
             c_in = c_out
         self.stages = nn.Sequential(*stages)
-        self.head = nn.Conv2d(c_in, 3, 3, padding=1)
+        if cfg.head == "shuffle":
+            s = cfg.strides[-1]
+            self.head = nn.Sequential(QuantAwareConv2d(c_in, 3 * s * s, 3, padding=1), nn.PixelShuffle(s))
+        else:
+            self.head = QuantAwareConv2d(c_in, 3, 3, padding=1)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         gh, gw = self.cfg.grid
@@ -284,5 +341,6 @@ def macs_per_pixel(decoder: Decoder) -> float:
     for s, stage in zip(cfg.strides, decoder.stages):
         total += conv_macs(stage[0], h, w)
         h, w = h * s, w * s
-    total += conv_macs(decoder.head, h, w)
+    head = decoder.head[0] if isinstance(decoder.head, nn.Sequential) else decoder.head
+    total += conv_macs(head, h, w)
     return total / (cfg.width * cfg.height)

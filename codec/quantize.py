@@ -75,6 +75,36 @@ def fake_quantize(latents: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bit
     return latents + (deq - latents).detach()
 
 
+MIN_WEIGHT_BITS, MAX_WEIGHT_BITS, DEFAULT_WEIGHT_BITS = 4, 8, 6
+
+
+def check_weight_bits(bits: int) -> int:
+    if not MIN_WEIGHT_BITS <= bits <= MAX_WEIGHT_BITS:
+        raise UsageError(f"--weight-bits must be between {MIN_WEIGHT_BITS} and {MAX_WEIGHT_BITS}, got {bits}")
+    return bits
+
+
+def quantize_weight(weight: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel quantization: (int8 codes in ±(2**(bits-1) - 1), float32 scales).
+
+    The scale is each channel's max |w| over the top code, so no weight clips. The trainer's
+    fake quantization and the shipped file both go through here, so what training saw is
+    exactly what clients decode with.
+    """
+    top = (1 << (bits - 1)) - 1
+    w = weight.detach().float()
+    scale = w.flatten(1).abs().amax(dim=1).clamp_min(1e-12) / top
+    codes = torch.round(w / scale.view(-1, *([1] * (w.ndim - 1)))).clamp(-top, top)
+    return codes.to(torch.int8), scale
+
+
+def fake_quantize_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
+    """``weight`` as the shipped decoder will hold it, with a straight-through gradient."""
+    codes, scale = quantize_weight(weight, bits)
+    deq = codes.float() * scale.view(-1, *([1] * (weight.ndim - 1)))
+    return weight + (deq.to(weight.dtype) - weight).detach()
+
+
 def encode_chunk(q: np.ndarray, bits: int) -> bytes:
     """Code quantized latents (n_frames, dim) of one chunk into a self-contained zstd frame."""
     q = np.asarray(q, np.uint8)

@@ -5,8 +5,9 @@ The story, top to bottom:
 1. decode the video once at training size into a memory-mapped uint8 cache (bounded RAM);
 2. fit with Adam on MSE (optionally mixed with MS-SSIM), learning rate warmed up then
    cosine-decayed over the budget, which is either wall-clock minutes or epochs;
-3. for the last part of the budget, pass the latents through fake quantization at the
-   default bit width (straight-through), so quantized PSNR stays close to float PSNR;
+3. for the last part of the budget, pass the latents and the decoder's weights through fake
+   quantization at their shipped bit widths (straight-through), so the decoder clients get
+   and the latents they stream lose little against the float model;
 4. checkpoint every interval (``--resume`` continues from it) and write the model dir.
 
 Multi-GPU/multi-node runs go through ``torchrun``: DDP is detected from ``RANK``, a
@@ -36,8 +37,8 @@ from .atomic import atomic_write, write_bytes_atomic, write_text_atomic
 from .errors import ModelError, UsageError
 from .metrics import PSNRMeter, ms_ssim, ms_ssim_scales, mse_to_psnr, to_tensor, to_uint8
 from .progress import progress_bar
-from .model import Autoencoder, CodecConfig, build_model, count_parameters, macs_per_pixel
-from .quantize import DEFAULT_BITS, Quantizer, check_bits, fake_quantize
+from .model import Autoencoder, CodecConfig, build_model, count_parameters, macs_per_pixel, set_weight_fake_quant
+from .quantize import DEFAULT_BITS, DEFAULT_WEIGHT_BITS, Quantizer, check_bits, check_weight_bits, fake_quantize
 from .weights import save_model
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class TrainOptions:
     min_lr_ratio: float = 0.02
     qat_fraction: float = 0.15
     bits: int = DEFAULT_BITS
+    weight_bits: int = DEFAULT_WEIGHT_BITS
     ms_ssim_weight: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0
@@ -184,7 +186,7 @@ def _as_shipped(decoder: torch.nn.Module) -> torch.nn.Module:
     from .weights import dequantize_state, int8_state_bytes
 
     dec = copy.deepcopy(decoder).cpu()
-    dec.load_state_dict(dequantize_state(st_load(int8_state_bytes(decoder))))
+    dec.load_state_dict(dequantize_state(st_load(int8_state_bytes(decoder, decoder.cfg.weight_bits))))
     return dec.to(next(decoder.parameters()).device).eval()
 
 
@@ -232,6 +234,7 @@ def _dist_info() -> tuple[int, int]:
 def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume: bool = False) -> dict:
     """Fit a codec to ``source`` and write ``model_dir``; returns the final summary (rank 0)."""
     check_bits(opts.bits)
+    check_weight_bits(opts.weight_bits)
     if opts.latent_dim <= 0:
         raise UsageError(f"--latent-dim must be positive, got {opts.latent_dim}")
     if opts.batch_size <= 0:
@@ -252,7 +255,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
 
     info = video.probe(source)
     size = opts.size or (info.width, info.height)
-    cfg = CodecConfig.plan(size[0], size[1], opts.latent_dim, **(opts.arch or {}))
+    cfg = CodecConfig.plan(size[0], size[1], opts.latent_dim, **{"weight_bits": opts.weight_bits, **(opts.arch or {})})
     # Rank 0 builds the cache; the others wait for it, then map the same file.
     if main_rank:
         data, meta = build_cache(source, size, model_dir / CACHE_DIR, opts.max_frames, opts.progress)
@@ -318,6 +321,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                     g["lr"] = lr_at(progress, opts)
                 x = batch.to(device).permute(0, 3, 1, 2).float().div_(255)
                 qat = progress >= 1 - opts.qat_fraction
+                if qat and qat_lo is None:
+                    set_weight_fake_quant(model.decoder, cfg.weight_bits)
                 if qat and (qat_lo is None or step % qat_refresh == 0):
                     model.eval()
                     qat_lo, qat_hi = latent_ranges(model, data, device)
@@ -371,6 +376,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
             _save_checkpoint(model_dir, model, opt, {"step": step, "epoch": epoch,
                                                      "elapsed": time.monotonic() - start, "history": history[-2000:]})
         raise KeyboardInterrupt
+    set_weight_fake_quant(model.decoder, None)
     summary = {}
     if main_rank:
         model.eval()

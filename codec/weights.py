@@ -27,6 +27,7 @@ from safetensors.torch import save as st_save
 from .atomic import write_bytes_atomic, write_text_atomic
 from .compress import decompress_exact
 from .errors import ModelError
+from .quantize import quantize_weight
 from .model import Autoencoder, CodecConfig, Decoder, Encoder, build_model
 
 CONFIG = "config.json"
@@ -57,16 +58,16 @@ def state_to_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) ->
 QSCALE = ".qscale"  # suffix of the per-output-channel scale stored beside each int8 weight
 
 
-def int8_state_bytes(module: torch.nn.Module) -> bytes:
-    """safetensors bytes with every conv weight as int8 plus a float32 scale per output channel
-    (symmetric, max-abs); biases stay fp16. Zero-centred int8 codes also compress well with zstd."""
+def int8_state_bytes(module: torch.nn.Module, bits: int = 8) -> bytes:
+    """safetensors bytes with every conv weight as int8 codes of ``bits`` bits plus a float32
+    scale per output channel (symmetric, max-abs); biases stay fp16. The codes are small,
+    zero-centred integers, which zstd codes in about as many bits as their entropy."""
     state: dict[str, torch.Tensor] = {}
     for k, v in module.state_dict().items():
         v = v.detach().cpu().float()
         if v.ndim >= 2:
-            scale = v.flatten(1).abs().amax(dim=1).clamp_min(1e-12) / 127
-            q = torch.round(v / scale.view(-1, *([1] * (v.ndim - 1)))).clamp(-127, 127).to(torch.int8)
-            state[k] = q.contiguous()
+            codes, scale = quantize_weight(v, bits)
+            state[k] = codes.contiguous()
             state[k + QSCALE] = scale.contiguous()
         else:
             state[k] = v.half().contiguous()
@@ -147,7 +148,7 @@ def save_model(model: Autoencoder, model_dir: str | os.PathLike, extra: dict | N
     d = Path(model_dir)
     d.mkdir(parents=True, exist_ok=True)
     enc = state_to_bytes(model.encoder)
-    dec = int8_state_bytes(model.decoder)
+    dec = int8_state_bytes(model.decoder, model.cfg.weight_bits)
     write_bytes_atomic(d / ENCODER, enc)
     write_bytes_atomic(d / DECODER, dec)
     cfg = model.cfg
@@ -186,8 +187,14 @@ def _load_into(module: torch.nn.Module, data: bytes, sha256: str, what: str) -> 
 
 
 def load_decoder_bytes(data: bytes, cfg: CodecConfig, what: str = DECODER) -> Decoder:
-    """A float32 decoder from verified safetensors bytes (what the client downloads)."""
-    return _load_into(Decoder(cfg), data, cfg.decoder_sha256, what)
+    """A float32 decoder from verified safetensors bytes (what the client downloads), ready to run.
+
+    Its weights are channels-last: oneDNN then keeps every activation channels-last too, which
+    spares a layout conversion around each conv and PixelShuffle and about doubles CPU decode
+    speed. Every decode path loads through here, so all of them compute the same bytes.
+    """
+    decoder = _load_into(Decoder(cfg), data, cfg.decoder_sha256, what)
+    return decoder.to(memory_format=torch.channels_last)
 
 
 def load_decoder(model_dir: str | os.PathLike) -> Decoder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from latentcast.codec.quantize import DEFAULT_BITS
+from latentcast.codec.quantize import DEFAULT_BITS, DEFAULT_WEIGHT_BITS, MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
 from latentcast.codec.video import parse_size
 
 from ._common import command, parser
@@ -40,8 +40,12 @@ def build_parser():
                         "then it decays on a cosine to 2%% of the peak")
     p.add_argument("--bits", type=int, default=DEFAULT_BITS,
                    help=f"latent bit width the final quantization-aware phase trains for (default {DEFAULT_BITS})")
+    p.add_argument("--weight-bits", type=int, default=DEFAULT_WEIGHT_BITS,
+                   help=f"bits per decoder weight in the file clients download (default {DEFAULT_WEIGHT_BITS}, "
+                        f"range {MIN_WEIGHT_BITS}-{MAX_WEIGHT_BITS}); the quantization-aware phase fine-tunes at "
+                        "this width. Fewer bits: a smaller download, a little less PSNR")
     p.add_argument("--qat-fraction", type=float, default=0.15,
-                   help="fraction of the budget trained with quantized latents (default 0.15)")
+                   help="fraction of the budget trained with quantized latents and weights (default 0.15)")
     p.add_argument("--ms-ssim", type=float, default=0.0, metavar="W",
                    help="weight of (1 - MS-SSIM) in the loss, mixed with MSE (default 0: pure MSE)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -64,7 +68,7 @@ def main(argv: list[str]) -> int:
         size=parse_size(args.size), latent_dim=args.latent_dim,
         minutes=args.minutes if args.epochs is None else None, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, qat_fraction=args.qat_fraction,
-        bits=args.bits, ms_ssim_weight=args.ms_ssim, seed=args.seed, checkpoint_seconds=args.checkpoint_every,
+        bits=args.bits, weight_bits=args.weight_bits, ms_ssim_weight=args.ms_ssim, seed=args.seed, checkpoint_seconds=args.checkpoint_every,
         max_frames=args.max_frames, device=args.device, threads=args.threads, progress=not args.quiet,
     )
     if opts.minutes is None and opts.epochs is None:

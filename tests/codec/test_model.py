@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -46,7 +48,37 @@ def test_config_json_round_trip_and_rejects_unknown_keys():
 def test_macs_per_pixel_counts_convs():
     cfg = CodecConfig.plan(64, 48, 64)
     dec = build_model(cfg).decoder
-    head = dec.head
-    # the head alone costs in*out*9 per canvas pixel; the total must exceed it
+    head = dec.head[0]
+    # the shuffle head costs in*3*9 per output pixel; the stages below it add to that
     assert macs_per_pixel(dec) > head.in_channels * 3 * 9
     assert count_parameters(dec) > 0
+
+
+def test_shuffle_head_keeps_wide_convs_off_full_resolution():
+    cfg = CodecConfig.plan(320, 180, 512)
+    assert cfg.head == "shuffle" and len(cfg.decoder_channels) == len(cfg.strides) - 1
+    fast = build_model(cfg).decoder
+    legacy_cfg = CodecConfig.plan(320, 180, 512, head="conv", decoder_channels=(64, 32, 16))
+    legacy = build_model(legacy_cfg).decoder
+    assert macs_per_pixel(fast) < 0.5 * macs_per_pixel(legacy)
+    # the head's PixelShuffle makes RGB directly: 3 channels at full resolution, nothing wider
+    assert fast.head[0].out_channels == 3 * cfg.strides[-1] ** 2
+
+
+def test_configs_from_before_the_shuffle_head_still_load():
+    cfg = CodecConfig.plan(64, 48, 64, head="conv", weight_bits=8, decoder_channels=(64, 48, 32, 24, 16))
+    raw = json.loads(cfg.to_json())
+    del raw["head"], raw["weight_bits"]  # an old config.json has neither key
+    old = CodecConfig.from_json(json.dumps(raw))
+    assert old.head == "conv" and old.weight_bits == 8
+    y = build_model(old).decoder(torch.randn(1, 64))
+    assert y.shape == (1, 3, 48, 64)
+
+
+def test_mismatched_widths_and_heads_are_usage_errors():
+    with pytest.raises(UsageError, match="decoder widths"):
+        CodecConfig.plan(320, 180, 512, decoder_channels=(64, 32, 16))
+    with pytest.raises(UsageError, match="head"):
+        CodecConfig.plan(320, 180, 512, head="sigmoid")
+    with pytest.raises(UsageError, match="weight-bits"):
+        CodecConfig.plan(320, 180, 512, weight_bits=3)

@@ -3,10 +3,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load as st_load
 
 from latentcast.codec.errors import ModelError
 from latentcast.codec.metrics import PSNRMeter, to_tensor, to_uint8
 from latentcast.codec.model import CodecConfig, build_model
+from latentcast.codec.quantize import DEFAULT_WEIGHT_BITS
 from latentcast.codec.train import TrainOptions, train
 from latentcast.codec.weights import load_config, load_decoder, load_model, sha256_file
 
@@ -79,3 +81,12 @@ def test_ms_ssim_loss_trains(clip, tmp_path):
     s = train(str(clip), tmp_path / "s", TrainOptions(minutes=None, epochs=3, batch_size=4, latent_dim=32,
                                                        ms_ssim_weight=0.5, progress=False))
     assert np.isfinite(s["psnr_float"])
+
+
+def test_shipped_decoder_holds_weight_codes_of_the_configured_width(trained_model):
+    cfg = load_config(trained_model)
+    assert cfg.weight_bits == DEFAULT_WEIGHT_BITS and cfg.head == "shuffle"
+    state = st_load((trained_model / "decoder.safetensors").read_bytes())
+    codes = [v for v in state.values() if v.dtype == torch.int8]
+    top = (1 << (cfg.weight_bits - 1)) - 1
+    assert codes and max(int(v.abs().max()) for v in codes) == top

@@ -1,10 +1,15 @@
+import math
 import struct
 
 import pytest
+import numpy as np
 import torch
+from safetensors.torch import load as st_load
 
 from latentcast.codec.errors import ModelError
-from latentcast.codec.model import CodecConfig, build_model
+from latentcast.codec.metrics import to_uint8
+from latentcast.codec.model import CodecConfig, build_model, set_weight_fake_quant
+from latentcast.codec.quantize import fake_quantize_weight
 from latentcast.codec.weights import (compress_decoder, decompress_decoder, dequantize_state, int8_state_bytes,
                                       load_decoder_bytes, load_state_verified, sha256_bytes, state_to_bytes)
 
@@ -48,3 +53,55 @@ def test_oversized_or_malformed_safetensors_header_is_refused_before_parsing():
 def test_malformed_int8_state_is_refused():
     with pytest.raises(ValueError):
         dequantize_state({"w": torch.zeros(4, 4), "w.qscale": torch.ones(4)})
+
+
+@pytest.mark.parametrize("bits", [4, 6, 8])
+def test_weight_codes_stay_in_range_and_fake_quant_matches_the_shipped_file(bits):
+    torch.manual_seed(0)
+    cfg = CodecConfig.plan(64, 48, 64, weight_bits=bits)
+    dec = build_model(cfg).decoder.eval()
+    data = int8_state_bytes(dec, bits)
+    state = st_load(data)
+    top = (1 << (bits - 1)) - 1
+    codes = [v for k, v in state.items() if v.dtype == torch.int8]
+    assert codes and all(int(v.abs().max()) <= top for v in codes)
+    assert max(int(v.abs().max()) for v in codes) == top  # max-abs scaling uses the top code
+    cfg.decoder_sha256 = sha256_bytes(data)
+    shipped = load_decoder_bytes(data, cfg)
+    # what training sees under fake quantization is what a client decodes with
+    set_weight_fake_quant(dec, bits)
+    z = torch.randn(2, 64)
+    with torch.no_grad():
+        assert torch.allclose(dec(z), shipped(z), atol=1e-4)
+
+
+def test_fake_quantized_weights_pass_gradients_straight_through():
+    w = torch.randn(8, 4, 3, 3, requires_grad=True)
+    fake_quantize_weight(w, 5).sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))
+
+
+def test_fewer_weight_bits_never_ship_more_bytes():
+    torch.manual_seed(0)
+    dec = build_model(CodecConfig.plan(64, 48, 64)).decoder
+    sizes = [len(compress_decoder(int8_state_bytes(dec, b))) for b in (4, 5, 6, 7, 8)]
+    assert sizes == sorted(sizes) and sizes[0] < 0.8 * sizes[-1], sizes
+
+
+def test_channels_last_decoder_matches_the_plain_layout_within_a_hundredth_of_a_db():
+    torch.manual_seed(1)
+    cfg = CodecConfig.plan(96, 64, 64)
+    dec = build_model(cfg).decoder.eval()
+    data = int8_state_bytes(dec, cfg.weight_bits)
+    cfg.decoder_sha256 = sha256_bytes(data)
+    fast = load_decoder_bytes(data, cfg)
+    assert fast.stages[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = build_model(cfg).decoder.eval()
+    plain.load_state_dict(dequantize_state(st_load(data)))
+    z = torch.randn(4, 64)
+    with torch.inference_mode():
+        a = np.concatenate([to_uint8(plain(z[i : i + 1])) for i in range(4)]).astype(int)
+        b = np.concatenate([to_uint8(fast(z[i : i + 1])) for i in range(4)]).astype(int)
+    assert np.abs(a - b).max() <= 1
+    mse = float(((a - b) ** 2).mean())
+    assert mse == 0 or 10 * math.log10(255**2 / mse) > 60  # > 60 dB apart: far below 0.01 dB of any real PSNR
