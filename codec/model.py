@@ -7,9 +7,9 @@ stages until it covers the frame, then cropped back::
         |  conv3x3 -> GELU          stem, at grid resolution
         v
     [conv3x3 -> PixelShuffle(s) -> GELU] x (len(strides) - 1)
-        |                           e.g. strides 5,3,3: 4x8 -> 20x40 -> 60x120
+        |                           e.g. strides 3,3,5: 4x8 -> 12x24 -> 36x72
         v
-    conv3x3 to 3*s*s -> PixelShuffle(s) + 0.5     the "shuffle" head: 60x120 -> 180x360 RGB
+    conv3x3 to 3*s*s -> PixelShuffle(s) + 0.5     the "shuffle" head: 36x72 -> 180x360 RGB
         |
         v
     centre crop to H x W -> RGB, clamped to [0, 1] when turned into pixels
@@ -109,7 +109,9 @@ def plan_architecture(width: int, height: int, latent_dim: int) -> tuple[int, in
     if best is None:
         raise UsageError(f"no latent grid fits latent_dim={latent_dim} at {width}x{height}")
     _, channels, gh, gw, stride = best
-    return channels, gh, gw, tuple(_factor(stride))
+    # Smallest factors first: the largest upsampling is the head's, where it costs only a
+    # 3-channel shuffle, and each stage's convs run on the fewest positions.
+    return channels, gh, gw, tuple(sorted(_factor(stride)))
 
 
 def _geometric(n_stages: int, first: int, last: int) -> tuple[int, ...]:
