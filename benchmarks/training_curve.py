@@ -1,0 +1,75 @@
+"""PSNR against training time: one `latentcast train` per budget, then a plot.
+
+    python benchmarks/training_curve.py VIDEO [--size 320x180] [--minutes 1 2 5 10 30] [-o DIR]
+
+Each budget is its own run from scratch (the learning-rate schedule is fitted to the budget,
+so a 10-minute run is not the first third of a 30-minute one). Runs go one after another so
+they do not share the CPU. Budgets already trained in DIR are reused. Writes
+``DIR/training_curve.json`` and ``DIR/training_curve.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def train_once(video: str, size: str, minutes: float, out: Path) -> dict:
+    model = out / f"m{minutes:g}"
+    config = model / "config.json"
+    if not config.exists():
+        subprocess.run([sys.executable, "-m", "latentcast", "train", video, "--size", size, "--minutes", str(minutes),
+                        "-o", str(model), "-q"], check=True, stdout=subprocess.DEVNULL)
+    t = json.loads(config.read_text())["trained"]
+    row = {"minutes": minutes, "steps": t["steps"], "psnr_float": t["psnr_float"],
+           "psnr_quantized": t["psnr_quantized"], "model": str(model)}
+    print(f"{minutes:g} min: {row['steps']} steps, {row['psnr_float']:.2f} dB float, "
+          f"{row['psnr_quantized']:.2f} dB shipped", file=sys.stderr, flush=True)
+    return row
+
+
+def plot(rows: list[dict], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    xs = [r["minutes"] for r in rows]
+    ax.plot(xs, [r["psnr_quantized"] for r in rows], "o-", label="shipped (quantized latents and weights)")
+    ax.plot(xs, [r["psnr_float"] for r in rows], "x--", alpha=0.6, label="float latents")
+    best = rows[-1]["psnr_quantized"]
+    ax.axhline(best - 0.5, color="grey", lw=0.8, ls=":", label=f"{rows[-1]['minutes']:g}-min PSNR - 0.5 dB")
+    ax.set_xscale("log")
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    ax.set_xlabel("training budget (minutes, 2 CPU cores)")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("video")
+    p.add_argument("--size", default="320x180", help="training size (default 320x180)")
+    p.add_argument("--minutes", type=float, nargs="+", default=[1, 2, 5, 10, 30], help="budgets (default 1 2 5 10 30)")
+    p.add_argument("-o", "--output", default="training-curve", help="work dir (default ./training-curve)")
+    args = p.parse_args()
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [train_once(args.video, args.size, m, out) for m in sorted(args.minutes)]
+    (out / "training_curve.json").write_text(json.dumps(rows, indent=2))
+    plot(rows, f"{Path(args.video).name} at {args.size}: PSNR after each training budget", out / "training_curve.png")
+    print(f"| minutes | steps | PSNR float | PSNR shipped |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['minutes']:g} | {r['steps']} | {r['psnr_float']:.2f} | {r['psnr_quantized']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
