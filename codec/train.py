@@ -386,6 +386,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
             "source": os.path.basename(source), "width": size[0], "height": size[1], "frames": len(data),
             "steps": step, "epochs": epoch, "seconds": round(time.monotonic() - start, 1),
             "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
+            "weight_bits": cfg.weight_bits,
             "decoder_params": count_parameters(model.decoder),
             "decoder_macs_per_pixel": round(macs_per_pixel(model.decoder)),
             "options": {k: v for k, v in asdict(opts).items() if k not in ("progress",)},

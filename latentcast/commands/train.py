@@ -10,8 +10,8 @@ from latentcast.codec.video import parse_size
 from ._common import command, parser
 
 EPILOG = """\
-The model dir gets config.json, encoder.safetensors, decoder.safetensors (int8 weights with
-per-channel scales: the file clients download, zstd-coded on the wire; its sha256 is in
+The model dir gets config.json, encoder.safetensors, decoder.safetensors (--weight-bits codes
+with per-channel scales: the file clients download, zstd-coded on the wire; its sha256 is in
 config.json) and train_log.jsonl. A checkpoint is written
 every --checkpoint-every seconds; after a crash or Ctrl-C, run the same command with --resume.
 
@@ -78,7 +78,8 @@ def main(argv: list[str]) -> int:
         print(f"trained {summary['width']}x{summary['height']} on {summary['frames']} frames: "
               f"{summary['steps']} steps in {summary['seconds']:.0f} s; PSNR {summary['psnr_float']:.2f} dB "
               f"(float), {summary['psnr_quantized']:.2f} dB at {summary['qat_bits']} bits; decoder "
-              f"{summary['decoder_params']:,} params, {summary['decoder_macs_per_pixel']:,} MACs/pixel",
+              f"{summary['decoder_params']:,} params at {summary['weight_bits']} bits, "
+              f"{summary['decoder_macs_per_pixel']:,} MACs/pixel",
               file=sys.stderr)
         print(args.output)
     return 0
