@@ -90,3 +90,15 @@ def test_shipped_decoder_holds_weight_codes_of_the_configured_width(trained_mode
     codes = [v for v in state.values() if v.dtype == torch.int8]
     top = (1 << (cfg.weight_bits - 1)) - 1
     assert codes and max(int(v.abs().max()) for v in codes) == top
+
+
+def test_frame_cache_reads_the_clip_back_and_names_a_truncated_file(clip, clip_frames, tmp_path):
+    from latentcast.codec.train import build_cache
+
+    cache, meta = build_cache(str(clip), None, tmp_path / "cache", None, progress=False)
+    assert meta["frames"] == len(clip_frames) == len(cache)
+    assert np.array_equal(cache.stack([0, 5, len(cache) - 1]), clip_frames[[0, 5, len(cache) - 1]])
+    data = cache.path.read_bytes()
+    cache.path.write_bytes(data[: len(data) - 10])
+    with pytest.raises(ModelError, match="truncated"):
+        cache.read(len(cache) - 1)
