@@ -208,7 +208,12 @@ class CodecConfig:
         for key in ("grid", "strides", "decoder_channels", "encoder_channels"):
             if key in raw:
                 raw[key] = tuple(raw[key])
-        return cls(**raw)
+        cfg = cls(**raw)
+        try:  # a config also arrives over the wire: refuse a bad head or width before building on it
+            cfg.check()
+        except UsageError as e:
+            raise ValueError(str(e)) from None
+        return cfg
 
 
 def _crop_offsets(canvas: tuple[int, int], height: int, width: int) -> tuple[int, int]:

@@ -75,6 +75,14 @@ def test_configs_from_before_the_shuffle_head_still_load():
     assert y.shape == (1, 3, 48, 64)
 
 
+@pytest.mark.parametrize("key,value", [("head", "bogus"), ("weight_bits", 99), ("decoder_channels", [8])])
+def test_a_config_with_a_bad_head_or_width_is_refused_on_load(key, value):
+    raw = json.loads(CodecConfig.plan(64, 48, 64).to_json())
+    raw[key] = value
+    with pytest.raises(ValueError):
+        CodecConfig.from_json(json.dumps(raw))
+
+
 def test_mismatched_widths_and_heads_are_usage_errors():
     with pytest.raises(UsageError, match="decoder widths"):
         CodecConfig.plan(320, 180, 512, decoder_channels=(64, 32, 16))
