@@ -98,10 +98,14 @@ def quantize_weight(weight: torch.Tensor, bits: int) -> tuple[torch.Tensor, torc
     return codes.to(torch.int8), scale
 
 
+def dequantize_weight(codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """float32 weights from int8 codes and per-output-channel scales (inverse of quantize_weight)."""
+    return codes.float() * scale.float().view(-1, *([1] * (codes.ndim - 1)))
+
+
 def fake_quantize_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
     """``weight`` as the shipped decoder will hold it, with a straight-through gradient."""
-    codes, scale = quantize_weight(weight, bits)
-    deq = codes.float() * scale.view(-1, *([1] * (weight.ndim - 1)))
+    deq = dequantize_weight(*quantize_weight(weight, bits))
     return weight + (deq.to(weight.dtype) - weight).detach()
 
 

@@ -27,7 +27,7 @@ from safetensors.torch import save as st_save
 from .atomic import write_bytes_atomic, write_text_atomic
 from .compress import decompress_exact
 from .errors import ModelError
-from .quantize import quantize_weight
+from .quantize import dequantize_weight, quantize_weight
 from .model import Autoencoder, CodecConfig, Decoder, Encoder, build_model
 
 CONFIG = "config.json"
@@ -84,7 +84,7 @@ def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if scale is not None:
             if v.dtype != torch.int8 or scale.ndim != 1 or scale.shape[0] != v.shape[0]:
                 raise ValueError(f"{k}: malformed int8 weight")
-            v = v.float() * scale.float().view(-1, *([1] * (v.ndim - 1)))
+            v = dequantize_weight(v, scale)
         out[k] = v.float()
     return out
 
