@@ -192,10 +192,11 @@ def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, ma
 
 @torch.no_grad()
 def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: int | None,
-             max_frames: int = 500, batch: int = 16) -> float:
-    """Mean per-frame PSNR on 8-bit RGB, with the decoder as shipped and (if ``bits``) quantized latents."""
+             decoder: torch.nn.Module | None = None, max_frames: int = 500, batch: int = 16) -> float:
+    """Mean per-frame PSNR on 8-bit RGB, with the decoder as shipped (``decoder``, when the caller
+    has built it already) and (if ``bits``) quantized latents."""
     idx = spread_indices(len(data), max_frames)
-    decoder = _as_shipped(model.decoder)
+    decoder = decoder or _as_shipped(model.decoder)
     quant = None
     if bits:
         lo, hi = latent_ranges(model, data, device)
@@ -411,8 +412,9 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
     summary = {}
     if main_rank:
         model.eval()
-        psnr_float = evaluate(model, data, device, None)
-        psnr_q = evaluate(model, data, device, opts.bits)
+        shipped = _as_shipped(model.decoder)
+        psnr_float = evaluate(model, data, device, None, shipped)
+        psnr_q = evaluate(model, data, device, opts.bits, shipped)
         summary = {
             "source": os.path.basename(source), "width": size[0], "height": size[1], "frames": len(data),
             "steps": step, "epochs": epoch, "seconds": round(time.monotonic() - start, 1),
