@@ -71,6 +71,8 @@ class TrainOptions:
     threads: int | None = None
     progress: bool = True
     arch: dict | None = None  # CodecConfig overrides (stem_channels, decoder_channels, ...)
+    precision: str = "auto"  # "fp32", "bf16" (autocast), or "auto": bf16 where the CPU has it natively
+    channels_last: bool = True
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -82,6 +84,21 @@ def pick_device(name: str | None = None) -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def pick_autocast(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for training, or None for plain fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise UsageError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return None
 
 
 # -- the frame cache ---------------------------------------------------------------------------
@@ -253,7 +270,9 @@ def _load_checkpoint(model_dir: Path, model: Autoencoder, opt: torch.optim.Optim
     for key, v in tensors.items():
         if key.startswith("opt."):
             _, i, name = key.split(".", 2)
-            opt.state[params[int(i)]][name] = v
+            p = params[int(i)]
+            # Moments take their parameter's memory layout (channels-last), as the fused step expects.
+            opt.state[p][name] = torch.empty_like(p).copy_(v) if v.shape == p.shape else v
     return state
 
 
@@ -299,11 +318,16 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
 
     torch.manual_seed(opts.seed)
     model = build_model(cfg).to(device)
+    layout = torch.channels_last if opts.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    autocast_dtype = pick_autocast(opts.precision, device)
     net: torch.nn.Module = model
     if distributed:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                         else None)
-    opt = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    # The fused step is one kernel for all parameters; the per-tensor loop it replaces was a
+    # fifth of a CPU step for this small network.
+    opt = torch.optim.Adam(model.parameters(), lr=opts.lr, fused=device.type in ("cpu", "cuda"))
     step, epoch, elapsed_before = 0, 0, 0.0
     history: list[dict] = []
     if resume:
@@ -351,7 +375,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                     break
                 for g in opt.param_groups:
                     g["lr"] = lr_at(progress, opts)
-                x = batch.to(device).permute(0, 3, 1, 2).float().div_(255)
+                x = batch.to(device).permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=layout)
                 qat = progress >= 1 - opts.qat_fraction
                 if qat and qat_lo is None:
                     set_weight_fake_quant(model.decoder, cfg.weight_bits)
@@ -362,10 +386,13 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                         dist.all_reduce(qat_lo, op=dist.ReduceOp.MIN)
                         dist.all_reduce(qat_hi, op=dist.ReduceOp.MAX)
                     model.train()
-                if qat:
-                    y = _forward_qat(net, model, x, qat_lo, qat_hi, opts.bits, distributed)
-                else:
-                    y = net(x)
+                with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
+                                    enabled=autocast_dtype is not None):
+                    if qat:
+                        y = _forward_qat(net, model, x, qat_lo, qat_hi, opts.bits, distributed)
+                    else:
+                        y = net(x)
+                y = y.float()
                 mse = torch.mean((y - x) ** 2)
                 loss = mse
                 if use_ms_ssim:
@@ -373,7 +400,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 # Clipping keeps an early bad step from saturating the sigmoid output for good.
-                torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip, foreach=True)
                 opt.step()
                 step += 1
                 psnr = mse_to_psnr(mse.item(), 1.0)

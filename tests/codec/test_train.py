@@ -5,11 +5,11 @@ import pytest
 import torch
 from safetensors.torch import load as st_load
 
-from latentcast.codec.errors import ModelError
+from latentcast.codec.errors import ModelError, UsageError
 from latentcast.codec.metrics import PSNRMeter, to_tensor, to_uint8
 from latentcast.codec.model import CodecConfig, build_model
 from latentcast.codec.quantize import DEFAULT_WEIGHT_BITS
-from latentcast.codec.train import TrainOptions, train
+from latentcast.codec.train import TrainOptions, _load_checkpoint, _save_checkpoint, pick_autocast, train
 from latentcast.codec.weights import load_config, load_decoder, load_model, sha256_file
 
 
@@ -102,3 +102,45 @@ def test_frame_cache_reads_the_clip_back_and_names_a_truncated_file(clip, clip_f
     cache.path.write_bytes(data[: len(data) - 10])
     with pytest.raises(ModelError, match="truncated"):
         cache.read(len(cache) - 1)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_both_precisions_train_and_ship_fp32_weights(clip, clip_frames, tmp_path, precision):
+    out = tmp_path / precision
+    s = train(str(clip), out, TrainOptions(minutes=None, epochs=6, batch_size=4, latent_dim=32, lr=3e-3,
+                                           precision=precision, progress=False))
+    torch.manual_seed(0)
+    untrained = build_model(CodecConfig.plan(*clip_frames.shape[2:0:-1], 32)).eval()
+    assert s["psnr_float"] > _psnr(untrained, clip_frames) + 3
+    enc = st_load((out / "encoder.safetensors").read_bytes())
+    assert all(v.dtype == torch.float32 for v in enc.values())
+    assert s["options"]["precision"] == precision
+
+
+def test_pick_autocast():
+    assert pick_autocast("fp32", torch.device("cpu")) is None
+    assert pick_autocast("bf16", torch.device("cpu")) is torch.bfloat16
+    assert pick_autocast("auto", torch.device("cpu")) in (None, torch.bfloat16)
+    with pytest.raises(UsageError, match="--precision"):
+        pick_autocast("fp8", torch.device("cpu"))
+
+
+def test_checkpoint_restores_moments_in_the_parameters_layout(tmp_path):
+    cfg = CodecConfig.plan(64, 48, 32)
+    model = build_model(cfg).to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    x = torch.rand(2, 3, 48, 64).contiguous(memory_format=torch.channels_last)
+    ((model(x) - x) ** 2).mean().backward()
+    opt.step()
+    _save_checkpoint(tmp_path, model, opt, {"step": 1})
+
+    fresh = build_model(cfg).to(memory_format=torch.channels_last)
+    fresh_opt = torch.optim.Adam(fresh.parameters(), lr=1e-3, fused=True)
+    _load_checkpoint(tmp_path, fresh, fresh_opt)
+    for p, q in zip(model.parameters(), fresh.parameters()):
+        assert torch.equal(p, q)
+        for name in ("exp_avg", "exp_avg_sq"):
+            restored = fresh_opt.state[q][name]
+            assert torch.equal(restored, opt.state[p][name]) and restored.stride() == q.stride()
+    ((fresh(x) - x) ** 2).mean().backward()
+    fresh_opt.step()  # the fused step accepts the restored state
