@@ -5,7 +5,9 @@ The story, top to bottom:
 1. decode the video once at training size into a uint8 file cache, read a batch at a time
    (resident memory does not grow with the video);
 2. fit with Adam on MSE (optionally mixed with MS-SSIM), learning rate warmed up then
-   cosine-decayed over the budget, which is either wall-clock minutes or epochs;
+   cosine-decayed over the budget, which is either wall-clock minutes or epochs. Steps run
+   channels-last, in bf16 autocast where the hardware has bf16 units (``--precision``): a
+   time budget buys more steps that way. The weights and their evaluation stay fp32;
 3. for the last part of the budget, pass the latents and the decoder's weights through fake
    quantization at their shipped bit widths (straight-through), so the decoder clients get
    and the latents they stream lose little against the float model;
@@ -22,6 +24,7 @@ import logging
 import math
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -96,8 +99,12 @@ def pick_autocast(precision: str, device: torch.device) -> torch.dtype | None:
         raise UsageError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.bfloat16
+    if device.type == "cpu":
+        try:  # oneDNN's own check (AVX512-BF16 or AMX); a private op, so its absence means fp32
+            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            native = False
+        return torch.bfloat16 if native else None
     return None
 
 
@@ -386,8 +393,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                         dist.all_reduce(qat_lo, op=dist.ReduceOp.MIN)
                         dist.all_reduce(qat_hi, op=dist.ReduceOp.MAX)
                     model.train()
-                with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
-                                    enabled=autocast_dtype is not None):
+                with (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()):
                     if qat:
                         y = _forward_qat(net, model, x, qat_lo, qat_hi, opts.bits, distributed)
                     else:
