@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import UsageError
-from .quantize import DEFAULT_WEIGHT_BITS, check_weight_bits, fake_quantize_weight
+from .quantize import DEFAULT_BITS, DEFAULT_WEIGHT_BITS, check_bits, check_weight_bits, fake_quantize_weight
 
 ARCHITECTURES: dict[str, Callable[["CodecConfig"], "Autoencoder"]] = {}
 HEADS = ("shuffle", "conv")
@@ -184,6 +184,16 @@ class CodecConfig:
             raise UsageError(f"{self.head} head with strides {self.strides} needs {stages} decoder widths and "
                              f"{len(self.strides)} encoder widths, got {self.decoder_channels} and "
                              f"{self.encoder_channels}")
+
+    @property
+    def trained_bits(self) -> int:
+        """The latent bit width training fine-tuned this model for: what encoding defaults to,
+        since the model loses least there."""
+        bits = self.trained.get("qat_bits", DEFAULT_BITS) if isinstance(self.trained, dict) else DEFAULT_BITS
+        try:
+            return check_bits(int(bits))
+        except (TypeError, ValueError, UsageError):
+            return DEFAULT_BITS
 
     @property
     def total_stride(self) -> int:

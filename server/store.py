@@ -30,7 +30,6 @@ from latentcast.codec.atomic import write_bytes_atomic, write_text_atomic
 from latentcast.codec.container import Container
 from latentcast.codec.errors import CorruptContainer, LatentcastError, ModelError, UsageError
 from latentcast.codec.pipeline import encode_video, kbps
-from latentcast.codec.quantize import DEFAULT_BITS
 from latentcast.codec.weights import (DECODER, compress_decoder, decompress_decoder, load_config, load_encoder,
                                      read_model_file, sha256_bytes)
 
@@ -185,13 +184,15 @@ class Store:
 
     # -- changes -------------------------------------------------------------------------------
 
-    def ingest(self, video: str, model_dir: str | os.PathLike, title: str | None = None, bits: int = DEFAULT_BITS,
+    def ingest(self, video: str, model_dir: str | os.PathLike, title: str | None = None, bits: int | None = None,
                chunk_seconds: float = 1.0, progress: bool = True) -> MovieRecord:
-        """Encode ``video`` with the model's encoder and register it; returns the new movie."""
+        """Encode ``video`` with the model's encoder and register it; returns the new movie.
+        ``bits`` defaults to the width the model was trained for."""
         title = title if title is not None else Path(video).stem
         if not title or len(title) > MAX_TITLE:
             raise UsageError(f"a title must be 1..{MAX_TITLE} characters")
         cfg = load_config(model_dir)
+        bits = cfg.trained_bits if bits is None else bits
         decoder = read_model_file(Path(model_dir) / DECODER)
         if sha256_bytes(decoder) != cfg.decoder_sha256:
             raise ModelError(f"{Path(model_dir) / DECODER}: sha256 mismatch with config.json")

@@ -65,8 +65,9 @@ def add_coding_args(p: argparse.ArgumentParser) -> None:
     """--bits and --chunk-seconds, shared by encode and ingest."""
     from latentcast.codec.quantize import DEFAULT_BITS
 
-    p.add_argument("--bits", type=int, default=DEFAULT_BITS,
-                   help=f"bits per latent value, 1..8 (default {DEFAULT_BITS}); fewer bits, fewer bytes, lower PSNR")
+    p.add_argument("--bits", type=int,
+                   help="bits per latent value, 1..8 (default: the width the model was trained for, which is "
+                        f"`latentcast train --bits`, default {DEFAULT_BITS}); fewer bits, fewer bytes, lower PSNR")
     p.add_argument("--chunk-seconds", type=float, default=1.0,
                    help="seconds per independently decodable chunk (default 1); shorter seeks finer, "
                         "longer compresses better")

@@ -18,6 +18,8 @@ def sample_path() -> Path:
 
 
 def build_parser():
+    from latentcast.codec.quantize import DEFAULT_BITS
+
     p = parser("demo", "The whole scenario on the bundled sample clip, on this machine:\n"
                        "  1. train a codec (company side)      4. play it back through gRPC (viewer side)\n"
                        "  2. ingest the movie into a store     5. write a side-by-side video and a PNG\n"
@@ -26,7 +28,8 @@ def build_parser():
     p.add_argument("--out", default="latentcast-demo", help="output folder (default ./latentcast-demo)")
     p.add_argument("--video", help="use this video instead of the bundled sample")
     p.add_argument("--minutes", type=float, default=2.0, help="training budget (default 2)")
-    p.add_argument("--bits", type=int, default=6, help="latent bits (default 6)")
+    p.add_argument("--bits", type=int, default=DEFAULT_BITS,
+                   help=f"latent bits the codec is trained for and the movie is stored at (default {DEFAULT_BITS})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
 

@@ -30,8 +30,8 @@ def main(argv: list[str]) -> int:
     from latentcast.codec.weights import load_config, load_encoder
 
     args = build_parser().parse_args(argv)
-    check_bits(args.bits)
     cfg = load_config(args.model)
+    args.bits = check_bits(args.bits if args.bits is not None else cfg.trained_bits)
     size = parse_size(args.size)
     if size:
         check_size_fits(*size, cfg.width, cfg.height, "--size")

@@ -26,7 +26,8 @@ def main(argv: list[str]) -> int:
     from latentcast.server.store import Store
 
     args = build_parser().parse_args(argv)
-    check_bits(args.bits)
+    if args.bits is not None:
+        check_bits(args.bits)
     store = Store(args.store, create=True)
     rec = store.ingest(args.video, args.model, title=args.title, bits=args.bits, chunk_seconds=args.chunk_seconds,
                        progress=not args.quiet)

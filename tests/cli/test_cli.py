@@ -10,6 +10,7 @@ import pytest
 
 from latentcast import cli
 from latentcast.codec import video
+from latentcast.codec.quantize import DEFAULT_BITS
 from latentcast.commands import decode, encode, info, train
 from synthetic import write_clip
 
@@ -34,7 +35,7 @@ def test_encode_info_decode(movie, trained_model, clip, tmp_path, capsys):
     capsys.readouterr()
     assert info.main([str(movie), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["frames"] == 24 and d["bits"] == 6 and d["bytes"]["total"] == movie.stat().st_size
+    assert d["frames"] == 24 and d["bits"] == DEFAULT_BITS and d["bytes"]["total"] == movie.stat().st_size
     out = tmp_path / "d.mkv"
     assert decode.main([str(movie), "--model", str(trained_model), "-o", str(out), "--reference", str(clip),
                         "-q"]) == 0
@@ -125,3 +126,21 @@ def test_installed_script_runs(movie):
     assert "latent_dim" in res.stdout
     res = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "--minutes" in res.stdout
+
+
+def test_encode_and_ingest_default_to_the_bits_the_model_was_trained_for(clip, tmp_path, capsys):
+    from latentcast.commands import ingest
+    from latentcast.server.store import Store
+
+    model = tmp_path / "m4"
+    assert train.main([str(clip), "-o", str(model), "--epochs", "1", "--latent-dim", "32", "--bits", "4", "-q"]) == 0
+    out = tmp_path / "m.lcv"
+    assert encode.main([str(clip), "--model", str(model), "-o", str(out), "-q"]) == 0
+    assert encode.main([str(clip), "--model", str(model), "-o", str(tmp_path / "m7.lcv"), "--bits", "7", "-q"]) == 0
+    capsys.readouterr()
+    for path, bits in ((out, 4), (tmp_path / "m7.lcv", 7)):
+        assert info.main([str(path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["bits"] == bits
+    assert ingest.main([str(clip), "--model", str(model), "--store", str(tmp_path / "s"), "-q"]) == 0
+    (rec,) = Store(tmp_path / "s").list()
+    assert rec.bits == 4

@@ -90,3 +90,15 @@ def test_mismatched_widths_and_heads_are_usage_errors():
         CodecConfig.plan(320, 180, 512, head="sigmoid")
     with pytest.raises(UsageError, match="weight-bits"):
         CodecConfig.plan(320, 180, 512, weight_bits=3)
+
+
+def test_trained_bits_is_the_qat_width_or_the_default():
+    from latentcast.codec.quantize import DEFAULT_BITS
+
+    cfg = CodecConfig.plan(64, 48, 32)
+    assert cfg.trained_bits == DEFAULT_BITS
+    cfg.trained = {"qat_bits": 5}
+    assert cfg.trained_bits == 5
+    for bad in (99, "x", None):  # a hand-edited config falls back instead of failing the encode
+        cfg.trained = {"qat_bits": bad}
+        assert cfg.trained_bits == DEFAULT_BITS
