@@ -23,7 +23,7 @@ import zstandard
 from .compress import decompress_exact
 from .errors import CorruptContainer, UsageError
 
-MIN_BITS, MAX_BITS, DEFAULT_BITS = 1, 8, 6
+MIN_BITS, MAX_BITS, DEFAULT_BITS = 1, 8, 4
 ZSTD_LEVEL = 19
 
 
