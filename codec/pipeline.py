@@ -25,7 +25,7 @@ from .errors import ModelError, UsageError
 from .metrics import PSNRMeter, to_tensor, to_uint8
 from .progress import progress_bar
 from .model import CodecConfig, Decoder, Encoder
-from .quantize import DEFAULT_BITS, Quantizer, check_bits, encode_chunk
+from .quantize import Quantizer, check_bits, encode_chunk
 
 
 @dataclass
@@ -35,6 +35,7 @@ class EncodeResult:
     bytes: int
     chunk_bytes: int  # chunk records + payloads: what streaming sends
     fps: Fraction
+    bits: int
 
 
 def check_size_fits(width: int, height: int, cfg_width: int, cfg_height: int, what: str) -> None:
@@ -80,7 +81,7 @@ def write_movie(latents: np.ndarray, cfg: CodecConfig, fps: Fraction, out: str |
     size = write_container(out, header, chunks())
     with Container(out) as c:
         parts = c.breakdown()
-    return EncodeResult(Path(out), n, size, parts["chunk_records"] + parts["chunk_payloads"], fps)
+    return EncodeResult(Path(out), n, size, parts["chunk_records"] + parts["chunk_payloads"], fps, bits)
 
 
 def chunk_frames_for(fps: Fraction, chunk_seconds: float) -> int:
@@ -90,11 +91,12 @@ def chunk_frames_for(fps: Fraction, chunk_seconds: float) -> int:
 
 
 def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | os.PathLike,
-                 bits: int = DEFAULT_BITS, chunk_seconds: float = 1.0, batch: int = 16,
+                 bits: int | None = None, chunk_seconds: float = 1.0, batch: int = 16,
                  max_frames: int | None = None, progress: bool = True) -> EncodeResult:
-    """Encode ``source`` at the model's size into a container at ``out`` (written atomically)."""
-    check_bits(bits)
+    """Encode ``source`` at the model's size into a container at ``out`` (written atomically),
+    at ``bits`` per latent or, by default, the width the model was trained for."""
     cfg = encoder.cfg
+    bits = check_bits(cfg.trained_bits if bits is None else bits)
     info = video.probe(source)
     chunk_frames = chunk_frames_for(info.fps, chunk_seconds)
     total = min(info.frames, max_frames) if max_frames else info.frames

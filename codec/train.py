@@ -220,7 +220,7 @@ def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: i
     """Mean per-frame PSNR on 8-bit RGB, with the decoder as shipped (``decoder``, when the caller
     has built it already) and (if ``bits``) quantized latents."""
     idx = spread_indices(len(data), max_frames)
-    decoder = decoder or _as_shipped(model.decoder)
+    decoder = decoder if decoder is not None else _as_shipped(model.decoder)
     quant = None
     if bits:
         lo, hi = latent_ranges(model, data, device)

@@ -192,7 +192,6 @@ class Store:
         if not title or len(title) > MAX_TITLE:
             raise UsageError(f"a title must be 1..{MAX_TITLE} characters")
         cfg = load_config(model_dir)
-        bits = cfg.trained_bits if bits is None else bits
         decoder = read_model_file(Path(model_dir) / DECODER)
         if sha256_bytes(decoder) != cfg.decoder_sha256:
             raise ModelError(f"{Path(model_dir) / DECODER}: sha256 mismatch with config.json")

@@ -30,8 +30,9 @@ def main(argv: list[str]) -> int:
     from latentcast.codec.weights import load_config, load_encoder
 
     args = build_parser().parse_args(argv)
+    if args.bits is not None:
+        check_bits(args.bits)
     cfg = load_config(args.model)
-    args.bits = check_bits(args.bits if args.bits is not None else cfg.trained_bits)
     size = parse_size(args.size)
     if size:
         check_size_fits(*size, cfg.width, cfg.height, "--size")
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> int:
     res = encode_video(args.video, encoder, cfg.decoder_sha256, args.output, bits=args.bits,
                        chunk_seconds=args.chunk_seconds, batch=args.batch_size, max_frames=args.max_frames,
                        progress=not args.quiet)
-    print(f"encoded {res.frames} frames at {cfg.width}x{cfg.height}, {args.bits} bits: {res.bytes:,} bytes, "
+    print(f"encoded {res.frames} frames at {cfg.width}x{cfg.height}, {res.bits} bits: {res.bytes:,} bytes, "
           f"streaming {kbps(res.chunk_bytes, res.frames, float(res.fps)):.1f} kbit/s", file=sys.stderr)
     print(res.path)
     return 0
