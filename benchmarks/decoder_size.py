@@ -3,11 +3,11 @@
     python benchmarks/decoder_size.py MODEL_DIR VIDEO [--bits 4 5 6 7 8] [--frames 280]
 
 The float weights come from the model's final checkpoint (``checkpoint/state.safetensors``,
-the weights training ended with). For each bit width the script quantizes them as the shipped
-file does, zstd-codes the file as it travels, and decodes the video's frames (float latents
-from the model's encoder) with the float and the quantized weights. The model's own width is
-the one its training fine-tuned for; other widths show what re-quantizing without
-fine-tuning would cost.
+the weights training ended with). The first row is the file as shipped, with the per-layer
+widths training chose and fine-tuned for; then, for each uniform bit width, the script
+quantizes the same weights as the shipped file does. Each row zstd-codes the file as it
+travels and decodes the video's frames (float latents from the model's encoder) with the float
+and the quantized weights. The uniform rows show what re-quantizing without fine-tuning costs.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from latentcast.codec import video
 from latentcast.codec.metrics import PSNRMeter, to_tensor, to_uint8
 from latentcast.codec.model import build_model, count_parameters
 from latentcast.codec.weights import (compress_decoder, dequantize_state, int8_state_bytes, load_config,
-                                      state_to_bytes)
+                                      shipped_widths, state_to_bytes)
 
 
 @torch.inference_mode()
@@ -53,20 +53,19 @@ def main() -> None:
     fp32 = len(state_to_bytes(model.decoder))
     n = count_parameters(model.decoder)
     base = psnr(model.decoder, latents, frames)
+    trained = shipped_widths(model.decoder)
     print(f"{cfg.width}x{cfg.height}, {n:,} decoder params, fp32 file {fp32:,} bytes; trained for "
-          f"{cfg.weight_bits}-bit weights; float weights {base:.2f} dB on {len(frames)} frames")
+          f"{trained}; float weights {base:.2f} dB on {len(frames)} frames")
     print("| weight bits | file bytes | zstd bytes (sent) | % of fp32 | bits/weight | PSNR | change |")
     print("|---|---|---|---|---|---|---|")
-    for bits in args.bits:
+    for label, bits in [("as trained", trained)] + [(str(b), b) for b in args.bits]:
         data = int8_state_bytes(model.decoder, bits)
         sent = len(compress_decoder(data))
         dec = build_model(cfg).decoder.eval()
         dec.load_state_dict(dequantize_state(st_load(data)))
         q = psnr(dec, latents, frames)
-        mark = " (trained for)" if bits == cfg.weight_bits else ""
-        print(f"| {bits}{mark} | {len(data):,} | {sent:,} | {100 * sent / fp32:.1f} % | {8 * sent / n:.2f} | "
+        print(f"| {label} | {len(data):,} | {sent:,} | {100 * sent / fp32:.1f} % | {8 * sent / n:.2f} | "
               f"{q:.2f} | {q - base:+.2f} dB |")
-
 
 if __name__ == "__main__":
     main()

@@ -6,11 +6,13 @@ import zstandard
 
 
 def decompress_exact(data: bytes, size: int) -> bytes:
-    """zstd-decode ``data`` to exactly ``size`` bytes; ValueError, saying why, otherwise."""
+    """zstd-decode ``data`` (one frame, or several back to back) to exactly ``size`` bytes;
+    ValueError, saying why, otherwise."""
     try:
-        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
+        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as reader:
+            raw = reader.read(size + 1)  # one byte past the bound is enough to tell "too big"
     except zstandard.ZstdError as e:
         raise ValueError(f"does not decompress ({e})") from None
     if len(raw) != size:
-        raise ValueError(f"holds {len(raw)} bytes, expected {size}")
+        raise ValueError(f"holds {'more than ' if len(raw) > size else ''}{len(raw)} bytes, expected {size}")
     return raw

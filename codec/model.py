@@ -141,9 +141,12 @@ class CodecConfig:
     # "shuffle": the last stride is the RGB head's PixelShuffle. "conv": every stride is a stage
     # and a 3x3 conv makes RGB at full resolution (the first models; the default for old configs).
     head: str = "conv"
-    # Bits of the shipped decoder's weight codes; the trainer fine-tunes at this width. Configs
-    # from before weight QAT shipped 8 bits.
+    # Bits of the shipped decoder's weight codes where weight_layer_bits names no width (all of
+    # them under --weight-bits). Configs from before weight QAT shipped 8 bits.
     weight_bits: int = 8
+    # Per-layer widths the trainer chose within a --weight-budget, by state-dict name
+    # ("stages.0.0.weight": 5.25; quarter bits allowed); a layer not named here has weight_bits.
+    weight_layer_bits: dict = field(default_factory=dict)
     encoder_channels: tuple[int, ...] = ()
     # Filled in by the trainer after the weights are written.
     decoder_sha256: str = ""
@@ -177,6 +180,10 @@ class CodecConfig:
     def check(self) -> None:
         """Raise UsageError when the head, strides and channel lists do not fit together."""
         check_weight_bits(self.weight_bits)
+        if not isinstance(self.weight_layer_bits, dict):
+            raise UsageError("weight_layer_bits must map layer names to bit widths")
+        for bits in self.weight_layer_bits.values():
+            check_weight_bits(bits, fractional=True)
         if self.head not in HEADS:
             raise UsageError(f"unknown decoder head {self.head!r}; known: {sorted(HEADS)}")
         stages = len(self.strides) - (1 if self.head == "shuffle" else 0)
@@ -194,6 +201,10 @@ class CodecConfig:
             return check_bits(int(bits))
         except (TypeError, ValueError, UsageError):
             return DEFAULT_BITS
+
+    def weight_width(self, name: str) -> float:
+        """Bits of the shipped codes of the decoder weight ``name``."""
+        return self.weight_layer_bits.get(name, self.weight_bits)
 
     @property
     def total_stride(self) -> int:
@@ -259,7 +270,7 @@ class QuantAwareConv2d(nn.Conv2d):
     training can fit the weights the shipped low-bit decoder will really have. Its state dict
     is a plain Conv2d's."""
 
-    fake_quant_bits: int | None = None
+    fake_quant_bits: float | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fake_quant_bits is None:
@@ -267,11 +278,12 @@ class QuantAwareConv2d(nn.Conv2d):
         return self._conv_forward(x, fake_quantize_weight(self.weight, self.fake_quant_bits), self.bias)
 
 
-def set_weight_fake_quant(module: nn.Module, bits: int | None) -> None:
-    """Switch fake quantization of every QuantAwareConv2d in ``module`` on (``bits``) or off."""
-    for m in module.modules():
+def set_weight_fake_quant(module: nn.Module, bits: float | dict[str, float] | None) -> None:
+    """Switch fake quantization of every QuantAwareConv2d in ``module`` on or off: ``bits`` is one
+    width for all, a width per weight name ("stem.weight": 8; layers not named stay float), or None."""
+    for name, m in module.named_modules():
         if isinstance(m, QuantAwareConv2d):
-            m.fake_quant_bits = bits
+            m.fake_quant_bits = bits.get(f"{name}.weight") if isinstance(bits, dict) else bits
 
 
 class Decoder(nn.Module):

@@ -78,20 +78,29 @@ def fake_quantize(latents: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, bit
 MIN_WEIGHT_BITS, MAX_WEIGHT_BITS, DEFAULT_WEIGHT_BITS = 4, 8, 6
 
 
-def check_weight_bits(bits: int) -> int:
-    if not MIN_WEIGHT_BITS <= bits <= MAX_WEIGHT_BITS:
-        raise UsageError(f"--weight-bits must be between {MIN_WEIGHT_BITS} and {MAX_WEIGHT_BITS}, got {bits}")
+def check_weight_bits(bits: float, fractional: bool = False) -> float:
+    """Refuse a weight width out of range; whole bits, or with ``fractional`` quarters (5.25)."""
+    ok = isinstance(bits, (int, float)) and not isinstance(bits, bool) and MIN_WEIGHT_BITS <= bits <= MAX_WEIGHT_BITS
+    if not ok or (bits * 4 if fractional else bits) % 1:
+        raise UsageError(f"--weight-bits must be {'a multiple of 0.25 ' if fractional else 'a whole number '}between "
+                         f"{MIN_WEIGHT_BITS} and {MAX_WEIGHT_BITS}, got {bits}")
     return bits
 
 
-def quantize_weight(weight: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-output-channel quantization: (int8 codes in ±(2**(bits-1) - 1), float32 scales).
+def top_code(bits: float) -> int:
+    """The largest code magnitude of a ``bits``-bit weight: 2**(bits-1) - 1, so 6 bits are
+    ±31. A fractional width gives the odd count of levels nearest 2**bits (5.5: ±22, 45 levels)."""
+    return round(2 ** (bits - 1)) - 1
+
+
+def quantize_weight(weight: torch.Tensor, bits: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-output-channel quantization: (int8 codes in ±top_code(bits), float32 scales).
 
     The scale is each channel's max |w| over the top code, so no weight clips. The trainer's
     fake quantization and the shipped file both go through here, so what training saw is
     exactly what clients decode with.
     """
-    top = (1 << (bits - 1)) - 1
+    top = top_code(bits)
     w = weight.detach().float()
     scale = w.flatten(1).abs().amax(dim=1).clamp_min(1e-12) / top
     codes = torch.round(w / scale.view(-1, *([1] * (w.ndim - 1)))).clamp(-top, top)
@@ -103,7 +112,7 @@ def dequantize_weight(codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return codes.float() * scale.float().view(-1, *([1] * (codes.ndim - 1)))
 
 
-def fake_quantize_weight(weight: torch.Tensor, bits: int) -> torch.Tensor:
+def fake_quantize_weight(weight: torch.Tensor, bits: float) -> torch.Tensor:
     """``weight`` as the shipped decoder will hold it, with a straight-through gradient."""
     deq = dequantize_weight(*quantize_weight(weight, bits))
     return weight + (deq.to(weight.dtype) - weight).detach()

@@ -43,7 +43,8 @@ from .metrics import PSNRMeter, ms_ssim, ms_ssim_scales, mse_to_psnr, to_tensor,
 from .progress import progress_bar
 from .model import Autoencoder, CodecConfig, build_model, count_parameters, macs_per_pixel, set_weight_fake_quant
 from .quantize import DEFAULT_BITS, DEFAULT_WEIGHT_BITS, Quantizer, check_bits, check_weight_bits, fake_quantize
-from .weights import save_model
+from .weight_budget import DEFAULT_WEIGHT_BUDGET, allocate_weight_bits, check_weight_budget
+from .weights import compress_decoder, int8_state_bytes, save_model, shipped_widths
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class TrainOptions:
     min_lr_ratio: float = 0.02
     qat_fraction: float = 0.15
     bits: int = DEFAULT_BITS
-    weight_bits: int = DEFAULT_WEIGHT_BITS
+    weight_bits: int | None = None  # one width for every decoder layer, instead of the budget
+    weight_budget: float = DEFAULT_WEIGHT_BUDGET  # bits per decoder parameter in the download
     ms_ssim_weight: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0
@@ -239,10 +241,10 @@ def _as_shipped(decoder: torch.nn.Module) -> torch.nn.Module:
     """A copy of the decoder that went through the downloadable file's format, as clients load it."""
     import copy
 
-    from .weights import dequantize_state, int8_state_bytes
+    from .weights import dequantize_state
 
     dec = copy.deepcopy(decoder).cpu()
-    dec.load_state_dict(dequantize_state(st_load(int8_state_bytes(decoder, decoder.cfg.weight_bits))))
+    dec.load_state_dict(dequantize_state(st_load(int8_state_bytes(decoder, shipped_widths(decoder)))))
     return dec.to(next(decoder.parameters()).device).eval()
 
 
@@ -292,7 +294,9 @@ def _dist_info() -> tuple[int, int]:
 def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume: bool = False) -> dict:
     """Fit a codec to ``source`` and write ``model_dir``; returns the final summary (rank 0)."""
     check_bits(opts.bits)
-    check_weight_bits(opts.weight_bits)
+    if opts.weight_bits is not None:
+        check_weight_bits(opts.weight_bits)
+    check_weight_budget(opts.weight_budget)
     if opts.latent_dim <= 0:
         raise UsageError(f"--latent-dim must be positive, got {opts.latent_dim}")
     if opts.batch_size <= 0:
@@ -313,7 +317,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
 
     info = video.probe(source)
     size = opts.size or (info.width, info.height)
-    cfg = CodecConfig.plan(size[0], size[1], opts.latent_dim, **{"weight_bits": opts.weight_bits, **(opts.arch or {})})
+    cfg = CodecConfig.plan(size[0], size[1], opts.latent_dim,
+                           **{"weight_bits": opts.weight_bits or DEFAULT_WEIGHT_BITS, **(opts.arch or {})})
     # Rank 0 builds the cache; the others wait for it, then map the same file.
     if main_rank:
         data, meta = build_cache(source, size, model_dir / CACHE_DIR, opts.max_frames, opts.progress)
@@ -341,6 +346,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
         state = _load_checkpoint(model_dir, model, opt)
         step, epoch, elapsed_before = state["step"], state["epoch"], state["elapsed"]
         history = state.get("history", [])
+        cfg.weight_layer_bits = state.get("weight_layer_bits", {})
 
     per_rank_batch = max(1, opts.batch_size // world)
     sampler = (DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=opts.seed)
@@ -349,6 +355,11 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
     steps_per_epoch = math.ceil(len(data) / (per_rank_batch * world))
     total_steps = opts.epochs * steps_per_epoch if opts.epochs else None
     budget_s = opts.minutes * 60 if opts.minutes else None
+
+    def progress_state(elapsed: float) -> dict:
+        """What a checkpoint records beside the tensors; the widths, so a resumed QAT phase keeps them."""
+        return {"step": step, "epoch": epoch, "elapsed": elapsed, "history": history[-2000:],
+                "weight_layer_bits": cfg.weight_layer_bits}
 
     qat_lo = qat_hi = None
     qat_refresh = max(1, steps_per_epoch)
@@ -385,7 +396,9 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                 x = batch.to(device).permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=layout)
                 qat = progress >= 1 - opts.qat_fraction
                 if qat and qat_lo is None:
-                    set_weight_fake_quant(model.decoder, cfg.weight_bits)
+                    if opts.weight_bits is None and not cfg.weight_layer_bits:
+                        cfg.weight_layer_bits = _allocate(model, data, device, opts.weight_budget, distributed)
+                    set_weight_fake_quant(model.decoder, shipped_widths(model.decoder))
                 if qat and (qat_lo is None or step % qat_refresh == 0):
                     model.eval()
                     qat_lo, qat_hi = latent_ranges(model, data, device)
@@ -425,8 +438,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                         log_f.write(json.dumps(rec) + "\n")
                         history.append(rec)
                     if time.monotonic() - last_ck >= opts.checkpoint_seconds:
-                        _save_checkpoint(model_dir, model, opt, {"step": step, "epoch": epoch, "elapsed": elapsed,
-                                                                 "history": history[-2000:]})
+                        _save_checkpoint(model_dir, model, opt, progress_state(elapsed))
                         last_ck = time.monotonic()
             else:
                 epoch += 1
@@ -438,13 +450,16 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
             log_f.flush()
     if interrupted:
         if main_rank:
-            _save_checkpoint(model_dir, model, opt, {"step": step, "epoch": epoch,
-                                                     "elapsed": time.monotonic() - start, "history": history[-2000:]})
+            _save_checkpoint(model_dir, model, opt, progress_state(time.monotonic() - start))
         raise KeyboardInterrupt
     set_weight_fake_quant(model.decoder, None)
+    if opts.weight_bits is None and not cfg.weight_layer_bits:  # no QAT phase ran (--qat-fraction 0)
+        cfg.weight_layer_bits = _allocate(model, data, device, opts.weight_budget, distributed)
     summary = {}
     if main_rank:
         model.eval()
+        widths = shipped_widths(model.decoder)
+        sent = len(compress_decoder(int8_state_bytes(model.decoder, widths)))
         shipped = _as_shipped(model.decoder)
         psnr_float = evaluate(model, data, device, None, shipped)
         psnr_q = evaluate(model, data, device, opts.bits, shipped)
@@ -452,8 +467,9 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
             "source": os.path.basename(source), "width": size[0], "height": size[1], "frames": len(data),
             "steps": step, "epochs": epoch, "seconds": round(time.monotonic() - start, 1),
             "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
-            "weight_bits": cfg.weight_bits,
+            "weight_widths": widths, "decoder_bytes_sent": sent,
             "decoder_params": count_parameters(model.decoder),
+            "decoder_bits_per_weight": round(8 * sent / count_parameters(model.decoder), 3),
             "decoder_macs_per_pixel": round(macs_per_pixel(model.decoder)),
             "options": {k: v for k, v in asdict(opts).items() if k not in ("progress",)},
         }
@@ -461,11 +477,32 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
         save_model(model, model_dir, extra=summary)
         log_f.write(json.dumps({"final": summary}) + "\n")
         log_f.close()
-        _save_checkpoint(model_dir, model, opt, {"step": step, "epoch": epoch, "elapsed": time.monotonic() - start,
-                                                 "history": history[-2000:], "finished": True})
+        _save_checkpoint(model_dir, model, opt, {**progress_state(time.monotonic() - start), "finished": True})
     if distributed:
         dist.barrier()
     return summary
+
+
+def _allocate(model: Autoencoder, data: FrameCache, device: torch.device, budget: float, distributed: bool
+              ) -> dict[str, float]:
+    """Per-layer weight widths within ``budget`` bits per decoder parameter (see weight_budget),
+    measured on a spread of the video's frames; every rank takes rank 0's choice."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        latents = model.encoder(to_tensor(data.stack(spread_indices(len(data), ALLOCATION_FRAMES)), device))
+    widths = allocate_weight_bits(model.decoder, latents, budget,
+                                  lambda w: len(compress_decoder(int8_state_bytes(model.decoder, w))))
+    model.train(was_training)
+    if distributed:
+        box = [widths]
+        dist.broadcast_object_list(box, src=0)
+        widths = box[0]
+    log.info("decoder weight widths for %g bits/weight: %s", budget, widths)
+    return widths
+
+
+ALLOCATION_FRAMES = 16
 
 
 def _forward_qat(net, model: Autoencoder, x, lo, hi, bits: int, distributed: bool):

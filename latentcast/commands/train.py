@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from latentcast.codec.quantize import DEFAULT_BITS, DEFAULT_WEIGHT_BITS, MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
+from latentcast.codec.quantize import DEFAULT_BITS, MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
+from latentcast.codec.weight_budget import DEFAULT_WEIGHT_BUDGET
 from latentcast.codec.video import parse_size
 
 from ._common import command, parser
 
 EPILOG = """\
-The model dir gets config.json, encoder.safetensors, decoder.safetensors (--weight-bits codes
-with per-channel scales: the file clients download, zstd-coded on the wire; its sha256 is in
-config.json) and train_log.jsonl. A checkpoint is written
+The model dir gets config.json, encoder.safetensors, decoder.safetensors (weight codes of 4-8
+bits with per-channel scales: the file clients download, zstd-coded on the wire; its sha256 is
+in config.json) and train_log.jsonl. A checkpoint is written
 every --checkpoint-every seconds; after a crash or Ctrl-C, run the same command with --resume.
 
 Multi-GPU or multi-node: torchrun --nproc_per_node=N -m latentcast train VIDEO -o DIR ...
@@ -43,10 +44,17 @@ def build_parser():
                         f"and ingest use with this model unless told otherwise (default {DEFAULT_BITS}: on the clips "
                         "measured, quality past it is the model's; 5 bits cost a third more bytes for about "
                         "0.1 dB)")
-    p.add_argument("--weight-bits", type=int, default=DEFAULT_WEIGHT_BITS,
-                   help=f"bits per decoder weight in the file clients download (default {DEFAULT_WEIGHT_BITS}, "
-                        f"range {MIN_WEIGHT_BITS}-{MAX_WEIGHT_BITS}); the quantization-aware phase fine-tunes at "
-                        "this width. Fewer bits: a smaller download, a little less PSNR")
+    weights = p.add_mutually_exclusive_group()
+    weights.add_argument("--weight-budget", type=float, default=DEFAULT_WEIGHT_BUDGET, metavar="BITS",
+                         help=f"size of the decoder clients download, in bits per weight after zstd (default "
+                              f"{DEFAULT_WEIGHT_BUDGET:g}, {100 * DEFAULT_WEIGHT_BUDGET / 32:.1f}%% of the fp32 "
+                              "weights). Each layer gets the code width (4-8 bits, in quarters) that loses least "
+                              "within it, measured when the quantization-aware phase starts, which then "
+                              "fine-tunes at those widths. Smaller: a smaller download, a little less PSNR")
+    weights.add_argument("--weight-bits", type=int,
+                         help=f"one code width for every decoder layer instead of a budget ({MIN_WEIGHT_BITS}-"
+                              f"{MAX_WEIGHT_BITS}); on the clips measured, 6 bits everywhere costs as much PSNR "
+                              "as the default budget and downloads about 12%% more")
     p.add_argument("--qat-fraction", type=float, default=0.15,
                    help="fraction of the budget trained with quantized latents and weights (default 0.15)")
     p.add_argument("--ms-ssim", type=float, default=0.0, metavar="W",
@@ -76,7 +84,8 @@ def main(argv: list[str]) -> int:
         size=parse_size(args.size), latent_dim=args.latent_dim,
         minutes=args.minutes if args.epochs is None else None, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, qat_fraction=args.qat_fraction,
-        bits=args.bits, weight_bits=args.weight_bits, ms_ssim_weight=args.ms_ssim, seed=args.seed, checkpoint_seconds=args.checkpoint_every,
+        bits=args.bits, weight_bits=args.weight_bits, weight_budget=args.weight_budget, ms_ssim_weight=args.ms_ssim,
+        seed=args.seed, checkpoint_seconds=args.checkpoint_every,
         max_frames=args.max_frames, device=args.device, threads=args.threads, precision=args.precision, progress=not args.quiet,
     )
     if opts.minutes is None and opts.epochs is None:
@@ -86,7 +95,8 @@ def main(argv: list[str]) -> int:
         print(f"trained {summary['width']}x{summary['height']} on {summary['frames']} frames: "
               f"{summary['steps']} steps in {summary['seconds']:.0f} s; PSNR {summary['psnr_float']:.2f} dB "
               f"(float), {summary['psnr_quantized']:.2f} dB at {summary['qat_bits']} bits; decoder "
-              f"{summary['decoder_params']:,} params at {summary['weight_bits']} bits, "
+              f"{summary['decoder_params']:,} params, {summary['decoder_bytes_sent']:,} bytes to download "
+              f"({summary['decoder_bits_per_weight']:.2f} bits/weight), "
               f"{summary['decoder_macs_per_pixel']:,} MACs/pixel",
               file=sys.stderr)
         print(args.output)

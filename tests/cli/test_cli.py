@@ -98,6 +98,16 @@ def test_size_the_model_cannot_take(trained_model, clip, tmp_path, capsys):
     assert "out of range" in _one_line_error(capsys, code)
 
 
+def test_bad_weight_budget_or_width(clip, tmp_path, capsys):
+    code = train.main([str(clip), "-o", str(tmp_path / "m"), "--weight-budget", "0.2", "--epochs", "1"])
+    assert "weight-budget" in _one_line_error(capsys, code)
+    code = train.main([str(clip), "-o", str(tmp_path / "m"), "--weight-bits", "9", "--epochs", "1"])
+    assert "weight-bits" in _one_line_error(capsys, code)
+    assert not (tmp_path / "m").exists()
+    # one or the other: a usage error
+    assert train.main([str(clip), "-o", str(tmp_path / "m"), "--weight-bits", "6", "--weight-budget", "5"]) == 2
+
+
 def test_latent_dim_zero(clip, tmp_path, capsys):
     code = train.main([str(clip), "-o", str(tmp_path / "m"), "--latent-dim", "0", "--epochs", "1"])
     assert "latent-dim" in _one_line_error(capsys, code)

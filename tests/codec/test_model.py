@@ -75,12 +75,22 @@ def test_configs_from_before_the_shuffle_head_still_load():
     assert y.shape == (1, 3, 48, 64)
 
 
-@pytest.mark.parametrize("key,value", [("head", "bogus"), ("weight_bits", 99), ("decoder_channels", [8])])
+@pytest.mark.parametrize("key,value", [("head", "bogus"), ("weight_bits", 99), ("weight_bits", 5.5),
+                                       ("decoder_channels", [8]), ("weight_layer_bits", {"stem.weight": 3}),
+                                       ("weight_layer_bits", {"stem.weight": 5.1}),
+                                       ("weight_layer_bits", {"stem.weight": "8"}), ("weight_layer_bits", [8])])
 def test_a_config_with_a_bad_head_or_width_is_refused_on_load(key, value):
     raw = json.loads(CodecConfig.plan(64, 48, 64).to_json())
     raw[key] = value
     with pytest.raises(ValueError):
         CodecConfig.from_json(json.dumps(raw))
+
+
+def test_per_layer_weight_widths_survive_the_config_file():
+    cfg = CodecConfig.plan(64, 48, 64, weight_layer_bits={"stem.weight": 7.75, "head.0.weight": 8})
+    back = CodecConfig.from_json(cfg.to_json())
+    assert back.weight_layer_bits == cfg.weight_layer_bits
+    assert back.weight_width("stem.weight") == 7.75 and back.weight_width("stages.0.0.weight") == cfg.weight_bits
 
 
 def test_mismatched_widths_and_heads_are_usage_errors():

@@ -8,9 +8,10 @@ from safetensors.torch import load as st_load
 from latentcast.codec.errors import ModelError, UsageError
 from latentcast.codec.metrics import PSNRMeter, to_tensor, to_uint8
 from latentcast.codec.model import CodecConfig, build_model
-from latentcast.codec.quantize import DEFAULT_WEIGHT_BITS
+from latentcast.codec.quantize import top_code
+from latentcast.codec.weight_budget import DEFAULT_WEIGHT_BUDGET
 from latentcast.codec.train import TrainOptions, _load_checkpoint, _save_checkpoint, pick_autocast, train
-from latentcast.codec.weights import load_config, load_decoder, load_model, sha256_file
+from latentcast.codec.weights import compress_decoder, load_config, load_decoder, load_model, sha256_file
 
 
 def _psnr(model, frames):
@@ -39,9 +40,9 @@ def test_model_dir_contents_and_checksums(trained_model):
     assert cfg.architecture == "hnerv-lite"
     dec = load_decoder(trained_model)
     assert all(p.dtype == torch.float32 for p in dec.parameters())
-    # the downloadable file is fp16: about 2 bytes a parameter
+    # the downloadable file holds int8 codes: about a byte a parameter
     n = sum(p.numel() for p in dec.parameters())
-    assert (trained_model / "decoder.safetensors").stat().st_size < 2 * n + 4096
+    assert (trained_model / "decoder.safetensors").stat().st_size < 1.1 * n + 4096
     lines = (trained_model / "train_log.jsonl").read_text().splitlines()
     assert "final" in json.loads(lines[-1])
 
@@ -83,13 +84,31 @@ def test_ms_ssim_loss_trains(clip, tmp_path):
     assert np.isfinite(s["psnr_float"])
 
 
-def test_shipped_decoder_holds_weight_codes_of_the_configured_width(trained_model):
+def test_shipped_decoder_fits_the_weight_budget_with_the_widths_it_records(trained_model):
     cfg = load_config(trained_model)
-    assert cfg.weight_bits == DEFAULT_WEIGHT_BITS and cfg.head == "shuffle"
-    state = st_load((trained_model / "decoder.safetensors").read_bytes())
-    codes = [v for v in state.values() if v.dtype == torch.int8]
-    top = (1 << (cfg.weight_bits - 1)) - 1
-    assert codes and max(int(v.abs().max()) for v in codes) == top
+    assert cfg.head == "shuffle"
+    data = (trained_model / "decoder.safetensors").read_bytes()
+    state = st_load(data)
+    n = sum(v.numel() for k, v in state.items() if not k.endswith(".qscale"))
+    assert len(compress_decoder(data)) <= DEFAULT_WEIGHT_BUDGET * n / 8
+    assert cfg.trained["decoder_bytes_sent"] == len(compress_decoder(data))
+    widths = cfg.weight_layer_bits
+    assert widths and set(widths) == {k for k, v in state.items() if v.dtype == torch.int8}
+    assert len(set(widths.values())) > 1
+    for name, bits in widths.items():
+        assert int(state[name].abs().max()) == top_code(bits), name
+    # a resumed run fine-tunes at the widths it chose, not at freshly measured ones
+    assert json.loads((trained_model / "checkpoint" / "state.json").read_text())["weight_layer_bits"] == widths
+
+
+def test_one_weight_width_for_all_layers_on_request(clip, tmp_path):
+    s = train(str(clip), tmp_path / "w5", TrainOptions(minutes=None, epochs=1, batch_size=4, latent_dim=32,
+                                                       weight_bits=5, progress=False))
+    cfg = load_config(tmp_path / "w5")
+    assert cfg.weight_bits == 5 and cfg.weight_layer_bits == {} and set(s["weight_widths"].values()) == {5}
+    codes = [v for v in st_load((tmp_path / "w5" / "decoder.safetensors").read_bytes()).values()
+             if v.dtype == torch.int8]
+    assert max(int(v.abs().max()) for v in codes) == top_code(5)
 
 
 def test_frame_cache_reads_the_clip_back_and_names_a_truncated_file(clip, clip_frames, tmp_path):

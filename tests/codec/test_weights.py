@@ -9,9 +9,10 @@ from safetensors.torch import load as st_load
 from latentcast.codec.errors import ModelError
 from latentcast.codec.metrics import to_uint8
 from latentcast.codec.model import CodecConfig, build_model, set_weight_fake_quant
-from latentcast.codec.quantize import fake_quantize_weight
+from latentcast.codec.quantize import fake_quantize_weight, top_code
 from latentcast.codec.weights import (compress_decoder, decompress_decoder, dequantize_state, int8_state_bytes,
-                                      load_decoder_bytes, load_state_verified, sha256_bytes, state_to_bytes)
+                                      load_decoder_bytes, load_state_verified, sha256_bytes, shipped_widths,
+                                      state_to_bytes)
 
 
 def test_int8_decoder_is_small_and_close():
@@ -32,6 +33,25 @@ def test_int8_decoder_is_small_and_close():
         assert (dec(z) - back(z)).abs().mean() < 0.02
 
 
+def test_the_download_is_a_zstd_frame_per_tensor_and_old_single_frame_files_still_load():
+    import zstandard
+
+    torch.manual_seed(0)
+    dec = build_model(CodecConfig.plan(64, 48, 64)).decoder.eval()
+    data = int8_state_bytes(dec, 6)
+    wire = compress_decoder(data)
+    assert decompress_decoder(wire, len(data)) == data
+    assert len(wire) < len(zstandard.ZstdCompressor(level=19).compress(data))
+    # Each tensor's frame stands alone: the stream holds several frames, and a plain zstd reader
+    # that stops after one gets only the first of them.
+    assert len(zstandard.ZstdDecompressor().decompress(wire)) < len(data)
+    single = zstandard.ZstdCompressor(level=19, write_content_size=True).compress(data)
+    assert decompress_decoder(single, len(data)) == data
+    for cut in (len(wire) - 3, len(wire) // 2):
+        with pytest.raises(ModelError):
+            decompress_decoder(wire[:cut], len(data))
+
+
 def test_decompress_is_bounded():
     data = compress_decoder(b"x" * 1000)
     assert decompress_decoder(data, 1000) == b"x" * 1000
@@ -48,6 +68,25 @@ def test_oversized_or_malformed_safetensors_header_is_refused_before_parsing():
     bad_json = struct.pack("<Q", 4) + b"{{{{"
     with pytest.raises(ModelError, match="not valid JSON"):
         load_state_verified(bad_json, sha256_bytes(bad_json), "x")
+
+
+def test_per_layer_and_fractional_widths_reach_the_file_and_match_fake_quantization():
+    torch.manual_seed(0)
+    widths = {"stem.weight": 8, "stages.0.0.weight": 5.25, "stages.1.0.weight": 4.5}
+    cfg = CodecConfig.plan(64, 48, 64, weight_layer_bits=widths)
+    dec = build_model(cfg).decoder.eval()
+    assert set(shipped_widths(dec)) > set(widths)  # every weight has a width, the rest weight_bits
+    data = int8_state_bytes(dec, shipped_widths(dec))
+    state = st_load(data)
+    for name, bits in shipped_widths(dec).items():
+        assert int(state[name].abs().max()) == top_code(bits), name
+    assert top_code(5.25) == 18 and top_code(4.5) == 10 and top_code(6) == 31
+    cfg.decoder_sha256 = sha256_bytes(data)
+    shipped = load_decoder_bytes(data, cfg)
+    set_weight_fake_quant(dec, shipped_widths(dec))
+    z = torch.randn(2, 64)
+    with torch.no_grad():
+        assert torch.allclose(dec(z), shipped(z), atol=1e-4)
 
 
 def test_malformed_int8_state_is_refused():
