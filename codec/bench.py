@@ -27,6 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 from . import video
 from .container import Container
@@ -130,10 +131,11 @@ def run_classical(codec: ClassicalCodec, crf: int, frames: np.ndarray, fps: Frac
     enc.time_base = Fraction(1) / fps
     enc.framerate = fps
     enc.options = codec.options(crf)
+    convert = VideoReformatter()  # keeps its swscale context across frames, as a player would
     t0 = time.perf_counter()
     packets = []
     for i, rgb in enumerate(frames):
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame = convert.reformat(av.VideoFrame.from_ndarray(rgb, format="rgb24"), format="yuv420p")
         frame.pts = i
         packets += enc.encode(frame)
     packets += enc.encode(None)
@@ -143,8 +145,8 @@ def run_classical(codec: ClassicalCodec, crf: int, frames: np.ndarray, fps: Frac
     t0 = time.perf_counter()
     out = []
     for p in packets:
-        out += [f.to_ndarray(format="rgb24") for f in dec.decode(p)]
-    out += [f.to_ndarray(format="rgb24") for f in dec.decode(None)]
+        out += [convert.reformat(f, format="rgb24").to_ndarray() for f in dec.decode(p)]
+    out += [convert.reformat(f, format="rgb24").to_ndarray() for f in dec.decode(None)]
     dec_s = time.perf_counter() - t0
     if len(out) != n:
         raise RuntimeError(f"{codec.encoder} at crf {crf}: decoded {len(out)} of {n} frames")
