@@ -12,10 +12,10 @@ least error is added per byte saved, until the zstd-coded file fits the budget.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 import torch
-import zstandard
 
 from .errors import UsageError
 from .model import set_weight_fake_quant
@@ -41,8 +41,12 @@ def check_weight_budget(bits_per_weight: float) -> float:
 
 
 def coded_size(codes: torch.Tensor) -> int:
-    """Bytes zstd takes for one tensor of codes: what that tensor's frame in the download costs."""
-    return len(zstandard.ZstdCompressor(level=19).compress(codes.numpy().tobytes()))
+    """About the bytes zstd takes for one tensor of codes: their order-0 entropy, which zstd's
+    frame of them exceeds by about 1 %. Counting is instant where a level-19 compression of
+    every layer at every width took seconds; the real file settles the budget at the end."""
+    counts = torch.bincount(codes.flatten().to(torch.int64) + 128, minlength=256).double()
+    p = counts[counts > 0] / codes.numel()
+    return math.ceil(-(p * torch.log2(p)).sum().item() * codes.numel() / 8)
 
 
 @torch.no_grad()
