@@ -490,7 +490,8 @@ def _allocate(model: Autoencoder, data: FrameCache, device: torch.device, budget
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        latents = model.encoder(to_tensor(data.stack(spread_indices(len(data), ALLOCATION_FRAMES)), device))
+        n = min(16, max(4, ALLOCATION_PIXELS // (model.cfg.width * model.cfg.height)))
+        latents = model.encoder(to_tensor(data.stack(spread_indices(len(data), n)), device))
     widths = allocate_weight_bits(model.decoder, latents, budget,
                                   lambda w: len(compress_decoder(int8_state_bytes(model.decoder, w))))
     model.train(was_training)
@@ -502,7 +503,9 @@ def _allocate(model: Autoencoder, data: FrameCache, device: torch.device, budget
     return widths
 
 
-ALLOCATION_FRAMES = 16
+# The allocation decodes its frames once per layer and width (about 100 times): 16 frames at
+# 320x180 take 2-3 s on 2 cores; larger frames get fewer of them, at least 4.
+ALLOCATION_PIXELS = 16 * 320 * 180
 
 
 def _forward_qat(net, model: Autoencoder, x, lo, hi, bits: int, distributed: bool):
