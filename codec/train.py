@@ -346,7 +346,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
         state = _load_checkpoint(model_dir, model, opt)
         step, epoch, elapsed_before = state["step"], state["epoch"], state["elapsed"]
         history = state.get("history", [])
-        cfg.weight_layer_bits = state.get("weight_layer_bits", {})
+        # The widths a budget run chose (once its QAT phase began); none when one width was asked for.
+        cfg.weight_layer_bits = state.get("weight_layer_bits", {}) if opts.weight_bits is None else {}
 
     per_rank_batch = max(1, opts.batch_size // world)
     sampler = (DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=opts.seed)
