@@ -176,10 +176,11 @@ def test_sixteen_concurrent_clients(server, offline_frames, tmp_path):
         except Exception as e:  # collected and asserted below
             errors.append(e)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(16)]
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(16)]
     [t.start() for t in threads]
-    [t.join(120) for t in threads]
-    assert not errors and len(done) == 16
+    deadline = time.monotonic() + 180  # one deadline for all, not 120 s for each in turn
+    [t.join(max(0.0, deadline - time.monotonic())) for t in threads]
+    assert not errors and len(done) == 16, (errors, sorted(done))
     for i in range(16):
         assert np.array_equal(_frames(tmp_path / f"c{i}.mkv"), offline_frames)
 
