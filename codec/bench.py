@@ -34,7 +34,7 @@ from .container import Container
 from .errors import UsageError
 from .metrics import PSNRMeter, Y_PSNR_STANDARD, bd_psnr, bd_rate, luma, mse_to_psnr, ms_ssim, ms_ssim_scales, \
     to_tensor
-from .pipeline import chunk_frames_for, decode_movie, encode_batches, write_movie
+from .pipeline import DEFAULT_CHUNK_SECONDS, chunk_frames_for, decode_movie, encode_batches, write_movie
 from .progress import progress_bar
 from .weights import DECODER, compress_decoder, load_config, load_decoder, load_encoder
 
@@ -172,7 +172,7 @@ class BenchOptions:
     frames: int | None = None
     codecs: list[ClassicalCodec] = field(default_factory=lambda: parse_codecs("x264,x265,av1"))
     bits: tuple[int, ...] = LEARNED_BITS
-    chunk_seconds: float = 1.0
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
     progress: bool = True
     extra_sweep_points: int = 4
 

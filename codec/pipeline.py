@@ -84,6 +84,13 @@ def write_movie(latents: np.ndarray, cfg: CodecConfig, fps: Fraction, out: str |
     return EncodeResult(Path(out), n, size, parts["chunk_records"] + parts["chunk_payloads"], fps, bits)
 
 
+# Seconds of video per independently decodable chunk. Each chunk is a zstd frame with its own
+# first frame and tables, so longer chunks code smaller: on cockatoo at 4 bits, 2 s chunks take
+# 4 % fewer bytes than 1 s (6 % at 2 bits). 2 s is a usual streaming segment; seeking stays
+# frame-exact, since only the chunk's latents are undeltaed, not its frames decoded.
+DEFAULT_CHUNK_SECONDS = 2.0
+
+
 def chunk_frames_for(fps: Fraction, chunk_seconds: float) -> int:
     if chunk_seconds <= 0:
         raise UsageError(f"--chunk-seconds must be positive, got {chunk_seconds}")
@@ -91,7 +98,7 @@ def chunk_frames_for(fps: Fraction, chunk_seconds: float) -> int:
 
 
 def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | os.PathLike,
-                 bits: int | None = None, chunk_seconds: float = 1.0, batch: int = 16,
+                 bits: int | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, batch: int = 16,
                  max_frames: int | None = None, progress: bool = True) -> EncodeResult:
     """Encode ``source`` at the model's size into a container at ``out`` (written atomically),
     at ``bits`` per latent or, by default, the width the model was trained for."""

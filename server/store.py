@@ -29,7 +29,7 @@ from typing import Iterator
 from latentcast.codec.atomic import write_bytes_atomic, write_text_atomic
 from latentcast.codec.container import Container
 from latentcast.codec.errors import CorruptContainer, LatentcastError, ModelError, UsageError
-from latentcast.codec.pipeline import encode_video, kbps
+from latentcast.codec.pipeline import DEFAULT_CHUNK_SECONDS, encode_video, kbps
 from latentcast.codec.weights import (DECODER, compress_decoder, decompress_decoder, load_config, load_encoder,
                                      read_model_file, sha256_bytes)
 
@@ -185,7 +185,7 @@ class Store:
     # -- changes -------------------------------------------------------------------------------
 
     def ingest(self, video: str, model_dir: str | os.PathLike, title: str | None = None, bits: int | None = None,
-               chunk_seconds: float = 1.0, progress: bool = True) -> MovieRecord:
+               chunk_seconds: float = DEFAULT_CHUNK_SECONDS, progress: bool = True) -> MovieRecord:
         """Encode ``video`` with the model's encoder and register it; returns the new movie.
         ``bits`` defaults to the width the model was trained for."""
         title = title if title is not None else Path(video).stem
