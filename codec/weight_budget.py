@@ -52,7 +52,8 @@ def coded_size(codes: torch.Tensor) -> int:
 
 @torch.no_grad()
 def measure_layers(decoder: torch.nn.Module, latents: torch.Tensor) -> dict[str, dict[float, tuple[int, float]]]:
-    """For each conv weight and width: (bytes of its zstd-coded codes, output MSE it adds alone)."""
+    """For each conv weight and width: (about the bytes of its coded codes, the output MSE it
+    adds when it alone is quantized)."""
     set_weight_fake_quant(decoder, None)
     reference = decoder(latents).float()
     costs: dict[str, dict[float, tuple[int, float]]] = {}
@@ -70,9 +71,9 @@ def measure_layers(decoder: torch.nn.Module, latents: torch.Tensor) -> dict[str,
 
 def choose_widths(costs: dict[str, dict[float, tuple[int, float]]], fits: Callable[[dict[str, float]], bool]
                   ) -> dict[str, float]:
-    """Start every layer at the widest code and narrow one layer a bit at a time, always the one
-    that adds the least error per byte saved, until ``fits(widths)``; the narrowest widths if
-    nothing fits."""
+    """Start every layer at the widest code and narrow one layer a quarter bit at a time, always
+    the one that adds the least error per byte saved, until ``fits(widths)``; the narrowest
+    widths if nothing fits."""
     widths = {name: WIDTHS[-1] for name in costs}
     while not fits(widths):
         best, best_ratio = None, float("inf")
