@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from .errors import UsageError
-from .model import set_weight_fake_quant
+from .model import count_parameters, set_weight_fake_quant
 from .quantize import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, quantize_weight
 
 log = logging.getLogger(__name__)
@@ -69,25 +69,29 @@ def measure_layers(decoder: torch.nn.Module, latents: torch.Tensor) -> dict[str,
     return costs
 
 
+def _narrower(costs: dict[str, dict[float, tuple[int, float]]], widths: dict[str, float]
+              ) -> dict[str, float] | None:
+    """``widths`` with the one layer narrowed by a quarter bit that adds the least error per byte
+    saved; None when every layer is already at the narrowest width."""
+    best, best_ratio = None, float("inf")
+    for name, w in widths.items():
+        if w == WIDTHS[0]:
+            continue
+        less = WIDTHS[WIDTHS.index(w) - 1]
+        (bytes_now, err_now), (bytes_less, err_less) = costs[name][w], costs[name][less]
+        ratio = max(err_less - err_now, 0.0) / max(bytes_now - bytes_less, 1)
+        if ratio < best_ratio:
+            best, best_ratio = (name, less), ratio
+    return None if best is None else {**widths, best[0]: best[1]}
+
+
 def choose_widths(costs: dict[str, dict[float, tuple[int, float]]], fits: Callable[[dict[str, float]], bool]
                   ) -> dict[str, float]:
-    """Start every layer at the widest code and narrow one layer a quarter bit at a time, always
-    the one that adds the least error per byte saved, until ``fits(widths)``; the narrowest
-    widths if nothing fits."""
+    """Start every layer at the widest code and narrow greedily (see _narrower) until
+    ``fits(widths)``; the narrowest widths if nothing fits."""
     widths = {name: WIDTHS[-1] for name in costs}
-    while not fits(widths):
-        best, best_ratio = None, float("inf")
-        for name, w in widths.items():
-            if w == WIDTHS[0]:
-                continue
-            less = WIDTHS[WIDTHS.index(w) - 1]
-            (bytes_now, err_now), (bytes_less, err_less) = costs[name][w], costs[name][less]
-            ratio = max(err_less - err_now, 0.0) / max(bytes_now - bytes_less, 1)
-            if ratio < best_ratio:
-                best, best_ratio = name, ratio
-        if best is None:
-            break
-        widths[best] = WIDTHS[WIDTHS.index(widths[best]) - 1]
+    while not fits(widths) and (narrower := _narrower(costs, widths)) is not None:
+        widths = narrower
     return widths
 
 
@@ -95,8 +99,7 @@ def allocate_weight_bits(decoder: torch.nn.Module, latents: torch.Tensor, budget
                          sent_size: Callable[[dict[str, float]], int]) -> dict[str, float]:
     """Widths for the decoder's weights whose download (``sent_size(widths)`` bytes) fits
     ``budget_bits`` per parameter, losing the least on ``latents``."""
-    n_params = sum(p.numel() for p in decoder.parameters())
-    budget = budget_bits * n_params / 8
+    budget = budget_bits * count_parameters(decoder) / 8
     costs = measure_layers(decoder, latents)
     widest = {name: WIDTHS[-1] for name in costs}
     # The header, scales and biases do not depend on the widths: estimate with the codes alone,
@@ -104,8 +107,8 @@ def allocate_weight_bits(decoder: torch.nn.Module, latents: torch.Tensor, budget
     overhead = sent_size(widest) - sum(c[WIDTHS[-1]][0] for c in costs.values())
     widths = choose_widths(costs, lambda w: overhead + sum(costs[n][b][0] for n, b in w.items()) <= budget)
     while sent_size(widths) > budget:
-        narrower = choose_widths(costs, lambda w, now=sum(widths.values()): sum(w.values()) < now)
-        if narrower == widths:
+        narrower = _narrower(costs, widths)
+        if narrower is None:
             log.warning("decoder weights at %g bits still exceed a budget of %g bits per weight",
                         WIDTHS[0], budget_bits)
             break
