@@ -237,14 +237,17 @@ def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: i
     return meter.psnr
 
 
-def _as_shipped(decoder: torch.nn.Module) -> torch.nn.Module:
-    """A copy of the decoder that went through the downloadable file's format, as clients load it."""
+def _as_shipped(decoder: torch.nn.Module, data: bytes | None = None) -> torch.nn.Module:
+    """A copy of the decoder that went through the downloadable file's format, as clients load it
+    (``data``: that file, when the caller has built it already)."""
     import copy
 
     from .weights import dequantize_state
 
+    if data is None:
+        data = int8_state_bytes(decoder, shipped_widths(decoder))
     dec = copy.deepcopy(decoder).cpu()
-    dec.load_state_dict(dequantize_state(st_load(int8_state_bytes(decoder, shipped_widths(decoder)))))
+    dec.load_state_dict(dequantize_state(st_load(data)))
     return dec.to(next(decoder.parameters()).device).eval()
 
 
@@ -362,6 +365,11 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
         return {"step": step, "epoch": epoch, "elapsed": elapsed, "history": history[-2000:],
                 "weight_layer_bits": cfg.weight_layer_bits}
 
+    def choose_weight_widths() -> None:
+        """Under a budget, pick the decoder's per-layer widths once (a resume keeps its own)."""
+        if opts.weight_bits is None and not cfg.weight_layer_bits:
+            cfg.weight_layer_bits = _allocate(model, data, device, opts.weight_budget, distributed)
+
     qat_lo = qat_hi = None
     qat_refresh = max(1, steps_per_epoch)
     start = time.monotonic() - elapsed_before
@@ -397,8 +405,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                 x = batch.to(device).permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=layout)
                 qat = progress >= 1 - opts.qat_fraction
                 if qat and qat_lo is None:
-                    if opts.weight_bits is None and not cfg.weight_layer_bits:
-                        cfg.weight_layer_bits = _allocate(model, data, device, opts.weight_budget, distributed)
+                    choose_weight_widths()
                     set_weight_fake_quant(model.decoder, shipped_widths(model.decoder))
                 if qat and (qat_lo is None or step % qat_refresh == 0):
                     model.eval()
@@ -454,14 +461,14 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
             _save_checkpoint(model_dir, model, opt, progress_state(time.monotonic() - start))
         raise KeyboardInterrupt
     set_weight_fake_quant(model.decoder, None)
-    if opts.weight_bits is None and not cfg.weight_layer_bits:  # no QAT phase ran (--qat-fraction 0)
-        cfg.weight_layer_bits = _allocate(model, data, device, opts.weight_budget, distributed)
+    choose_weight_widths()  # here only when no QAT phase ran (--qat-fraction 0)
     summary = {}
     if main_rank:
         model.eval()
         widths = shipped_widths(model.decoder)
-        sent = len(compress_decoder(int8_state_bytes(model.decoder, widths)))
-        shipped = _as_shipped(model.decoder)
+        shipped_file = int8_state_bytes(model.decoder, widths)
+        sent = len(compress_decoder(shipped_file))
+        shipped = _as_shipped(model.decoder, shipped_file)
         psnr_float = evaluate(model, data, device, None, shipped)
         psnr_q = evaluate(model, data, device, opts.bits, shipped)
         summary = {
