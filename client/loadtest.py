@@ -163,7 +163,7 @@ def run_loadtest(address: str, clients: int, seconds: float, token: str | None =
                     expect = max(expect, hi)
                     if decode:
                         dec, quant = decoders[m.id]
-                        q = decode_chunk(chunk.payload, chunk.n_frames, m.latent_dim, m.bits)
+                        q = decode_chunk(chunk.payload, chunk.n_frames, m.latent_dim, m.bits, m.symbols_packed)
                         t1 = time.perf_counter()
                         for out in decode_latents(dec, quant.dequantize(q[lo - chunk.start_frame:]), 16):
                             dec_n += len(out)

@@ -120,7 +120,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                     break
                 if isinstance(item, BaseException):
                     raise item
-                q = decode_chunk(item.payload, item.n_frames, movie.latent_dim, movie.bits)
+                q = decode_chunk(item.payload, item.n_frames, movie.latent_dim, movie.bits, movie.symbols_packed)
                 lo = max(0, start + written - item.start_frame)
                 hi = min(item.n_frames, stop - item.start_frame)
                 latents = quant.dequantize(q[lo:hi])

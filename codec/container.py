@@ -3,7 +3,7 @@
 Layout (all integers little-endian)::
 
     0      magic      8 bytes   b"\\x89LCV\\r\\n\\x1a\\n"   (catches text-mode mangling, like PNG)
-    8      version    u16
+    8      version    u16       2; version 1 (read too) kept one latent symbol per payload byte
     10     flags      u16       0
     12     json_len   u32
     16     header     json_len bytes of UTF-8 JSON (sizes, fps, bits, chunking, decoder sha256)
@@ -42,7 +42,8 @@ from .quantize import Quantizer, decode_chunk
 MAGIC = b"\x89LCV\r\n\x1a\n"
 END_MAGIC = b"LCV-END\x00"
 INDEX_MAGIC = b"LCVI"
-VERSION = 1
+VERSION = 2  # packed payload symbols (quantize.encode_chunk)
+READS = (1, 2)
 
 _PREFIX = struct.Struct("<8sHHI")  # magic, version, flags, json_len
 _U64 = struct.Struct("<Q")
@@ -78,6 +79,8 @@ class MovieHeader:
     decoder_sha256: str
     lo: np.ndarray
     hi: np.ndarray
+    # Payloads pack symbols of 4 bits or fewer several to a byte (version 2); False for version 1.
+    packed: bool = True
 
     @property
     def quantizer(self) -> Quantizer:
@@ -98,7 +101,7 @@ class MovieHeader:
     def to_bytes(self) -> bytes:
         body = self._json()
         ranges = np.concatenate([self.lo, self.hi]).astype("<f4").tobytes()
-        head = _PREFIX.pack(MAGIC, VERSION, 0, len(body)) + body + ranges
+        head = _PREFIX.pack(MAGIC, VERSION if self.packed else 1, 0, len(body)) + body + ranges
         return head + _U64.pack(xxhash.xxh3_64_intdigest(head))
 
 
@@ -157,8 +160,9 @@ def _parse_header(f: BinaryIO, size: int) -> tuple[MovieHeader, int]:
             raise CorruptContainer("truncated before the end of the magic bytes", len(raw))
         raise CorruptContainer("not a latentcast container (bad magic bytes)", 0)
     _, version, _flags, json_len = _PREFIX.unpack(raw)
-    if version != VERSION:
-        raise CorruptContainer(f"unsupported container version {version} (this build reads {VERSION})", 8)
+    if version not in READS:
+        raise CorruptContainer(f"unsupported container version {version} (this build reads "
+                               f"{', '.join(map(str, READS))})", 8)
     if json_len > MAX_JSON or _PREFIX.size + json_len > size:
         raise CorruptContainer(f"header length {json_len} runs past the end of the file ({size} bytes)", 12)
     body = f.read(json_len)
@@ -184,7 +188,7 @@ def _parse_header(f: BinaryIO, size: int) -> tuple[MovieHeader, int]:
             fps=Fraction(int(meta["fps"][0]), int(meta["fps"][1])),
             frames=int(meta["frames"]), latent_dim=dim, bits=int(meta["bits"]),
             chunk_frames=int(meta["chunk_frames"]), decoder_sha256=str(meta["decoder_sha256"]),
-            lo=arr[:dim], hi=arr[dim:],
+            lo=arr[:dim], hi=arr[dim:], packed=version >= 2,
         )
     except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError):
         raise CorruptContainer("header fields are missing or malformed", _PREFIX.size) from None
@@ -288,7 +292,8 @@ class Container:
         """Quantized latents (n_frames, latent_dim) of chunk ``i``."""
         e = self.chunks[i]
         try:
-            return decode_chunk(self.read_payload(i), e.n_frames, self.header.latent_dim, self.header.bits)
+            return decode_chunk(self.read_payload(i), e.n_frames, self.header.latent_dim, self.header.bits,
+                                self.header.packed)
         except CorruptContainer as err:
             if err.offset is None:
                 raise CorruptContainer(f"chunk {i}: {err}", e.payload_offset, frames=(e.start, e.end)) from None

@@ -100,10 +100,11 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
 
     def _describe(self, rec, context) -> pb.Movie:
         try:
-            lo, hi = self.store.quant_ranges(rec.id)
+            header = self.store.movie_header(rec.id)
         except CorruptContainer as e:
             context.abort(grpc.StatusCode.DATA_LOSS, f"movie {rec.id}: {e}")
-        return self._movie_message(rec, quant_lo=lo, quant_hi=hi)
+        return self._movie_message(rec, quant_lo=header.lo.tolist(), quant_hi=header.hi.tolist(),
+                                   symbols_packed=header.packed)
 
     # -- RPCs ----------------------------------------------------------------------------------
 

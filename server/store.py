@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from latentcast.codec.atomic import write_bytes_atomic, write_text_atomic
-from latentcast.codec.container import Container
+from latentcast.codec.container import Container, MovieHeader
 from latentcast.codec.errors import CorruptContainer, LatentcastError, ModelError, UsageError
 from latentcast.codec.pipeline import DEFAULT_CHUNK_SECONDS, encode_video, kbps
 from latentcast.codec.weights import (DECODER, compress_decoder, decompress_decoder, load_config, load_encoder,
@@ -258,9 +258,10 @@ class Store:
                 f.unlink(missing_ok=True)
         return rec, drop_decoder
 
-    def quant_ranges(self, movie_id: str) -> tuple[list[float], list[float]]:
+    def movie_header(self, movie_id: str) -> MovieHeader:
+        """The stored movie's container header: its quantization ranges and payload coding."""
         with Container(self.movie_path(movie_id)) as c:
-            return c.header.lo.tolist(), c.header.hi.tolist()
+            return c.header
 
 
 # -- consistency check and repair ---------------------------------------------------------------

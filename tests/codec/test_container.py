@@ -48,6 +48,32 @@ def test_round_trip_and_seek(movie):
         assert c.breakdown()["total"] == path.stat().st_size
 
 
+def test_version_1_files_still_read(tmp_path):
+    # Version 1 kept one symbol per payload byte; files written then must decode as they did.
+    rng = np.random.default_rng(3)
+    q = rng.integers(0, 4, size=(12, DIM)).astype(np.uint8)
+    quant = Quantizer(2, np.zeros(DIM, np.float32), np.ones(DIM, np.float32))
+    header = MovieHeader(40, 24, Fraction(25), 12, DIM, 2, 6, "ab" * 32, quant.lo, quant.hi, packed=False)
+    path = tmp_path / "v1.lcv"
+    write_container(path, header, [(s, 6, encode_chunk(q[s : s + 6], 2, packed=False)) for s in (0, 6)])
+    assert path.read_bytes()[8:10] == (1).to_bytes(2, "little")
+    with Container(path) as c:
+        assert not c.header.packed
+    assert np.array_equal(_read_all(path), q)
+
+
+def test_new_files_are_version_2_and_packed(movie, tmp_path):
+    path, _q, _ = movie
+    assert path.read_bytes()[8:10] == (2).to_bytes(2, "little")
+    with Container(path) as c:
+        assert c.header.packed
+    raw = bytearray(path.read_bytes())
+    raw[8:10] = (3).to_bytes(2, "little")
+    (tmp_path / "v3.lcv").write_bytes(bytes(raw))
+    with pytest.raises(CorruptContainer, match="unsupported container version 3"):
+        Container(tmp_path / "v3.lcv")
+
+
 def test_foreign_file_says_bad_magic(tmp_path):
     p = tmp_path / "x.lcv"
     p.write_bytes(b"RIFF" + bytes(200))

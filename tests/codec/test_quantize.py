@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 import torch
+import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latentcast.codec.errors import CorruptContainer, UsageError
-from latentcast.codec.quantize import Quantizer, decode_chunk, encode_chunk, fake_quantize
+from latentcast.codec.quantize import Quantizer, decode_chunk, encode_chunk, fake_quantize, symbols_per_byte
 
 
 def test_quantization_error_is_at_most_half_a_step():
@@ -34,10 +35,36 @@ def test_bits_out_of_range():
 
 
 @settings(max_examples=60, deadline=None)
-@given(bits=st.integers(1, 8), n=st.integers(1, 30), dim=st.integers(1, 40), seed=st.integers(0, 2**16))
-def test_chunk_coding_is_bit_exact(bits, n, dim, seed):
+@given(bits=st.integers(1, 8), n=st.integers(1, 30), dim=st.integers(1, 40), seed=st.integers(0, 2**16),
+       packed=st.booleans())
+def test_chunk_coding_is_bit_exact(bits, n, dim, seed, packed):
     q = np.random.default_rng(seed).integers(0, 1 << bits, size=(n, dim)).astype(np.uint8)
-    assert np.array_equal(decode_chunk(encode_chunk(q, bits), n, dim, bits), q)
+    assert np.array_equal(decode_chunk(encode_chunk(q, bits, packed), n, dim, bits, packed), q)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5])
+def test_packing_holds_several_symbols_a_byte(bits):
+    q = np.random.default_rng(bits).integers(0, 1 << bits, size=(37, 11)).astype(np.uint8)
+    raw = zstandard.ZstdDecompressor().decompress(encode_chunk(q, bits))
+    per = {1: 8, 2: 4, 3: 2, 4: 2, 5: 1}[bits]
+    assert symbols_per_byte(bits) == per and len(raw) == -(-q.size // per)
+    unpacked = zstandard.ZstdDecompressor().decompress(encode_chunk(q, bits, packed=False))
+    assert len(unpacked) == q.size
+
+
+def test_packing_makes_low_bit_chunks_smaller():
+    # Latents that mostly sit still: symbols are mostly 0, so a byte per symbol wastes most of it.
+    rng = np.random.default_rng(1)
+    q = np.cumsum(rng.random((40, 512)) < 0.2, axis=0).astype(np.uint8) & 3
+    assert len(encode_chunk(q, 2)) < 0.9 * len(encode_chunk(q, 2, packed=False))
+
+
+@pytest.mark.parametrize("bits,raw", [(3, bytes([0b11000000, 0])), (2, bytes([0, 0b11000000]))])
+def test_packed_payload_with_stray_bits_is_refused(bits, raw):
+    # 3 bits: the top two bits of a byte hold no symbol. 2 bits, 5 symbols in 2 bytes: the
+    # last three fields of the second byte are padding.
+    with pytest.raises(CorruptContainer):
+        decode_chunk(zstandard.ZstdCompressor().compress(raw), 1 if bits == 3 else 5, 4 if bits == 3 else 1, bits)
 
 
 def test_smooth_latents_compress_below_raw_size():

@@ -1,5 +1,6 @@
 """The gRPC service against an in-process server on 127.0.0.1, port 0."""
 
+import dataclasses
 import shutil
 import threading
 import time
@@ -12,6 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from latentcast.client.player import play
 from latentcast.client.session import ServerError, Session
 from latentcast.codec import video
+from latentcast.codec.container import Container, write_container
+from latentcast.codec.quantize import encode_chunk
 from latentcast.codec.weights import compress_decoder
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
@@ -66,6 +69,7 @@ def test_list_and_describe(server, store_with_movie, tmp_path):
     assert [x.id for x in movies] == [rec.id]
     assert m.frames == 24 and m.width == 64 and len(m.quant_lo) == m.latent_dim == 64
     assert m.streaming_kbps == pytest.approx(rec.streaming_kbps)
+    assert m.symbols_packed  # a new ingest writes container version 2
 
 
 def test_not_found_and_bad_ranges(server, tmp_path):
@@ -113,12 +117,26 @@ def test_tokens(store_with_movie, tmp_path):
         assert resp.status == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_version_1_movie_still_streams(trained_model, clip, offline_frames, tmp_path):
+    """A movie stored before payloads were packed (one symbol a byte) plays to the same frames."""
+    store = Store(tmp_path / "s", create=True)
+    rec = store.ingest(str(clip), trained_model, title="old", chunk_seconds=0.25, progress=False)
+    path = store.movie_path(rec.id)
+    with Container(path) as c:
+        header = dataclasses.replace(c.header, packed=False)
+        chunks = [(e.start, e.n_frames, encode_chunk(c.read_chunk(i), header.bits, packed=False))
+                  for i, e in enumerate(c.chunks)]
+    write_container(path, header, chunks)
+    with run_server(store) as srv, _session(srv, tmp_path) as s:
+        assert not s.get_movie(rec.id).symbols_packed
+        play(s, "old", str(tmp_path / "old.mkv"), progress=False)
+    assert np.array_equal(_frames(tmp_path / "old.mkv"), offline_frames)
+
+
 def test_corrupt_container_is_data_loss_while_other_movie_streams(trained_model, clip, tmp_path):
     store = Store(tmp_path / "s", create=True)
     store.ingest(str(clip), trained_model, title="good", chunk_seconds=0.25, progress=False)
     bad = store.ingest(str(clip), trained_model, title="bad", chunk_seconds=0.25, progress=False)
-    from latentcast.codec.container import Container
-
     with Container(store.movie_path(bad.id)) as c:
         victim = c.chunks[4]
     raw = bytearray(store.movie_path(bad.id).read_bytes())
