@@ -13,6 +13,9 @@ The story, top to bottom:
    and the latents they stream lose little against the float model;
 4. checkpoint every interval (``--resume`` continues from it) and write the model dir.
 
+Should the loss blow up (PSNR falling onto the mean frame), the collapse guard puts back the
+last healthy weights and halves the learning rate (see collapse_guard).
+
 Multi-GPU/multi-node runs go through ``torchrun``: DDP is detected from ``RANK``, a
 DistributedSampler shards the frames, and rank 0 alone logs and saves.
 """
@@ -38,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from . import video
 from .atomic import atomic_write, write_bytes_atomic, write_text_atomic
+from .collapse_guard import CollapseGuard
 from .errors import ModelError, UsageError
 from .metrics import PSNRMeter, ms_ssim, ms_ssim_scales, mse_to_psnr, to_tensor, to_uint8
 from .progress import progress_bar
@@ -343,12 +347,13 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
     # The fused step is one kernel for all parameters; the per-tensor loop it replaces was a
     # fifth of a CPU step for this small network.
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr, fused=device.type in ("cpu", "cuda"))
-    step, epoch, elapsed_before = 0, 0, 0.0
+    step, epoch, elapsed_before, lr_scale = 0, 0, 0.0, 1.0
     history: list[dict] = []
     if resume:
         state = _load_checkpoint(model_dir, model, opt)
         step, epoch, elapsed_before = state["step"], state["epoch"], state["elapsed"]
         history = state.get("history", [])
+        lr_scale = float(state.get("lr_scale", 1.0))  # a run that recovered from a collapse keeps its lower rate
         # The widths a budget run chose (once its QAT phase began); none when one width was asked for.
         cfg.weight_layer_bits = state.get("weight_layer_bits", {}) if opts.weight_bits is None else {}
 
@@ -363,7 +368,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
     def progress_state(elapsed: float) -> dict:
         """What a checkpoint records beside the tensors; the widths, so a resumed QAT phase keeps them."""
         return {"step": step, "epoch": epoch, "elapsed": elapsed, "history": history[-2000:],
-                "weight_layer_bits": cfg.weight_layer_bits}
+                "weight_layer_bits": cfg.weight_layer_bits, "lr_scale": guard.lr_scale}
 
     def choose_weight_widths() -> None:
         """Under a budget, pick the decoder's per-layer widths once (a resume keeps its own)."""
@@ -375,6 +380,9 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
     start = time.monotonic() - elapsed_before
     last_ck = time.monotonic()
     psnr_ema = None
+    guard = CollapseGuard(model, opt)
+    guard.lr_scale = lr_scale
+    collapsed = False
     bar = progress_bar(opts.progress and main_rank, total=total_steps or int(budget_s), leave=True,
                        unit="step" if total_steps else "s", desc="training",
                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
@@ -394,14 +402,20 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
             for batch in loader:
                 elapsed = time.monotonic() - start
                 progress = step / total_steps if total_steps else elapsed / budget_s
-                stop = torch.tensor([1.0 if progress >= 1 else 0.0])
-                if distributed:  # every rank must agree to stop on the same step
-                    dist.all_reduce(stop, op=dist.ReduceOp.MAX)
-                if stop.item() > 0:
+                # Stop, collapsed, unhealthy: every rank must take the same decisions on the same
+                # step, or their weights part ways.
+                flags = torch.tensor([float(progress >= 1), float(collapsed), float(not guard.healthy)])
+                if distributed:
+                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                if flags[0].item() > 0:
                     done = True
                     break
+                if flags[1].item() > 0:
+                    guard.restore(step)
+                    collapsed = False
+                guard.maybe_snapshot(step, healthy=flags[2].item() == 0)
                 for g in opt.param_groups:
-                    g["lr"] = lr_at(progress, opts)
+                    g["lr"] = lr_at(progress, opts) * guard.lr_scale
                 x = batch.to(device).permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=layout)
                 qat = progress >= 1 - opts.qat_fraction
                 if qat and qat_lo is None:
@@ -432,6 +446,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                 step += 1
                 psnr = mse_to_psnr(mse.item(), 1.0)
                 psnr_ema = psnr if psnr_ema is None else 0.9 * psnr_ema + 0.1 * psnr
+                collapsed = guard.suspicious(psnr)
                 if main_rank:
                     if total_steps:
                         bar.update(1)
@@ -475,6 +490,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
             "source": os.path.basename(source), "width": size[0], "height": size[1], "frames": len(data),
             "steps": step, "epochs": epoch, "seconds": round(time.monotonic() - start, 1),
             "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
+            "collapse_restores": guard.restores, "lr_scale": guard.lr_scale,
             "weight_widths": widths, "decoder_bytes_sent": sent,
             "decoder_params": count_parameters(model.decoder),
             "decoder_bits_per_weight": round(8 * sent / count_parameters(model.decoder), 3),

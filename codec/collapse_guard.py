@@ -1,0 +1,70 @@
+"""Recovering a training run whose loss blew up.
+
+A step too large for the landscape can throw this decoder onto the mean frame: the training
+PSNR falls from the 20s to about 12 dB and, with the GELUs past their useful range, never
+comes back. On cockatoo at 320x180 a 4e-3 peak learning rate did that 2,000 steps in, and the
+remaining 28,000 steps of a 217-epoch run trained nothing. The guard keeps a copy of the last
+healthy weights and optimizer state; when the smoothed PSNR stays far under its best, it puts
+them back and halves the learning rate for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class CollapseGuard:
+    """Watches a smoothed training PSNR; see the module docstring.
+
+    ``drop_db``: how far under its best the smoothed PSNR must fall to count as collapsed
+    (the quantization-aware phase costs well under 1 dB; a collapse costs 10 or more).
+    ``patience``: for how many steps in a row, so one bad batch is not a collapse.
+    ``every``: steps between snapshots, taken only while training is healthy.
+    """
+
+    def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer, drop_db: float = 4.0,
+                 patience: int = 100, every: int = 500, smoothing: float = 0.99):
+        self.model, self.opt = model, opt
+        self.drop_db, self.patience, self.every, self.smoothing = drop_db, patience, every, smoothing
+        self.lr_scale = 1.0
+        self.restores = 0
+        self._ema: float | None = None
+        self._best = -float("inf")
+        self._low_steps = 0
+        self._snapshot: tuple[dict, dict, float] | None = None
+
+    def suspicious(self, psnr: float) -> bool:
+        """Feed one step's PSNR; True while the smoothed PSNR has been collapsed ``patience`` steps."""
+        self._ema = psnr if self._ema is None else self.smoothing * self._ema + (1 - self.smoothing) * psnr
+        self._best = max(self._best, self._ema)
+        self._low_steps = self._low_steps + 1 if self._ema < self._best - self.drop_db else 0
+        return self._low_steps >= self.patience
+
+    @property
+    def healthy(self) -> bool:
+        return self._ema is not None and self._ema >= self._best - 1.0
+
+    def maybe_snapshot(self, step: int, healthy: bool) -> None:
+        """Copy the weights and optimizer state every ``every`` steps while ``healthy``."""
+        if step % self.every == 0 and healthy:
+            self._snapshot = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.opt.state_dict()),
+                              self._ema)
+
+    def restore(self, step: int) -> bool:
+        """Put back the last healthy state and halve the learning rate; False if there is none."""
+        if self._snapshot is None:
+            return False
+        weights, opt_state, ema = self._snapshot
+        self.model.load_state_dict(weights)
+        self.opt.load_state_dict(opt_state)
+        self.lr_scale *= 0.5
+        self.restores += 1
+        self._ema, self._best, self._low_steps = ema, ema, 0
+        log.warning("training collapsed at step %d; restored the weights of %.2f dB and halved the learning "
+                    "rate (now %.2gx the schedule)", step, ema, self.lr_scale)
+        return True

@@ -1,0 +1,78 @@
+"""The collapse guard: a run whose PSNR falls off a cliff goes back to its last healthy weights."""
+
+import math
+
+import torch
+
+from latentcast.codec import train as train_module
+from latentcast.codec.collapse_guard import CollapseGuard
+from latentcast.codec.train import TrainOptions, train
+
+
+def _guard():
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return model, opt, CollapseGuard(model, opt, drop_db=4.0, patience=20, every=10, smoothing=0.9)
+
+
+def test_a_collapse_restores_the_last_healthy_weights_and_halves_the_rate():
+    model, opt, guard = _guard()
+    for step in range(1, 31):
+        assert not guard.suspicious(25.0)
+        guard.maybe_snapshot(step, guard.healthy)
+    healthy = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model.weight.add_(100.0)  # what a blow-up does to the weights
+    hits = [guard.suspicious(12.0) for _ in range(60)]
+    assert not any(hits[:20]) and hits[-1]  # it waits out its patience first
+    assert not guard.healthy
+    assert guard.restore(60)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in healthy.items())
+    assert guard.lr_scale == 0.5 and guard.restores == 1
+    assert guard.healthy and not guard.suspicious(25.0)
+
+
+def test_one_bad_batch_is_not_a_collapse():
+    _model, _opt, guard = _guard()
+    for _ in range(50):
+        guard.suspicious(25.0)
+    assert not guard.suspicious(5.0)
+    assert not any(guard.suspicious(25.0) for _ in range(50))
+
+
+def test_no_snapshot_taken_while_collapsed_and_none_to_restore_at_first():
+    model, _opt, guard = _guard()
+    assert not guard.restore(0)
+    for step in range(1, 21):
+        guard.suspicious(25.0)
+    for _ in range(40):
+        guard.suspicious(10.0)
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    guard.maybe_snapshot(40, guard.healthy)  # step 40 is due, but training is not healthy
+    assert not guard.restore(40)
+
+
+def test_training_loop_restores_and_records_it(clip, tmp_path, monkeypatch):
+    # Report a collapse once, mid-run: the loop must put the snapshot back, train on at half
+    # the rate, and say so in the summary and the checkpoint.
+    class OneCollapse(CollapseGuard):
+        def __init__(self, model, opt):
+            super().__init__(model, opt, every=5)
+            self.calls = 0
+
+        def suspicious(self, psnr):
+            super().suspicious(psnr)
+            self.calls += 1
+            return self.calls == 20
+
+    monkeypatch.setattr(train_module, "CollapseGuard", OneCollapse)
+    out = tmp_path / "g"
+    opts = TrainOptions(minutes=None, epochs=6, batch_size=4, latent_dim=32, progress=False)
+    s = train(str(clip), out, opts)
+    assert s["collapse_restores"] == 1 and s["lr_scale"] == 0.5 and math.isfinite(s["psnr_float"])
+    # a resumed run keeps the lowered rate
+    monkeypatch.undo()
+    opts.epochs = 8
+    resumed = train(str(clip), out, opts, resume=True)
+    assert resumed["lr_scale"] == 0.5 and resumed["collapse_restores"] == 0
