@@ -28,7 +28,8 @@ def describe(path: str) -> dict:
         return {
             "file": path, "width": h.width, "height": h.height, "fps": f"{h.fps.numerator}/{h.fps.denominator}",
             "frames": h.frames, "duration_s": round(h.duration, 3), "latent_dim": h.latent_dim, "bits": h.bits,
-            "symbols_packed": h.packed, "chunk_frames": h.chunk_frames, "chunks": len(c.chunks), "decoder_sha256": h.decoder_sha256,
+            "symbols_packed": h.packed, "chunk_frames": h.chunk_frames, "chunks": len(c.chunks),
+            "decoder_sha256": h.decoder_sha256,
             "bytes": parts,
             "streaming_kbps": round(kbps(parts["chunk_records"] + parts["chunk_payloads"], h.frames, fps), 3),
             "file_kbps": round(kbps(parts["total"], h.frames, fps), 3),

@@ -36,6 +36,7 @@ def test_encode_info_decode(movie, trained_model, clip, tmp_path, capsys):
     assert info.main([str(movie), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["frames"] == 24 and d["bits"] == DEFAULT_BITS and d["bytes"]["total"] == movie.stat().st_size
+    assert d["symbols_packed"]
     out = tmp_path / "d.mkv"
     assert decode.main([str(movie), "--model", str(trained_model), "-o", str(out), "--reference", str(clip),
                         "-q"]) == 0
