@@ -6,6 +6,9 @@ comes back. On cockatoo at 320x180 a 4e-3 peak learning rate did that 2,000 step
 remaining 28,000 steps of a 217-epoch run trained nothing. The guard keeps a copy of the last
 healthy weights and optimizer state; when the smoothed PSNR stays far under its best, it puts
 them back and halves the learning rate for the rest of the run.
+
+Quantized latents lower the PSNR on purpose (at 2 bits, by 8 dB on that clip), so the guard
+starts over when the quantization-aware phase begins.
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ class CollapseGuard:
         if step % self.every == 0 and healthy:
             self._snapshot = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.opt.state_dict()),
                               self._ema)
+
+    def rebase(self) -> None:
+        """The objective changed (quantization-aware training began): a lower PSNR from here on is
+        no collapse, and weights from before are not the ones to go back to."""
+        self._ema, self._best, self._low_steps, self._snapshot = None, -float("inf"), 0, None
 
     def restore(self, step: int) -> bool:
         """Put back the last healthy state and halve the learning rate; False if there is none."""

@@ -419,6 +419,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                 x = batch.to(device).permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=layout)
                 qat = progress >= 1 - opts.qat_fraction
                 if qat and qat_lo is None:
+                    guard.rebase()
                     choose_weight_widths()
                     set_weight_fake_quant(model.decoder, shipped_widths(model.decoder))
                 if qat and (qat_lo is None or step % qat_refresh == 0):

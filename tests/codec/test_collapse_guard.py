@@ -53,6 +53,37 @@ def test_no_snapshot_taken_while_collapsed_and_none_to_restore_at_first():
     assert not guard.restore(40)
 
 
+def test_a_new_objective_is_not_a_collapse():
+    # Quantization-aware training starts lower on purpose: after rebase() that is the new normal,
+    # and the float weights from before are no longer a state to go back to.
+    _model, _opt, guard = _guard()
+    for step in range(1, 31):
+        guard.suspicious(30.0)
+        guard.maybe_snapshot(step, guard.healthy)
+    guard.rebase()
+    assert not any(guard.suspicious(22.0) for _ in range(60))
+    assert guard.healthy and not guard.restore(90)
+
+
+def test_training_loop_rebases_the_guard_when_quantized_training_begins(clip, tmp_path, monkeypatch):
+    seen = []
+
+    class Recording(CollapseGuard):
+        def suspicious(self, psnr):
+            seen.append("step")
+            return super().suspicious(psnr)
+
+        def rebase(self):
+            seen.append("rebase")
+            super().rebase()
+
+    monkeypatch.setattr(train_module, "CollapseGuard", Recording)
+    train(str(clip), tmp_path / "q", TrainOptions(minutes=None, epochs=10, batch_size=4, latent_dim=32,
+                                                   qat_fraction=0.5, progress=False))
+    # 60 steps; the quantization-aware half starts at step 30
+    assert seen.count("rebase") == 1 and seen.index("rebase") == 30 and len(seen) == 61
+
+
 def test_training_loop_restores_and_records_it(clip, tmp_path, monkeypatch):
     # Report a collapse once, mid-run: the loop must put the snapshot back, train on at half
     # the rate, and say so in the summary and the checkpoint.
