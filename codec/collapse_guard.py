@@ -28,13 +28,14 @@ class CollapseGuard:
     (the quantization-aware phase costs well under 1 dB; a collapse costs 10 or more).
     ``patience``: for how many steps in a row, so one bad batch is not a collapse.
     ``every``: steps between snapshots, taken only while training is healthy.
+    ``lr_scale``: where a resumed run's earlier restores left the learning rate.
     """
 
     def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer, drop_db: float = 4.0,
-                 patience: int = 100, every: int = 500, smoothing: float = 0.99):
+                 patience: int = 100, every: int = 500, smoothing: float = 0.99, lr_scale: float = 1.0):
         self.model, self.opt = model, opt
         self.drop_db, self.patience, self.every, self.smoothing = drop_db, patience, every, smoothing
-        self.lr_scale = 1.0
+        self.lr_scale = lr_scale
         self.restores = 0
         self._ema: float | None = None
         self._best = -float("inf")

@@ -380,8 +380,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
     start = time.monotonic() - elapsed_before
     last_ck = time.monotonic()
     psnr_ema = None
-    guard = CollapseGuard(model, opt)
-    guard.lr_scale = lr_scale
+    guard = CollapseGuard(model, opt, lr_scale=lr_scale)
     collapsed = False
     bar = progress_bar(opts.progress and main_rank, total=total_steps or int(budget_s), leave=True,
                        unit="step" if total_steps else "s", desc="training",

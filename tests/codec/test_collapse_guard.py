@@ -88,8 +88,8 @@ def test_training_loop_restores_and_records_it(clip, tmp_path, monkeypatch):
     # Report a collapse once, mid-run: the loop must put the snapshot back, train on at half
     # the rate, and say so in the summary and the checkpoint.
     class OneCollapse(CollapseGuard):
-        def __init__(self, model, opt):
-            super().__init__(model, opt, every=5)
+        def __init__(self, model, opt, lr_scale):
+            super().__init__(model, opt, every=5, lr_scale=lr_scale)
             self.calls = 0
 
         def suspicious(self, psnr):
