@@ -67,5 +67,6 @@ def main() -> None:
         print(f"| {label} | {len(data):,} | {sent:,} | {100 * sent / fp32:.1f} % | {8 * sent / n:.2f} | "
               f"{q:.2f} | {q - base:+.2f} dB |")
 
+
 if __name__ == "__main__":
     main()

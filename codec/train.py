@@ -483,6 +483,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
         widths = shipped_widths(model.decoder)
         shipped_file = int8_state_bytes(model.decoder, widths)
         sent = len(compress_decoder(shipped_file))
+        params = count_parameters(model.decoder)
         shipped = _as_shipped(model.decoder, shipped_file)
         psnr_float = evaluate(model, data, device, None, shipped)
         psnr_q = evaluate(model, data, device, opts.bits, shipped)
@@ -491,9 +492,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
             "steps": step, "epochs": epoch, "seconds": round(time.monotonic() - start, 1),
             "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
             "collapse_restores": guard.restores, "lr_scale": guard.lr_scale,
-            "weight_widths": widths, "decoder_bytes_sent": sent,
-            "decoder_params": count_parameters(model.decoder),
-            "decoder_bits_per_weight": round(8 * sent / count_parameters(model.decoder), 3),
+            "weight_widths": widths, "decoder_bytes_sent": sent, "decoder_params": params,
+            "decoder_bits_per_weight": round(8 * sent / params, 3),
             "decoder_macs_per_pixel": round(macs_per_pixel(model.decoder)),
             "options": {k: v for k, v in asdict(opts).items() if k not in ("progress",)},
         }
