@@ -11,6 +11,7 @@ import itertools
 import math
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -140,10 +141,20 @@ def decode_latents(decoder: Decoder, latents: np.ndarray, batch: int = 16) -> It
     device = next(decoder.parameters()).device
     for s in range(0, len(latents), batch):
         z = torch.from_numpy(np.ascontiguousarray(latents[s : s + batch])).to(device)
-        if device.type == "cpu":
-            yield np.concatenate([to_uint8(decoder(z[i : i + 1])) for i in range(len(z))])
-        else:
-            yield to_uint8(decoder(z))
+        with _DECODE_LOCK:
+            if device.type == "cpu":
+                frames = np.concatenate([to_uint8(decoder(z[i : i + 1])) for i in range(len(z))])
+            else:
+                frames = to_uint8(decoder(z))
+        yield frames  # outside the lock: the consumer may take its time
+
+
+# One decoder pass at a time per process. Every thread that calls into torch gets its own
+# OpenMP team, so ten playback threads in one process (the load test, a test's viewers) ran
+# twenty compute threads on two cores. Twice such a run stalled with two threads busy and no
+# frames moving; oneDNN's spinning barriers under that oversubscription are the likely cause.
+# Serialized, the same cores do the same work without it.
+_DECODE_LOCK = threading.Lock()
 
 
 def decode_movie(container: Container, decoder: Decoder, start: int = 0, count: int | None = None,

@@ -1,5 +1,6 @@
 """The server is killed (SIGKILL) mid-stream and restarted: playback resumes, every frame once."""
 
+import faulthandler
 import signal
 import socket
 import subprocess
@@ -83,14 +84,22 @@ def test_ten_streams_survive_a_server_kill(long_store, tmp_path):
         except Exception as e:  # asserted below
             errors.append(e)
 
-    threads = [threading.Thread(target=viewer, args=(i,)) for i in range(10)]
+    # Daemon threads and one deadline for all: a stalled viewer fails the test with every
+    # thread's stack printed, instead of holding the run until CI's limit.
+    threads = [threading.Thread(target=viewer, args=(i,), daemon=True) for i in range(10)]
     try:
         [t.start() for t in threads]
         started.wait(60)  # every viewer has frames, none has all (the server paces them)
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait()
         procs.append(_start(store.root, port))
-        [t.join(90) for t in threads]
+        deadline = time.monotonic() + 120
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            faulthandler.dump_traceback(all_threads=True)
+        assert not stuck, f"viewers still playing after 120 s: {stuck}"
     finally:
         for p in procs:
             if p.poll() is None:
