@@ -257,7 +257,13 @@ class Encoder(nn.Module):
         layers.append(nn.Conv2d(c_in, cfg.latent_channels, 1))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, blocks: bool = False) -> torch.Tensor:
+        if blocks:  # the padded canvas as s x s pixel blocks (Autoencoder.to_blocks)
+            first = self.net[0]
+            # The first conv's kernel is its stride, so on blocks it is a 1x1 conv: one GEMM
+            # instead of a 3-channel strided conv, whose backward was a tenth of a training step.
+            x = F.conv2d(frames, first.weight.reshape(first.out_channels, -1, 1, 1), first.bias)
+            return self.net[1:](x).flatten(1)
         ch, cw = self.cfg.canvas
         top, left = _crop_offsets((ch, cw), frames.shape[-2], frames.shape[-1])
         pad = (left, cw - frames.shape[-1] - left, top, ch - frames.shape[-2] - top)
@@ -305,13 +311,19 @@ class Decoder(nn.Module):
         else:
             self.head = QuantAwareConv2d(c_in, 3, 3, padding=1)
 
-    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+    def forward(self, latents: torch.Tensor, blocks: bool = False) -> torch.Tensor:
+        """Frames, or with ``blocks`` (shuffle head only) the whole canvas as the head's s x s
+        pixel blocks, before its PixelShuffle and the crop."""
         gh, gw = self.cfg.grid
         x = latents.reshape(latents.shape[0], self.cfg.latent_channels, gh, gw)
         x = F.gelu(self.stem(x))
         x = self.stages(x)
         # Linear output around mid-grey, no sigmoid: a saturated sigmoid stops the gradient and
         # can stall training on the mean image. Frames are clamped to [0, 1] when converted to pixels.
+        if blocks:
+            if self.cfg.head != "shuffle":
+                raise ValueError("only a shuffle head decodes to blocks")
+            return self.head[0](x) + 0.5
         x = self.head(x) + 0.5
         top, left = _crop_offsets(self.cfg.canvas, self.cfg.height, self.cfg.width)
         return x[:, :, top : top + self.cfg.height, left : left + self.cfg.width]
@@ -325,8 +337,51 @@ class Autoencoder(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(frames))
+    def forward(self, frames: torch.Tensor, blocks: bool = False) -> torch.Tensor:
+        """Reconstruct frames; with ``blocks``, map to_blocks() input to output of the same layout."""
+        return self.decoder(self.encoder(frames, blocks), blocks)
+
+    # -- training in blocks --------------------------------------------------------------------
+    # The shuffle head's last step is a PixelShuffle by the stride s, and the encoder's first is
+    # a conv with kernel and stride s: both sides see the frame as s x s pixel blocks. Training
+    # compares the head's output with the target in that layout, so neither the shuffle, the
+    # crop, the encoder's padding nor their backward passes run at full resolution in a step.
+
+    @property
+    def trains_in_blocks(self) -> bool:
+        return self.cfg.head == "shuffle"
+
+    def to_blocks(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, H, W, 3) -> float (B, 3*s*s, canvas_h/s, canvas_w/s), channels-last
+        in memory: the canvas edge-padded as the encoder pads it, channel c*s*s + i*s + j holding
+        pixel (i, j) of each block in colour c, the order of PixelShuffle and PixelUnshuffle."""
+        rows, cols = self._canvas_indices(frames.device)
+        canvas = frames.index_select(1, rows).index_select(2, cols)  # clamped indices: replicate padding
+        b, ch, cw, _ = canvas.shape
+        s = self.cfg.strides[-1]
+        blocks = canvas.reshape(b, ch // s, s, cw // s, s, 3).permute(0, 1, 3, 5, 2, 4)
+        return blocks.reshape(b, ch // s, cw // s, 3 * s * s).float().div_(255).permute(0, 3, 1, 2)
+
+    def from_blocks(self, blocks: torch.Tensor) -> torch.Tensor:
+        """Blocks (to_blocks' layout) -> frames (B, 3, H, W), cropped from the canvas."""
+        x = F.pixel_shuffle(blocks, self.cfg.strides[-1])
+        top, left = _crop_offsets(self.cfg.canvas, self.cfg.height, self.cfg.width)
+        return x[:, :, top : top + self.cfg.height, left : left + self.cfg.width]
+
+    def block_mask(self, device: torch.device | None = None) -> torch.Tensor:
+        """1 where a block value is a pixel of the frame, 0 where it is canvas padding."""
+        ch, cw = self.cfg.canvas
+        top, left = _crop_offsets((ch, cw), self.cfg.height, self.cfg.width)
+        mask = torch.zeros(1, 3, ch, cw, device=device)
+        mask[:, :, top : top + self.cfg.height, left : left + self.cfg.width] = 1
+        return F.pixel_unshuffle(mask, self.cfg.strides[-1])
+
+    def _canvas_indices(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        ch, cw = self.cfg.canvas
+        top, left = _crop_offsets((ch, cw), self.cfg.height, self.cfg.width)
+        rows = (torch.arange(ch, device=device) - top).clamp_(0, self.cfg.height - 1)
+        cols = (torch.arange(cw, device=device) - left).clamp_(0, self.cfg.width - 1)
+        return rows, cols
 
 
 def init_weights(module: nn.Module) -> None:

@@ -6,8 +6,10 @@ The story, top to bottom:
    (resident memory does not grow with the video);
 2. fit with Adam on MSE (optionally mixed with MS-SSIM), learning rate warmed up then
    cosine-decayed over the budget, which is either wall-clock minutes or epochs. Steps run
-   channels-last, in bf16 autocast where the hardware has bf16 units (``--precision``): a
-   time budget buys more steps that way. The weights and their evaluation stay fp32;
+   channels-last, in bf16 autocast where the hardware has bf16 units (``--precision``), and
+   on the frame as the decoder head's pixel blocks (Autoencoder.to_blocks), so no step works
+   at full resolution: a time budget buys more steps that way. The weights and their
+   evaluation stay fp32;
 3. for the last part of the budget, pass the latents and the decoder's weights through fake
    quantization at their shipped bit widths (straight-through), so the decoder clients get
    and the latents they stream lose little against the float model;
@@ -375,6 +377,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
         if opts.weight_bits is None and not cfg.weight_layer_bits:
             cfg.weight_layer_bits = _allocate(model, data, device, opts.weight_budget, distributed)
 
+    blocks = model.trains_in_blocks
+    pixel_mask = model.block_mask(device).contiguous(memory_format=layout) if blocks else None
     qat_lo = qat_hi = None
     qat_refresh = max(1, steps_per_epoch)
     start = time.monotonic() - elapsed_before
@@ -415,7 +419,11 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                 guard.maybe_snapshot(step, healthy=flags[2].item() == 0)
                 for g in opt.param_groups:
                     g["lr"] = lr_at(progress, opts) * guard.lr_scale
-                x = batch.to(device).permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=layout)
+                batch = batch.to(device)
+                if blocks:
+                    x = model.to_blocks(batch).contiguous(memory_format=layout)
+                else:
+                    x = batch.permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=layout)
                 qat = progress >= 1 - opts.qat_fraction
                 if qat and qat_lo is None:
                     guard.rebase()
@@ -430,14 +438,18 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                     model.train()
                 with (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()):
                     if qat:
-                        y = _forward_qat(net, model, x, qat_lo, qat_hi, opts.bits, distributed)
+                        y = _forward_qat(net, model, x, qat_lo, qat_hi, opts.bits, distributed, blocks)
                     else:
-                        y = net(x)
+                        y = net(x, blocks)
                 y = y.float()
-                mse = torch.mean((y - x) ** 2)
+                if blocks:  # the mean over the frame's pixels, leaving out the canvas padding
+                    mse = ((y - x) ** 2 * pixel_mask).sum() / (len(batch) * 3 * size[0] * size[1])
+                else:
+                    mse = torch.mean((y - x) ** 2)
                 loss = mse
                 if use_ms_ssim:
-                    loss = (1 - opts.ms_ssim_weight) * mse + opts.ms_ssim_weight * (1 - ms_ssim(y, x).mean())
+                    fy, fx = (model.from_blocks(y), model.from_blocks(x)) if blocks else (y, x)
+                    loss = (1 - opts.ms_ssim_weight) * mse + opts.ms_ssim_weight * (1 - ms_ssim(fy, fx).mean())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 # Clipping keeps an early bad step from saturating the sigmoid output for good.
@@ -532,13 +544,13 @@ def _allocate(model: Autoencoder, data: FrameCache, device: torch.device, budget
 ALLOCATION_PIXELS = 16 * 320 * 180
 
 
-def _forward_qat(net, model: Autoencoder, x, lo, hi, bits: int, distributed: bool):
+def _forward_qat(net, model: Autoencoder, x, lo, hi, bits: int, distributed: bool, blocks: bool):
     """Encode, fake-quantize, decode. Under DDP the wrapped module must run the forward, so
     the quantizer is applied through a temporary forward hook on the encoder."""
     if not distributed:
-        return model.decoder(fake_quantize(model.encoder(x), lo, hi, bits))
+        return model.decoder(fake_quantize(model.encoder(x, blocks), lo, hi, bits), blocks)
     handle = model.encoder.register_forward_hook(lambda _m, _i, out: fake_quantize(out, lo, hi, bits))
     try:
-        return net(x)
+        return net(x, blocks)
     finally:
         handle.remove()

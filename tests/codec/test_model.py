@@ -112,3 +112,31 @@ def test_trained_bits_is_the_qat_width_or_the_default():
     for bad in (99, "x", None):  # a hand-edited config falls back instead of failing the encode
         cfg.trained = {"qat_bits": bad}
         assert cfg.trained_bits == DEFAULT_BITS
+
+
+@pytest.mark.parametrize("w,h,dim", [(64, 48, 64), (50, 30, 64), (33, 17, 32)])
+def test_training_in_blocks_is_the_same_function_as_on_frames(w, h, dim):
+    # The trainer fits the head's output to the frame as s x s blocks; the loss and every
+    # gradient must equal those of the cropped frame, padding left out (50x30 and 33x17 pad).
+    torch.manual_seed(0)
+    model = build_model(CodecConfig.plan(w, h, dim)).double()
+    frames = (torch.rand(2, h, w, 3) * 255).to(torch.uint8)
+    x = frames.permute(0, 3, 1, 2).double() / 255
+    on_frames = torch.mean((model(x) - x) ** 2)
+    grads_frames = torch.autograd.grad(on_frames, list(model.parameters()))
+    blocks = model.to_blocks(frames).double()
+    y = model(blocks, blocks=True)
+    on_blocks = ((y - blocks) ** 2 * model.block_mask().double()).sum() / (2 * 3 * h * w)
+    grads_blocks = torch.autograd.grad(on_blocks, list(model.parameters()))
+    assert on_blocks.item() == pytest.approx(on_frames.item(), rel=1e-6)
+    for a, b in zip(grads_frames, grads_blocks):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-8)
+    assert torch.allclose(model.from_blocks(blocks), x, atol=1e-6)
+    assert torch.allclose(model.from_blocks(y), model(x), atol=1e-6)
+
+
+def test_only_a_shuffle_head_trains_in_blocks():
+    legacy = build_model(CodecConfig.plan(64, 48, 64, head="conv", decoder_channels=(64, 48, 32, 24, 16)))
+    assert not legacy.trains_in_blocks
+    with pytest.raises(ValueError, match="shuffle head"):
+        legacy.decoder(torch.randn(1, 64), blocks=True)

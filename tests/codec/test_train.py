@@ -84,6 +84,17 @@ def test_ms_ssim_loss_trains(clip, tmp_path):
     assert np.isfinite(s["psnr_float"])
 
 
+def test_a_conv_head_model_trains_on_whole_frames(clip, clip_frames, tmp_path):
+    # The first models' full-resolution head cannot train in blocks; it keeps the frame loss.
+    s = train(str(clip), tmp_path / "c", TrainOptions(minutes=None, epochs=4, latent_dim=32, progress=False,
+                                                       arch={"head": "conv", "decoder_channels": (32, 24, 16, 16, 8)}))
+    cfg = load_config(tmp_path / "c")
+    assert cfg.head == "conv"
+    torch.manual_seed(0)
+    untrained = build_model(cfg).eval()
+    assert s["psnr_float"] > _psnr(untrained, clip_frames) + 3
+
+
 def test_shipped_decoder_fits_the_weight_budget_with_the_widths_it_records(trained_model):
     cfg = load_config(trained_model)
     assert cfg.head == "shuffle"
