@@ -261,7 +261,7 @@ class Encoder(nn.Module):
         if blocks:  # the padded canvas as s x s pixel blocks (Autoencoder.to_blocks)
             first = self.net[0]
             # The first conv's kernel is its stride, so on blocks it is a 1x1 conv: one GEMM
-            # instead of a 3-channel strided conv, whose backward was a tenth of a training step.
+            # instead of a 3-channel strided conv, whose two passes took a tenth of a training step.
             x = F.conv2d(frames, first.weight.reshape(first.out_channels, -1, 1, 1), first.bias)
             return self.net[1:](x).flatten(1)
         ch, cw = self.cfg.canvas
