@@ -36,8 +36,8 @@ def build_parser():
     budget.add_argument("--epochs", type=int, help="train for this many passes over the frames instead")
     p.add_argument("--batch-size", type=int, default=2,
                    help="frames per step (default 2). Bigger batches see more frames per second but make fewer "
-                        "updates: on the sample, 4 gained 0.4 dB in a 10-minute run and lost in 2-minute ones, "
-                        "most on a 36-frame clip")
+                        "updates: on the sample, 4 gained 0.4 dB in a 10-minute run and lost in 2-minute ones; "
+                        "on a 36-frame clip it lost in both")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
     p.add_argument("--warmup", type=float, default=0.05,
                    help="fraction of the budget spent warming the learning rate up (default 0.05); "
