@@ -241,6 +241,12 @@ def _crop_offsets(canvas: tuple[int, int], height: int, width: int) -> tuple[int
     return (canvas[0] - height) // 2, (canvas[1] - width) // 2
 
 
+def _frame_of(canvas: torch.Tensor, cfg: "CodecConfig") -> torch.Tensor:
+    """The frame's region of a decoded canvas (..., canvas_h, canvas_w), as a view."""
+    top, left = _crop_offsets(cfg.canvas, cfg.height, cfg.width)
+    return canvas[..., top : top + cfg.height, left : left + cfg.width]
+
+
 class Encoder(nn.Module):
     """Frame (B,3,H,W) in [0,1] -> latents (B, latent_dim)."""
 
@@ -324,9 +330,7 @@ class Decoder(nn.Module):
             if self.cfg.head != "shuffle":
                 raise ValueError("only a shuffle head decodes to blocks")
             return self.head[0](x) + 0.5
-        x = self.head(x) + 0.5
-        top, left = _crop_offsets(self.cfg.canvas, self.cfg.height, self.cfg.width)
-        return x[:, :, top : top + self.cfg.height, left : left + self.cfg.width]
+        return _frame_of(self.head(x) + 0.5, self.cfg)
 
 
 @register_architecture("hnerv-lite")
@@ -364,16 +368,12 @@ class Autoencoder(nn.Module):
 
     def from_blocks(self, blocks: torch.Tensor) -> torch.Tensor:
         """Blocks (to_blocks' layout) -> frames (B, 3, H, W), cropped from the canvas."""
-        x = F.pixel_shuffle(blocks, self.cfg.strides[-1])
-        top, left = _crop_offsets(self.cfg.canvas, self.cfg.height, self.cfg.width)
-        return x[:, :, top : top + self.cfg.height, left : left + self.cfg.width]
+        return _frame_of(F.pixel_shuffle(blocks, self.cfg.strides[-1]), self.cfg)
 
     def block_mask(self, device: torch.device | None = None) -> torch.Tensor:
         """1 where a block value is a pixel of the frame, 0 where it is canvas padding."""
-        ch, cw = self.cfg.canvas
-        top, left = _crop_offsets((ch, cw), self.cfg.height, self.cfg.width)
-        mask = torch.zeros(1, 3, ch, cw, device=device)
-        mask[:, :, top : top + self.cfg.height, left : left + self.cfg.width] = 1
+        mask = torch.zeros(1, 3, *self.cfg.canvas, device=device)
+        _frame_of(mask, self.cfg).fill_(1)
         return F.pixel_unshuffle(mask, self.cfg.strides[-1])
 
     def _canvas_indices(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
