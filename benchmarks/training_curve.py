@@ -41,6 +41,11 @@ def plot(rows: list[dict], title: str, path: Path) -> None:
     xs = [r["minutes"] for r in rows]
     ax.plot(xs, [r["psnr_quantized"] for r in rows], "o-", label="shipped (quantized latents and weights)")
     ax.plot(xs, [r["psnr_float"] for r in rows], "x--", alpha=0.6, label="float latents")
+    # Steps per minute swing by half between runs on a shared machine; the counts show it.
+    for r in rows:
+        ax.annotate(f"{r['steps'] / 1000:.1f}k steps", (r["minutes"], r["psnr_float"]), textcoords="offset points",
+                    xytext=(0, 8), ha="center", fontsize=7, color="grey")
+    ax.margins(x=0.08, y=0.12)
     best = rows[-1]["psnr_quantized"]
     ax.axhline(best - 0.5, color="grey", lw=0.8, ls=":", label=f"{rows[-1]['minutes']:g}-min PSNR - 0.5 dB")
     ax.set_xscale("log")
