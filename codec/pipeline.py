@@ -66,12 +66,8 @@ def write_movie(latents: np.ndarray, cfg: CodecConfig, fps: Fraction, out: str |
     n, dim = latents.shape
     if n == 0:
         raise UsageError("nothing to encode: zero frames")
-    lo = np.full(dim, np.inf, np.float32)
-    hi = np.full(dim, -np.inf, np.float32)
-    for s in range(0, n, 4096):  # in slices: ``latents`` may be a memmap of a long movie
-        lo = np.minimum(lo, latents[s : s + 4096].min(0))
-        hi = np.maximum(hi, latents[s : s + 4096].max(0))
-    quant = Quantizer(bits, lo, hi)
+    quant = Quantizer.fit(latents, bits)  # reads in slices: ``latents`` may be a memmap of a long movie
+    lo, hi = quant.lo, quant.hi
     header = MovieHeader(cfg.width, cfg.height, fps, n, dim, bits, chunk_frames, decoder_sha256, lo, hi)
 
     def chunks():

@@ -1,7 +1,8 @@
 """Latent quantization and the per-chunk delta + zstd coding.
 
 Each latent dimension d is quantized uniformly over its own range [lo_d, hi_d] to
-``2**bits`` levels. A chunk of frames is coded as::
+``2**bits`` levels (the range is the dimension's min and max, clipped at 2 bits and fewer:
+see ``latent_range``). A chunk of frames is coded as::
 
     q[0]                         the first frame, directly
     (q[t] - q[t-1]) mod 2**bits  every later frame, as a difference from the previous one
@@ -40,6 +41,34 @@ def check_bits(bits: int) -> int:
     return bits
 
 
+# With 4 levels or fewer, a range from each dimension's min to its max spends the outer levels on
+# a few outliers and leaves the bulk of the values between two levels. Clipping to the 3rd and
+# 97th percentiles costs more bits (the values spread over more levels) but buys more quality than
+# the same bits buy at 3 bits: at 2 bits +2.2 dB for +21 % rate on cockatoo and +0.5 dB for +3 % on
+# realshort (1 bit: +3.2 and +1.4 dB). At 3 bits clipping moves along the curve; at 4 and up it loses.
+CLIP_PERCENT = {1: 3.0, 2: 3.0}
+RANGE_SAMPLE_FRAMES = 4096  # percentiles come from this many frames spread over a long movie
+
+
+def latent_range(latents: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension quantizer range (lo, hi) for ``bits``-bit codes of ``latents`` (n, dim):
+    the min and max over all frames, or at 2 bits and fewer the percentiles in CLIP_PERCENT.
+    ``latents`` may be a memmap; it is read in slices."""
+    check_bits(bits)
+    n = len(latents)
+    pct = CLIP_PERCENT.get(bits)
+    if pct is not None:
+        idx = np.unique(np.linspace(0, n - 1, min(n, RANGE_SAMPLE_FRAMES)).round().astype(np.int64))
+        lo, hi = np.percentile(np.asarray(latents[idx], np.float32), [pct, 100 - pct], axis=0)
+        return lo.astype(np.float32), hi.astype(np.float32)
+    lo = np.full(latents.shape[1], np.inf, np.float32)
+    hi = np.full(latents.shape[1], -np.inf, np.float32)
+    for s in range(0, n, 4096):
+        lo = np.minimum(lo, latents[s : s + 4096].min(0))
+        hi = np.maximum(hi, latents[s : s + 4096].max(0))
+    return lo.astype(np.float32), hi.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Quantizer:
     """Uniform per-dimension quantizer. ``lo``/``hi`` are float32 arrays of length latent_dim."""
@@ -50,10 +79,8 @@ class Quantizer:
 
     @classmethod
     def fit(cls, latents: np.ndarray, bits: int) -> "Quantizer":
-        """Ranges from the min and max of each dimension over all frames."""
-        check_bits(bits)
-        lat = np.asarray(latents, np.float32)
-        return cls(bits, lat.min(axis=0).astype(np.float32), lat.max(axis=0).astype(np.float32))
+        """Ranges for ``bits`` from the latents of all frames (see :func:`latent_range`)."""
+        return cls(bits, *latent_range(latents, bits))
 
     @property
     def levels(self) -> int:

@@ -48,7 +48,8 @@ from .errors import ModelError, UsageError
 from .metrics import PSNRMeter, ms_ssim, ms_ssim_scales, mse_to_psnr, to_tensor, to_uint8
 from .progress import progress_bar
 from .model import Autoencoder, CodecConfig, build_model, count_parameters, macs_per_pixel, set_weight_fake_quant
-from .quantize import DEFAULT_BITS, DEFAULT_WEIGHT_BITS, Quantizer, check_bits, check_weight_bits, fake_quantize
+from .quantize import (DEFAULT_BITS, DEFAULT_WEIGHT_BITS, Quantizer, check_bits, check_weight_bits, fake_quantize,
+                       latent_range)
 from .weight_budget import DEFAULT_WEIGHT_BUDGET, allocate_weight_bits, check_weight_budget
 from .weights import compress_decoder, int8_state_bytes, save_model, shipped_widths
 
@@ -208,18 +209,15 @@ def spread_indices(n: int, k: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, max_frames: int = 2000,
+def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, bits: int, max_frames: int = 2000,
                   batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-dimension min/max of the latents over the video (evenly subsampled when long)."""
+    """The quantizer's per-dimension range at ``bits`` over the video's latents (evenly
+    subsampled when long), by the rule the encoder uses (quantize.latent_range)."""
     idx = spread_indices(len(data), max_frames)
-    lo = hi = None
-    for s in range(0, len(idx), batch):
-        x = to_tensor(data.stack(idx[s : s + batch]), device)
-        z = model.encoder(x)
-        bl, bh = z.min(0).values, z.max(0).values
-        lo = bl if lo is None else torch.minimum(lo, bl)
-        hi = bh if hi is None else torch.maximum(hi, bh)
-    return lo, hi
+    z = torch.cat([model.encoder(to_tensor(data.stack(idx[s : s + batch]), device)).float().cpu()
+                   for s in range(0, len(idx), batch)])
+    lo, hi = latent_range(z.numpy(), bits)
+    return torch.from_numpy(lo).to(device), torch.from_numpy(hi).to(device)
 
 
 @torch.no_grad()
@@ -231,7 +229,7 @@ def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: i
     decoder = decoder if decoder is not None else _as_shipped(model.decoder)
     quant = None
     if bits:
-        lo, hi = latent_ranges(model, data, device)
+        lo, hi = latent_ranges(model, data, device, bits)
         quant = Quantizer(bits, lo.cpu().numpy(), hi.cpu().numpy())
     meter = PSNRMeter()
     for s in range(0, len(idx), batch):
@@ -431,7 +429,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                     set_weight_fake_quant(model.decoder, shipped_widths(model.decoder))
                 if qat and (qat_lo is None or step % qat_refresh == 0):
                     model.eval()
-                    qat_lo, qat_hi = latent_ranges(model, data, device)
+                    qat_lo, qat_hi = latent_ranges(model, data, device, opts.bits)
                     if distributed:
                         dist.all_reduce(qat_lo, op=dist.ReduceOp.MIN)
                         dist.all_reduce(qat_hi, op=dist.ReduceOp.MAX)

@@ -6,18 +6,44 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latentcast.codec.errors import CorruptContainer, UsageError
-from latentcast.codec.quantize import Quantizer, decode_chunk, encode_chunk, fake_quantize, symbols_per_byte
+from latentcast.codec.quantize import (Quantizer, decode_chunk, encode_chunk, fake_quantize, latent_range,
+                                      symbols_per_byte)
 
 
-def test_quantization_error_is_at_most_half_a_step():
+def test_quantization_error_is_at_most_half_a_step_inside_the_range():
     rng = np.random.default_rng(0)
     lat = rng.normal(size=(50, 32)).astype(np.float32) * rng.uniform(0.1, 5, 32).astype(np.float32)
     for bits in range(1, 9):
         q = Quantizer.fit(lat, bits)
         codes = q.quantize(lat)
         assert codes.max() <= (1 << bits) - 1
-        err = np.abs(q.dequantize(codes) - lat)
-        assert np.all(err <= q.step / 2 + 1e-5)
+        inside = np.clip(lat, q.lo, q.hi)
+        # Values outside a clipped range land on its end levels.
+        assert np.all(np.abs(q.dequantize(codes) - inside) <= q.step / 2 + 1e-5)
+
+
+def test_two_bits_clip_the_outliers_and_code_the_rest_closer():
+    rng = np.random.default_rng(1)
+    lat = rng.normal(size=(2000, 16)).astype(np.float32)
+    lat[::250] *= 6  # a few frames far out in every dimension
+    fitted = Quantizer.fit(lat, 2)
+    assert np.all(fitted.hi < lat.max(0)) and np.all(fitted.lo > lat.min(0))
+    by_extremes = Quantizer(2, lat.min(0), lat.max(0))
+    mse = lambda q: float(np.mean((q.dequantize(q.quantize(lat)) - lat) ** 2))
+    assert mse(fitted) < 0.8 * mse(by_extremes)
+    # At 4 bits the extremes are the range, as before.
+    four = Quantizer.fit(lat, 4)
+    assert np.array_equal(four.lo, lat.min(0)) and np.array_equal(four.hi, lat.max(0))
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_latent_range_reads_a_memmap_like_an_array(tmp_path, bits):
+    lat = np.random.default_rng(2).normal(size=(5000, 8)).astype(np.float32)
+    path = tmp_path / "latents.f32"
+    lat.tofile(path)
+    mapped = np.memmap(path, np.float32, "r", shape=lat.shape)
+    for a, b in zip(latent_range(mapped, bits), latent_range(lat, bits)):
+        assert np.array_equal(a, b)
 
 
 def test_constant_dimension_does_not_divide_by_zero():
