@@ -67,8 +67,7 @@ def write_movie(latents: np.ndarray, cfg: CodecConfig, fps: Fraction, out: str |
     if n == 0:
         raise UsageError("nothing to encode: zero frames")
     quant = Quantizer.fit(latents, bits)  # reads in slices: ``latents`` may be a memmap of a long movie
-    lo, hi = quant.lo, quant.hi
-    header = MovieHeader(cfg.width, cfg.height, fps, n, dim, bits, chunk_frames, decoder_sha256, lo, hi)
+    header = MovieHeader(cfg.width, cfg.height, fps, n, dim, bits, chunk_frames, decoder_sha256, quant.lo, quant.hi)
 
     def chunks():
         for s in range(0, n, chunk_frames):

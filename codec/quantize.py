@@ -50,6 +50,11 @@ CLIP_PERCENT = {1: 3.0, 2: 3.0}
 RANGE_SAMPLE_FRAMES = 4096  # percentiles come from this many frames spread over a long movie
 
 
+def spread_indices(n: int, k: int) -> np.ndarray:
+    """At most ``k`` frame indices spread evenly over ``n`` frames (all of them when n <= k)."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+
+
 def latent_range(latents: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-dimension quantizer range (lo, hi) for ``bits``-bit codes of ``latents`` (n, dim):
     the min and max over all frames, or at 2 bits and fewer the percentiles in CLIP_PERCENT.
@@ -58,8 +63,8 @@ def latent_range(latents: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray
     n = len(latents)
     pct = CLIP_PERCENT.get(bits)
     if pct is not None:
-        idx = np.unique(np.linspace(0, n - 1, min(n, RANGE_SAMPLE_FRAMES)).round().astype(np.int64))
-        lo, hi = np.percentile(np.asarray(latents[idx], np.float32), [pct, 100 - pct], axis=0)
+        lo, hi = np.percentile(np.asarray(latents[spread_indices(n, RANGE_SAMPLE_FRAMES)], np.float32),
+                               [pct, 100 - pct], axis=0)
         return lo.astype(np.float32), hi.astype(np.float32)
     lo = np.full(latents.shape[1], np.inf, np.float32)
     hi = np.full(latents.shape[1], -np.inf, np.float32)

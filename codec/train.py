@@ -49,7 +49,7 @@ from .metrics import PSNRMeter, ms_ssim, ms_ssim_scales, mse_to_psnr, to_tensor,
 from .progress import progress_bar
 from .model import Autoencoder, CodecConfig, build_model, count_parameters, macs_per_pixel, set_weight_fake_quant
 from .quantize import (DEFAULT_BITS, DEFAULT_WEIGHT_BITS, Quantizer, check_bits, check_weight_bits, fake_quantize,
-                       latent_range)
+                       latent_range, spread_indices)
 from .weight_budget import DEFAULT_WEIGHT_BUDGET, allocate_weight_bits, check_weight_budget
 from .weights import compress_decoder, int8_state_bytes, save_model, shipped_widths
 
@@ -202,11 +202,6 @@ def lr_at(progress: float, opts: TrainOptions) -> float:
 
 
 # -- latent ranges (for quantization-aware training and evaluation) ----------------------------
-
-def spread_indices(n: int, k: int) -> np.ndarray:
-    """At most ``k`` frame indices spread evenly over ``n`` frames (all of them when n <= k)."""
-    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
-
 
 @torch.no_grad()
 def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, bits: int, max_frames: int = 2000,
