@@ -10,9 +10,10 @@ The story, top to bottom:
    on the frame as the decoder head's pixel blocks (Autoencoder.to_blocks), so no step works
    at full resolution: a time budget buys more steps that way. The weights and their
    evaluation stay fp32;
-3. for the last part of the budget, pass the latents and the decoder's weights through fake
-   quantization at their shipped bit widths (straight-through), so the decoder clients get
-   and the latents they stream lose little against the float model;
+3. for the last part of the budget (the QAT phase), freeze the encoder and fine-tune the
+   decoder on the latents and weights as they will ship: both through fake quantization at
+   their shipped bit widths (straight-through). The decoder that ships is the uniform average
+   of its weights over that phase (SWA), not the last step's;
 4. checkpoint every interval (``--resume`` continues from it) and write the model dir.
 
 Should the loss blow up (PSNR falling onto the mean frame), the collapse guard puts back the
@@ -39,6 +40,7 @@ import torch.distributed as dist
 from safetensors.torch import load as st_load
 from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save as st_save
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
 from . import video
@@ -252,8 +254,11 @@ def _as_shipped(decoder: torch.nn.Module, data: bytes | None = None) -> torch.nn
 
 # -- checkpoints -------------------------------------------------------------------------------
 
-def _save_checkpoint(model_dir: Path, model: Autoencoder, opt: torch.optim.Optimizer, state: dict) -> None:
+def _save_checkpoint(model_dir: Path, model: Autoencoder, opt: torch.optim.Optimizer, state: dict,
+                     average: AveragedModel | None = None) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if average is not None:
+        tensors.update({f"average.{k}": v.detach().cpu().contiguous() for k, v in average.state_dict().items()})
     params = [p for g in opt.param_groups for p in g["params"]]
     for i, p in enumerate(params):
         for k, v in opt.state.get(p, {}).items():
@@ -264,7 +269,9 @@ def _save_checkpoint(model_dir: Path, model: Autoencoder, opt: torch.optim.Optim
     write_text_atomic(ck / "state.json", json.dumps(state))  # written last: it marks a complete checkpoint
 
 
-def _load_checkpoint(model_dir: Path, model: Autoencoder, opt: torch.optim.Optimizer) -> dict:
+def _load_checkpoint(model_dir: Path, model: Autoencoder, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Load weights and moments from the checkpoint; returns its state and the QAT phase's weight
+    average (state-dict tensors, empty when the run had not reached that phase)."""
     ck = model_dir / CHECKPOINT_DIR
     try:
         state = json.loads((ck / "state.json").read_text())
@@ -284,7 +291,7 @@ def _load_checkpoint(model_dir: Path, model: Autoencoder, opt: torch.optim.Optim
             p = params[int(i)]
             # Moments take their parameter's memory layout (channels-last), as the fused step expects.
             opt.state[p][name] = torch.empty_like(p).copy_(v) if v.shape == p.shape else v
-    return state
+    return state, {k[8:]: v for k, v in tensors.items() if k.startswith("average.")}
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -341,11 +348,15 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                                                         else None)
     # The fused step is one kernel for all parameters; the per-tensor loop it replaces was a
     # fifth of a CPU step for this small network.
-    opt = torch.optim.Adam(model.parameters(), lr=opts.lr, fused=device.type in ("cpu", "cuda"))
+    # Two groups, so the QAT phase can stop the encoder (group 0) alone. Their order is
+    # model.parameters()', which checkpoints number the moments by.
+    opt = torch.optim.Adam([{"params": list(model.encoder.parameters())}, {"params": list(model.decoder.parameters())}],
+                           lr=opts.lr, fused=device.type in ("cpu", "cuda"))
     step, epoch, elapsed_before, lr_scale = 0, 0, 0.0, 1.0
     history: list[dict] = []
+    resumed_average: dict = {}
     if resume:
-        state = _load_checkpoint(model_dir, model, opt)
+        state, resumed_average = _load_checkpoint(model_dir, model, opt)
         step, epoch, elapsed_before = state["step"], state["epoch"], state["elapsed"]
         history = state.get("history", [])
         lr_scale = float(state.get("lr_scale", 1.0))  # a run that recovered from a collapse keeps its lower rate
@@ -373,7 +384,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
     blocks = model.trains_in_blocks
     pixel_mask = model.block_mask(device).contiguous(memory_format=layout) if blocks else None
     qat_lo = qat_hi = None
-    qat_refresh = max(1, steps_per_epoch)
+    average: AveragedModel | None = None  # the decoder's weights averaged over the QAT phase
     start = time.monotonic() - elapsed_before
     last_ck = time.monotonic()
     psnr_ema = None
@@ -407,28 +418,35 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                     done = True
                     break
                 if flags[1].item() > 0:
-                    guard.restore(step)
+                    if guard.restore(step) and average is not None:
+                        # Steps of the collapse went into the average: begin it again from the restored weights.
+                        average = AveragedModel(model.decoder, use_buffers=False)
                     collapsed = False
                 guard.maybe_snapshot(step, healthy=flags[2].item() == 0)
+                qat = progress >= 1 - opts.qat_fraction
                 for g in opt.param_groups:
                     g["lr"] = lr_at(progress, opts) * guard.lr_scale
+                if qat:
+                    opt.param_groups[0]["lr"] = 0.0  # the encoder stays frozen (see _forward_qat)
                 batch = batch.to(device)
                 if blocks:
                     x = model.to_blocks(batch).contiguous(memory_format=layout)
                 else:
                     x = batch.permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=layout)
-                qat = progress >= 1 - opts.qat_fraction
                 if qat and qat_lo is None:
                     guard.rebase()
                     choose_weight_widths()
                     set_weight_fake_quant(model.decoder, shipped_widths(model.decoder))
-                if qat and (qat_lo is None or step % qat_refresh == 0):
+                    # The encoder is frozen from here, so its latents' ranges are final: measured once.
                     model.eval()
                     qat_lo, qat_hi = latent_ranges(model, data, device, opts.bits)
                     if distributed:
                         dist.all_reduce(qat_lo, op=dist.ReduceOp.MIN)
                         dist.all_reduce(qat_hi, op=dist.ReduceOp.MAX)
                     model.train()
+                    average = AveragedModel(model.decoder, use_buffers=False)
+                    if resumed_average:
+                        average.load_state_dict(resumed_average)
                 with (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()):
                     if qat:
                         y = _forward_qat(net, model, x, qat_lo, qat_hi, opts.bits, distributed, blocks)
@@ -448,6 +466,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                 # Clipping keeps an early bad step from saturating the sigmoid output for good.
                 torch.nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip, foreach=True)
                 opt.step()
+                if average is not None:
+                    average.update_parameters(model.decoder)
                 step += 1
                 psnr = mse_to_psnr(mse.item(), 1.0)
                 psnr_ema = psnr if psnr_ema is None else 0.9 * psnr_ema + 0.1 * psnr
@@ -466,7 +486,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                         log_f.write(json.dumps(rec) + "\n")
                         history.append(rec)
                     if time.monotonic() - last_ck >= opts.checkpoint_seconds:
-                        _save_checkpoint(model_dir, model, opt, progress_state(elapsed))
+                        _save_checkpoint(model_dir, model, opt, progress_state(elapsed), average)
                         last_ck = time.monotonic()
             else:
                 epoch += 1
@@ -478,9 +498,12 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
             log_f.flush()
     if interrupted:
         if main_rank:
-            _save_checkpoint(model_dir, model, opt, progress_state(time.monotonic() - start))
+            _save_checkpoint(model_dir, model, opt, progress_state(time.monotonic() - start), average)
         raise KeyboardInterrupt
     set_weight_fake_quant(model.decoder, None)
+    averaged_steps = int(average.n_averaged) if average is not None else 0
+    if averaged_steps:
+        model.decoder.load_state_dict(average.module.state_dict())
     choose_weight_widths()  # here only when no QAT phase ran (--qat-fraction 0)
     summary = {}
     if main_rank:
@@ -496,7 +519,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
             "source": os.path.basename(source), "width": size[0], "height": size[1], "frames": len(data),
             "steps": step, "epochs": epoch, "seconds": round(time.monotonic() - start, 1),
             "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
-            "collapse_restores": guard.restores, "lr_scale": guard.lr_scale,
+            "collapse_restores": guard.restores, "lr_scale": guard.lr_scale, "averaged_steps": averaged_steps,
             "weight_widths": widths, "decoder_bytes_sent": sent, "decoder_params": params,
             "decoder_bits_per_weight": round(8 * sent / params, 3),
             "decoder_macs_per_pixel": round(macs_per_pixel(model.decoder)),
@@ -538,10 +561,14 @@ ALLOCATION_PIXELS = 16 * 320 * 180
 
 
 def _forward_qat(net, model: Autoencoder, x, lo, hi, bits: int, distributed: bool, blocks: bool):
-    """Encode, fake-quantize, decode. Under DDP the wrapped module must run the forward, so
-    the quantizer is applied through a temporary forward hook on the encoder."""
+    """Encode, fake-quantize, decode, with the encoder frozen: the decoder then fine-tunes on
+    the very quantized latents it will be sent. Under DDP the wrapped module must run the
+    forward (and every parameter must get a gradient), so the quantizer is applied through a
+    temporary forward hook on the encoder, and the encoder's zero learning rate freezes it."""
     if not distributed:
-        return model.decoder(fake_quantize(model.encoder(x, blocks), lo, hi, bits), blocks)
+        with torch.no_grad():  # no backward through the encoder: the phase's steps run faster
+            z = model.encoder(x, blocks)
+        return model.decoder(fake_quantize(z, lo, hi, bits), blocks)
     handle = model.encoder.register_forward_hook(lambda _m, _i, out: fake_quantize(out, lo, hi, bits))
     try:
         return net(x, blocks)

@@ -59,7 +59,9 @@ def build_parser():
                               f"{MAX_WEIGHT_BITS}); on the clip measured, 6 bits everywhere downloads 15%% more "
                               "than the default budget and loses 0.27 dB where the budget lost none")
     p.add_argument("--qat-fraction", type=float, default=0.15,
-                   help="fraction of the budget trained with quantized latents and weights (default 0.15)")
+                   help="fraction of the budget at the end that freezes the encoder and fine-tunes the decoder "
+                        "on quantized latents and weights; the decoder shipped is its weights' average over "
+                        "that phase (default 0.15; 0 ships the float-trained model)")
     p.add_argument("--ms-ssim", type=float, default=0.0, metavar="W",
                    help="weight of (1 - MS-SSIM) in the loss, mixed with MSE (default 0: pure MSE)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

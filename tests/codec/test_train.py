@@ -4,6 +4,10 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load as st_load
+from safetensors.torch import load_file as st_load_file
+from torch.optim.swa_utils import AveragedModel
+
+from latentcast.codec import train as train_module
 
 from latentcast.codec.errors import ModelError, UsageError
 from latentcast.codec.metrics import PSNRMeter, to_tensor, to_uint8
@@ -71,6 +75,68 @@ def test_resume_continues_from_checkpoint(clip, tmp_path):
     opts.epochs = 4
     second = train(str(clip), out, opts, resume=True)
     assert first["steps"] == 12 and second["steps"] == 24  # 24 frames / batch 4 = 6 steps an epoch
+
+
+class _RecordingAverage(AveragedModel):
+    """The trainer's weight average, noting the decoder weights it is given at every step."""
+
+    seen: list = []
+    interrupt_at: int | None = None
+
+    def update_parameters(self, model):
+        if len(self.seen) == self.interrupt_at:
+            raise KeyboardInterrupt  # as Ctrl-C would, in the middle of the QAT phase
+        self.seen.append({k: v.detach().clone() for k, v in model.named_parameters()})
+        super().update_parameters(model)
+
+
+@pytest.fixture
+def recording_average(monkeypatch):
+    monkeypatch.setattr(_RecordingAverage, "seen", [])
+    monkeypatch.setattr(_RecordingAverage, "interrupt_at", None)
+    monkeypatch.setattr(train_module, "AveragedModel", _RecordingAverage)
+    return _RecordingAverage
+
+
+def test_qat_phase_freezes_the_encoder_and_ships_the_decoder_averaged_over_it(clip, tmp_path, monkeypatch,
+                                                                              recording_average):
+    at_qat_start = {}
+    measure_ranges = train_module.latent_ranges
+
+    def ranges(model, *args, **kwargs):  # first called when the QAT phase begins
+        at_qat_start.setdefault("encoder", {k: v.clone() for k, v in model.encoder.state_dict().items()})
+        return measure_ranges(model, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "latent_ranges", ranges)
+    out = tmp_path / "m"
+    summary = train(str(clip), out, TrainOptions(minutes=None, epochs=4, batch_size=4, latent_dim=32,
+                                                 qat_fraction=0.5, progress=False))
+    seen = recording_average.seen
+    assert summary["averaged_steps"] == len(seen) == 12  # 24 steps, the second half in the QAT phase
+
+    encoder = load_model(out).encoder.state_dict()
+    for name, value in at_qat_start["encoder"].items():
+        assert torch.equal(encoder[name], value), name
+    final = st_load_file(str(out / "checkpoint" / "state.safetensors"))
+    for name in seen[0]:
+        mean = torch.stack([s[name] for s in seen]).mean(0)
+        kept = final[f"model.decoder.{name}"]
+        torch.testing.assert_close(kept, mean, rtol=0, atol=1e-6)
+        assert not torch.equal(kept, seen[-1][name])  # not the last step's weights
+        assert not torch.equal(seen[0][name], seen[-1][name])  # the decoder did train in the phase
+
+
+def test_a_resumed_qat_phase_keeps_its_weight_average(clip, tmp_path, recording_average):
+    out = tmp_path / "r"
+    opts = TrainOptions(minutes=None, epochs=4, batch_size=4, latent_dim=32, qat_fraction=0.5, progress=False)
+    recording_average.interrupt_at = 5
+    with pytest.raises(KeyboardInterrupt):
+        train(str(clip), out, opts)
+    state = st_load_file(str(out / "checkpoint" / "state.safetensors"))
+    assert state["average.n_averaged"].item() == 5
+    recording_average.interrupt_at = None
+    summary = train(str(clip), out, opts, resume=True)
+    assert summary["averaged_steps"] == len(recording_average.seen) > 5
 
 
 def test_resume_without_checkpoint_is_a_clear_error(clip, tmp_path):
