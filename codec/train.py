@@ -348,8 +348,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                                                         else None)
     # The fused step is one kernel for all parameters; the per-tensor loop it replaces was a
     # fifth of a CPU step for this small network.
-    # Two groups, so the QAT phase can stop the encoder (group 0) alone. Their order is
-    # model.parameters()', which checkpoints number the moments by.
+    # Two groups, so the QAT phase can stop the encoder (group 0) alone. Together they keep the
+    # order of model.parameters(), by which checkpoints number the moments.
     opt = torch.optim.Adam([{"params": list(model.encoder.parameters())}, {"params": list(model.decoder.parameters())}],
                            lr=opts.lr, fused=device.type in ("cpu", "cuda"))
     step, epoch, elapsed_before, lr_scale = 0, 0, 0.0, 1.0
