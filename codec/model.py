@@ -359,12 +359,14 @@ class Autoencoder(nn.Module):
         """uint8 frames (B, H, W, 3) -> float (B, 3*s*s, canvas_h/s, canvas_w/s), channels-last
         in memory: the canvas edge-padded as the encoder pads it, channel c*s*s + i*s + j holding
         pixel (i, j) of each block in colour c, the order of PixelShuffle and PixelUnshuffle."""
-        rows, cols = self._canvas_indices(frames.device)
-        canvas = frames.index_select(1, rows).index_select(2, cols)  # clamped indices: replicate padding
-        b, ch, cw, _ = canvas.shape
+        b = frames.shape[0]
+        ch, cw = self.cfg.canvas
         s = self.cfg.strides[-1]
-        blocks = canvas.reshape(b, ch // s, s, cw // s, s, 3).permute(0, 1, 3, 5, 2, 4)
-        return blocks.reshape(b, ch // s, cw // s, 3 * s * s).float().div_(255).permute(0, 3, 1, 2)
+        # One gather through a precomputed index does the padding and the block reorder, where
+        # two index_selects and a permuting copy took twice the time. It gathers floats: on uint8
+        # the same gather ran three times slower than the conversion it would save.
+        blocks = frames.reshape(b, -1).float().div_(255).index_select(1, self._block_gather(frames.device))
+        return blocks.reshape(b, ch // s, cw // s, 3 * s * s).permute(0, 3, 1, 2)
 
     def from_blocks(self, blocks: torch.Tensor) -> torch.Tensor:
         """Blocks (to_blocks' layout) -> frames (B, 3, H, W), cropped from the canvas."""
@@ -376,12 +378,22 @@ class Autoencoder(nn.Module):
         _frame_of(mask, self.cfg).fill_(1)
         return F.pixel_unshuffle(mask, self.cfg.strides[-1])
 
-    def _canvas_indices(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        ch, cw = self.cfg.canvas
-        top, left = _crop_offsets((ch, cw), self.cfg.height, self.cfg.width)
-        rows = (torch.arange(ch, device=device) - top).clamp_(0, self.cfg.height - 1)
-        cols = (torch.arange(cw, device=device) - left).clamp_(0, self.cfg.width - 1)
-        return rows, cols
+    def _block_gather(self, device: torch.device) -> torch.Tensor:
+        """For each value of to_blocks' layout (channels last), its offset in a flat (H, W, 3)
+        frame; canvas padding repeats the nearest edge pixel. Built once per device."""
+        cache = self.__dict__.setdefault("_gather_cache", {})
+        if device not in cache:
+            ch, cw = self.cfg.canvas
+            s = self.cfg.strides[-1]
+            top, left = _crop_offsets((ch, cw), self.cfg.height, self.cfg.width)
+            rows = (torch.arange(ch) - top).clamp_(0, self.cfg.height - 1)
+            cols = (torch.arange(cw) - left).clamp_(0, self.cfg.width - 1)
+            pixel = (rows[:, None] * self.cfg.width + cols[None, :]) * 3  # (ch, cw): offset of colour 0
+            colour = torch.arange(3).reshape(1, 1, 1, 1, 3)
+            flat = pixel.reshape(ch // s, s, cw // s, s).permute(0, 2, 1, 3)[..., None] + colour
+            # (blocks_y, blocks_x, i, j, c) -> (blocks_y, blocks_x, c, i, j): channel c*s*s + i*s + j
+            cache[device] = flat.permute(0, 1, 4, 2, 3).reshape(-1).to(device)
+        return cache[device]
 
 
 def init_weights(module: nn.Module) -> None:
