@@ -5,6 +5,8 @@ import socket
 import subprocess
 import sys
 
+from safetensors.torch import load_file as st_load_file
+
 from latentcast.codec.train import TrainOptions, train
 from latentcast.codec.weights import load_config
 
@@ -31,3 +33,11 @@ def test_two_gloo_processes_match_single_process(clip, tmp_path):
     # rank 0 alone logged: one final record
     log = (tmp_path / "ddp" / "train_log.jsonl").read_text()
     assert log.count('"final"') == 1
+    # DDP hands the frozen encoder gradients in the QAT phase; they are dropped, so Adam stepped
+    # the encoder only before the phase and the decoder on every step (moments are numbered in
+    # model.parameters() order: the encoder's first, the decoder's last).
+    moments = st_load_file(str(tmp_path / "ddp" / "checkpoint" / "state.safetensors"))
+    steps = sorted((int(k.split(".")[1]), v.item()) for k, v in moments.items() if k.endswith(".step"))
+    assert ddp["averaged_steps"] > 0
+    assert steps[0][1] == ddp["steps"] - ddp["averaged_steps"]
+    assert steps[-1][1] == ddp["steps"]
