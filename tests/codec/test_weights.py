@@ -9,7 +9,7 @@ from safetensors.torch import load as st_load
 from latentcast.codec.errors import ModelError
 from latentcast.codec.metrics import to_uint8
 from latentcast.codec.model import CodecConfig, build_model, set_weight_fake_quant
-from latentcast.codec.quantize import fake_quantize_weight, top_code
+from latentcast.codec.quantize import dequantize_weight, fake_quantize_weight, quantize_weight, top_code
 from latentcast.codec.weights import (compress_decoder, decompress_decoder, dequantize_state, int8_state_bytes,
                                       load_decoder_bytes, load_state_verified, sha256_bytes, shipped_widths,
                                       state_to_bytes)
@@ -118,6 +118,13 @@ def test_fake_quantized_weights_pass_gradients_straight_through():
     w = torch.randn(8, 4, 3, 3, requires_grad=True)
     fake_quantize_weight(w, 5).sum().backward()
     assert torch.equal(w.grad, torch.ones_like(w))
+
+
+@pytest.mark.parametrize("bits", [4, 5.25, 6, 8])
+def test_fake_quantized_weights_are_the_shipped_weights_bit_for_bit(bits):
+    torch.manual_seed(0)
+    w = (torch.randn(16, 8, 3, 3) * torch.rand(16, 1, 1, 1)).to(memory_format=torch.channels_last)
+    assert torch.equal(fake_quantize_weight(w, bits), dequantize_weight(*quantize_weight(w, bits)))
 
 
 def test_fewer_weight_bits_never_ship_more_bytes():
