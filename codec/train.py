@@ -40,7 +40,7 @@ import torch.distributed as dist
 from safetensors.torch import load as st_load
 from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save as st_save
-from torch.optim.swa_utils import AveragedModel
+from torch.optim.swa_utils import AveragedModel, get_swa_multi_avg_fn
 from torch.utils.data import DistributedSampler, RandomSampler
 
 from . import video
@@ -293,6 +293,13 @@ def _load_checkpoint(model_dir: Path, model: Autoencoder, opt: torch.optim.Optim
 
 # -- the loop ----------------------------------------------------------------------------------
 
+def _weight_average(decoder: torch.nn.Module) -> AveragedModel:
+    """A running uniform average of the decoder's weights (SWA). The one-kernel update is asked
+    for by name: left to choose, torch uses it on GPUs only, and its per-tensor loop on the CPU
+    took 4 ms of every QAT step, a seventh of it."""
+    return AveragedModel(decoder, multi_avg_fn=get_swa_multi_avg_fn(), use_buffers=False)
+
+
 def _dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
@@ -418,7 +425,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                 if flags[1].item() > 0:
                     if guard.restore(step) and average is not None:
                         # Steps of the collapse went into the average: begin it again from the restored weights.
-                        average = AveragedModel(model.decoder, use_buffers=False)
+                        average = _weight_average(model.decoder)
                     collapsed = False
                 guard.maybe_snapshot(step, healthy=flags[2].item() == 0)
                 qat = progress >= 1 - opts.qat_fraction
@@ -440,7 +447,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                         dist.all_reduce(qat_lo, op=dist.ReduceOp.MIN)
                         dist.all_reduce(qat_hi, op=dist.ReduceOp.MAX)
                     model.train()
-                    average = AveragedModel(model.decoder, use_buffers=False)
+                    average = _weight_average(model.decoder)
                     if resumed_average:
                         average.load_state_dict(resumed_average)
                 with (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()):
