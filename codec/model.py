@@ -340,6 +340,7 @@ class Autoencoder(nn.Module):
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
+        self._gather_index: dict[torch.device, torch.Tensor] = {}  # to_blocks' index, per device
 
     def forward(self, frames: torch.Tensor, blocks: bool = False) -> torch.Tensor:
         """Reconstruct frames; with ``blocks``, map to_blocks() input to output of the same layout."""
@@ -381,7 +382,7 @@ class Autoencoder(nn.Module):
     def _block_gather(self, device: torch.device) -> torch.Tensor:
         """For each value of to_blocks' layout (channels last), its offset in a flat (H, W, 3)
         frame; canvas padding repeats the nearest edge pixel. Built once per device."""
-        cache = self.__dict__.setdefault("_gather_cache", {})
+        cache = self._gather_index
         if device not in cache:
             ch, cw = self.cfg.canvas
             s = self.cfg.strides[-1]
