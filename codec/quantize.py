@@ -132,10 +132,14 @@ def top_code(bits: float) -> int:
     return round(2 ** (bits - 1)) - 1
 
 
+def _per_output_channel(scale: torch.Tensor, ndim: int) -> torch.Tensor:
+    """A scale per output channel, shaped to broadcast against a weight of ``ndim`` dims."""
+    return scale.view(-1, *([1] * (ndim - 1)))
+
+
 def _channel_scales(w: torch.Tensor, top: int) -> torch.Tensor:
     """Each output channel's max |w| over the top code, shaped to broadcast against ``w``."""
-    scale = w.abs().amax(dim=tuple(range(1, w.ndim))).clamp_min(1e-12) / top
-    return scale.view(-1, *([1] * (w.ndim - 1)))
+    return _per_output_channel(w.abs().amax(dim=tuple(range(1, w.ndim))).clamp_min(1e-12) / top, w.ndim)
 
 
 def _codes(w: torch.Tensor, scales: torch.Tensor, top: int) -> torch.Tensor:
@@ -157,7 +161,7 @@ def quantize_weight(weight: torch.Tensor, bits: float) -> tuple[torch.Tensor, to
 
 def dequantize_weight(codes: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """float32 weights from int8 codes and per-output-channel scales (inverse of quantize_weight)."""
-    return codes.float() * scale.float().view(-1, *([1] * (codes.ndim - 1)))
+    return codes.float() * _per_output_channel(scale.float(), codes.ndim)
 
 
 class _FakeQuantizedWeight(torch.autograd.Function):
