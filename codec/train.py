@@ -216,14 +216,16 @@ def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, bi
 
 @torch.no_grad()
 def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: int | None,
-             decoder: torch.nn.Module | None = None, max_frames: int = 500, batch: int = 16) -> float:
+             decoder: torch.nn.Module | None = None, ranges: tuple[torch.Tensor, torch.Tensor] | None = None,
+             max_frames: int = 500, batch: int = 16) -> float:
     """Mean per-frame PSNR on 8-bit RGB, with the decoder as shipped (``decoder``, when the caller
-    has built it already) and (if ``bits``) quantized latents."""
+    has built it already) and (if ``bits``) latents quantized over ``ranges`` (latent_ranges'
+    result, measured here unless the caller has it)."""
     idx = spread_indices(len(data), max_frames)
     decoder = decoder if decoder is not None else _as_shipped(model.decoder)
     quant = None
     if bits:
-        lo, hi = latent_ranges(model, data, device, bits)
+        lo, hi = ranges if ranges is not None else latent_ranges(model, data, device, bits)
         quant = Quantizer(bits, lo.cpu().numpy(), hi.cpu().numpy())
     meter = PSNRMeter()
     for s in range(0, len(idx), batch):
@@ -520,7 +522,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
         params = count_parameters(model.decoder)
         shipped = _as_shipped(model.decoder, shipped_file)
         psnr_float = evaluate(model, data, device, None, shipped)
-        psnr_q = evaluate(model, data, device, opts.bits, shipped)
+        # The QAT phase measured the ranges on the encoder it then froze: they are final.
+        psnr_q = evaluate(model, data, device, opts.bits, shipped, None if qat_lo is None else (qat_lo, qat_hi))
         summary = {
             "source": os.path.basename(source), "width": size[0], "height": size[1], "frames": len(data),
             "steps": step, "epochs": epoch, "seconds": round(time.monotonic() - start, 1),
