@@ -5,7 +5,9 @@ The story, top to bottom:
 1. decode the video once at training size into a uint8 file cache, read a batch at a time
    (resident memory does not grow with the video);
 2. fit with Adam on MSE (optionally mixed with MS-SSIM), learning rate warmed up then
-   cosine-decayed over the budget, which is either wall-clock minutes or epochs. Steps run
+   cosine-decayed over the budget, which is either wall-clock minutes or epochs. From
+   ``--noise-from`` on, the latents pass the decoder with uniform noise one quantizer step
+   wide, so the encoder learns a code that survives rounding to ``--bits``. Steps run
    channels-last, in bf16 autocast where the hardware has bf16 units (``--precision``), and
    on the frame as the decoder head's pixel blocks (Autoencoder.to_blocks), so no step works
    at full resolution: a time budget buys more steps that way. The weights and their
@@ -33,6 +35,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -50,8 +53,8 @@ from .errors import ModelError, UsageError
 from .metrics import PSNRMeter, ms_ssim, ms_ssim_scales, mse_to_psnr, to_tensor, to_uint8
 from .progress import progress_bar
 from .model import Autoencoder, CodecConfig, build_model, count_parameters, macs_per_pixel, set_weight_fake_quant
-from .quantize import (DEFAULT_BITS, DEFAULT_WEIGHT_BITS, Quantizer, check_bits, check_weight_bits, fake_quantize,
-                       latent_range, spread_indices)
+from .quantize import (DEFAULT_BITS, DEFAULT_WEIGHT_BITS, Quantizer, add_quantization_noise, check_bits,
+                       check_weight_bits, fake_quantize, latent_range, spread_indices)
 from .weight_budget import DEFAULT_WEIGHT_BUDGET, allocate_weight_bits, check_weight_budget
 from .weights import compress_decoder, int8_state_bytes, save_model, shipped_widths
 
@@ -60,6 +63,10 @@ log = logging.getLogger(__name__)
 CACHE_DIR = "cache"
 CHECKPOINT_DIR = "checkpoint"
 TRAIN_LOG = "train_log.jsonl"
+# The noise's ranges come from this many frames spread over the video, measured again after
+# this many steps. At 320x180, 10-minute runs with the noise made as many steps as without it.
+NOISE_RANGE_FRAMES = 256
+NOISE_REFRESH_STEPS = 500
 
 
 @dataclass
@@ -73,6 +80,7 @@ class TrainOptions:
     warmup: float = 0.05  # fraction of the budget
     min_lr_ratio: float = 0.02
     qat_fraction: float = 0.15
+    noise_from: float = 0.1  # fraction of the budget after which latents train with quantization noise
     bits: int = DEFAULT_BITS
     weight_bits: int | None = None  # one width for every decoder layer, instead of the budget
     weight_budget: float = DEFAULT_WEIGHT_BUDGET  # bits per decoder parameter in the download
@@ -320,6 +328,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
         raise UsageError("give exactly one of --minutes and --epochs")
     if (opts.minutes is not None and opts.minutes <= 0) or (opts.epochs is not None and opts.epochs <= 0):
         raise UsageError("the training budget must be positive")
+    if not 0 <= opts.noise_from <= 1:
+        raise UsageError(f"--noise-from must be between 0 and 1, got {opts.noise_from}")
     rank, world = _dist_info()
     distributed = world > 1
     device = pick_device(opts.device)
@@ -389,6 +399,8 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
     blocks = model.trains_in_blocks
     pixel_mask = model.block_mask(device).contiguous(memory_format=layout) if blocks else None
     qat_lo = qat_hi = None
+    noise_lo = noise_hi = None  # the ranges that size the latent noise, measured again every so often
+    noise_due = 0  # the step at which they are measured next
     average: AveragedModel | None = None  # the decoder's weights averaged over the QAT phase
     start = time.monotonic() - elapsed_before
     last_ck = time.monotonic()
@@ -429,8 +441,10 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                         # Steps of the collapse went into the average: begin it again from the restored weights.
                         average = _weight_average(model.decoder)
                     collapsed = False
+                    noise_due = step  # the restored encoder's latents have other ranges
                 guard.maybe_snapshot(step, healthy=flags[2].item() == 0)
                 qat = progress >= 1 - opts.qat_fraction
+                noisy = not qat and progress >= opts.noise_from
                 for g in opt.param_groups:
                     g["lr"] = lr_at(progress, opts) * guard.lr_scale
                 batch = batch.to(device)
@@ -443,18 +457,23 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                     choose_weight_widths()
                     set_weight_fake_quant(model.decoder, shipped_widths(model.decoder))
                     # The encoder is frozen from here, so its latents' ranges are final: measured once.
-                    model.eval()
-                    qat_lo, qat_hi = latent_ranges(model, data, device, opts.bits)
-                    if distributed:
-                        dist.all_reduce(qat_lo, op=dist.ReduceOp.MIN)
-                        dist.all_reduce(qat_hi, op=dist.ReduceOp.MAX)
-                    model.train()
+                    qat_lo, qat_hi = _shared_ranges(model, data, device, opts.bits, distributed)
                     average = _weight_average(model.decoder)
                     if resumed_average:
                         average.load_state_dict(resumed_average)
+                if noisy and step >= noise_due:
+                    # A sample of frames sizes the noise well enough, and the ranges drift slowly
+                    # as the encoder trains: on a long movie, measuring over all of them every
+                    # step would cost more than the steps.
+                    noise_lo, noise_hi = _shared_ranges(model, data, device, opts.bits, distributed, NOISE_RANGE_FRAMES)
+                    noise_due = step + NOISE_REFRESH_STEPS
                 with (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()):
-                    if qat:
-                        y = _forward_qat(net, model, x, qat_lo, qat_hi, opts.bits, distributed, blocks)
+                    if qat:  # the encoder is frozen: the decoder fits the very codes it will be sent
+                        y = _forward_latents(net, model, x, blocks, distributed, frozen_encoder=True,
+                                             latent_fn=lambda z: fake_quantize(z, qat_lo, qat_hi, opts.bits))
+                    elif noisy:
+                        y = _forward_latents(net, model, x, blocks, distributed, frozen_encoder=False,
+                                             latent_fn=lambda z: add_quantization_noise(z, noise_lo, noise_hi, opts.bits))
                     else:
                         y = net(x, blocks)
                 y = y.float()
@@ -468,7 +487,7 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                     loss = (1 - opts.ms_ssim_weight) * mse + opts.ms_ssim_weight * (1 - ms_ssim(fy, fx).mean())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if qat and distributed:  # DDP gave the frozen encoder gradients (see _forward_qat)
+                if qat and distributed:  # DDP gave the frozen encoder gradients (see _forward_latents)
                     for p in model.encoder.parameters():
                         p.grad = None
                 # Clipping keeps an early bad step from saturating the sigmoid output for good.
@@ -487,10 +506,10 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                         bar.update(min(int(elapsed), int(budget_s)) - shown)
                         shown = min(int(elapsed), int(budget_s))
                     bar.set_postfix_str(f"PSNR {psnr_ema:.2f} dB lr {opt.param_groups[0]['lr']:.1e}"
-                                        + (" QAT" if qat else ""), refresh=False)
+                                        + (" QAT" if qat else " noise" if noisy else ""), refresh=False)
                     if step % 25 == 0:
                         rec = {"step": step, "epoch": epoch, "elapsed_s": round(elapsed, 2), "lr": opt.param_groups[0]["lr"],
-                               "train_psnr": round(psnr_ema, 3), "qat": qat}
+                               "train_psnr": round(psnr_ema, 3), "noise": noisy, "qat": qat}
                         log_f.write(json.dumps(rec) + "\n")
                         history.append(rec)
                     if time.monotonic() - last_ck >= opts.checkpoint_seconds:
@@ -569,17 +588,28 @@ def _allocate(model: Autoencoder, data: FrameCache, device: torch.device, budget
 ALLOCATION_PIXELS = 16 * 320 * 180
 
 
-def _forward_qat(net, model: Autoencoder, x, lo, hi, bits: int, distributed: bool, blocks: bool):
-    """Encode, fake-quantize, decode, with the encoder frozen: the decoder then fine-tunes on
-    the very quantized latents it will be sent. Under DDP the wrapped module must run the
-    forward (and every parameter must get a gradient), so the quantizer is applied through a
-    temporary forward hook on the encoder, and the loop drops the encoder's gradients before
-    the step (and before they count in the clipping norm)."""
+def _shared_ranges(model: Autoencoder, data: FrameCache, device: torch.device, bits: int, distributed: bool,
+                   max_frames: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """latent_ranges, widened to the union over DDP ranks so every rank quantizes alike."""
+    lo, hi = latent_ranges(model, data, device, bits, max_frames)
+    if distributed:
+        dist.all_reduce(lo, op=dist.ReduceOp.MIN)
+        dist.all_reduce(hi, op=dist.ReduceOp.MAX)
+    return lo, hi
+
+
+def _forward_latents(net, model: Autoencoder, x, blocks: bool, distributed: bool, frozen_encoder: bool,
+                     latent_fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Encode, pass the latents through ``latent_fn`` (fake quantization or noise), decode.
+    A frozen encoder runs without autograd, so its backward is skipped. Under DDP the wrapped
+    module must run the forward (and every parameter must get a gradient), so ``latent_fn`` is
+    applied through a temporary forward hook on the encoder, and with a frozen encoder the loop
+    drops the encoder's gradients before the step (and before they count in the clipping norm)."""
     if not distributed:
-        with torch.no_grad():  # no backward through the encoder: the phase's steps run faster
+        with torch.no_grad() if frozen_encoder else nullcontext():
             z = model.encoder(x, blocks)
-        return model.decoder(fake_quantize(z, lo, hi, bits), blocks)
-    handle = model.encoder.register_forward_hook(lambda _m, _i, out: fake_quantize(out, lo, hi, bits))
+        return model.decoder(latent_fn(z), blocks)
+    handle = model.encoder.register_forward_hook(lambda _m, _i, out: latent_fn(out))
     try:
         return net(x, blocks)
     finally:

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latentcast.codec.errors import CorruptContainer, UsageError
-from latentcast.codec.quantize import (Quantizer, decode_chunk, encode_chunk, fake_quantize, latent_range,
-                                      symbols_per_byte)
+from latentcast.codec.quantize import (Quantizer, add_quantization_noise, decode_chunk, encode_chunk, fake_quantize,
+                                      latent_range, symbols_per_byte)
 
 
 def test_quantization_error_is_at_most_half_a_step_inside_the_range():
@@ -117,3 +117,19 @@ def test_fake_quantize_matches_numpy_and_passes_gradient():
     assert np.allclose(out.detach().numpy(), expect, atol=1e-5)
     out.sum().backward()
     assert torch.allclose(lat.grad, torch.ones_like(lat))
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_quantization_noise_is_one_step_wide_and_passes_gradient(bits):
+    torch.manual_seed(0)
+    lat = (torch.randn(8192, 3) * torch.tensor([0.1, 1.0, 10.0])).requires_grad_()
+    lo, hi = lat.detach().min(0).values, lat.detach().max(0).values
+    out = add_quantization_noise(lat, lo, hi, bits)
+    step = torch.from_numpy(Quantizer(bits, lo.numpy(), hi.numpy()).step)
+    noise = (out - lat).detach()
+    assert (noise.abs() <= step / 2 + 1e-6).all()
+    # uniform over one step: its spread is step / sqrt(12) in every dimension, whatever the scale
+    torch.testing.assert_close(noise.std(0), step / 12 ** 0.5, rtol=0.05, atol=0)
+    out.sum().backward()
+    assert torch.equal(lat.grad, torch.ones_like(lat))
+

@@ -103,8 +103,8 @@ def test_qat_phase_freezes_the_encoder_and_ships_the_decoder_averaged_over_it(cl
     at_qat_start = {}
     measure_ranges = train_module.latent_ranges
 
-    def ranges(model, *args, **kwargs):  # first called when the QAT phase begins
-        at_qat_start.setdefault("encoder", {k: v.clone() for k, v in model.encoder.state_dict().items()})
+    def ranges(model, *args, **kwargs):  # last called when the QAT phase begins (before: to size the noise)
+        at_qat_start["encoder"] = {k: v.clone() for k, v in model.encoder.state_dict().items()}
         return measure_ranges(model, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "latent_ranges", ranges)
@@ -125,6 +125,29 @@ def test_qat_phase_freezes_the_encoder_and_ships_the_decoder_averaged_over_it(cl
         assert not torch.equal(kept, seen[-1][name])  # not the last step's weights
         assert not torch.equal(seen[0][name], seen[-1][name])  # the decoder did train in the phase
 
+
+
+@pytest.mark.parametrize("noise_from, noisy_steps", [(0.5, 6), (1.0, 0)])
+def test_latents_train_through_quantization_noise_from_the_fraction_given(clip, tmp_path, monkeypatch, noise_from,
+                                                                          noisy_steps):
+    calls = []
+    add_noise = train_module.add_quantization_noise
+
+    def recording(latents, lo, hi, bits):
+        calls.append((latents.requires_grad, bits))
+        return add_noise(latents, lo, hi, bits)
+
+    monkeypatch.setattr(train_module, "add_quantization_noise", recording)
+    train(str(clip), tmp_path / "m", TrainOptions(minutes=None, epochs=4, batch_size=4, latent_dim=32, bits=3,
+                                                  qat_fraction=0.25, noise_from=noise_from, progress=False))
+    # 24 steps: 12-17 are past half the budget and before the last quarter's QAT phase, and the
+    # encoder learns through them (its latents carry a gradient), at the bit width asked for.
+    assert calls == [(True, 3)] * noisy_steps
+
+
+def test_noise_fraction_out_of_range_is_refused(clip, tmp_path):
+    with pytest.raises(UsageError, match="--noise-from"):
+        train(str(clip), tmp_path / "m", TrainOptions(minutes=None, epochs=1, noise_from=1.5, progress=False))
 
 def test_a_resumed_qat_phase_keeps_its_weight_average(clip, tmp_path, recording_average):
     out = tmp_path / "r"
