@@ -465,15 +465,17 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                     # A sample of frames sizes the noise well enough, and the ranges drift slowly
                     # as the encoder trains: on a long movie, measuring over all of them every
                     # step would cost more than the steps.
-                    noise_lo, noise_hi = _shared_ranges(model, data, device, opts.bits, distributed, NOISE_RANGE_FRAMES)
+                    noise_lo, noise_hi = _shared_ranges(model, data, device, opts.bits, distributed,
+                                                        NOISE_RANGE_FRAMES)
                     noise_due = step + NOISE_REFRESH_STEPS
                 with (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext()):
                     if qat:  # the encoder is frozen: the decoder fits the very codes it will be sent
                         y = _forward_latents(net, model, x, blocks, distributed, frozen_encoder=True,
                                              latent_fn=lambda z: fake_quantize(z, qat_lo, qat_hi, opts.bits))
                     elif noisy:
-                        y = _forward_latents(net, model, x, blocks, distributed, frozen_encoder=False,
-                                             latent_fn=lambda z: add_quantization_noise(z, noise_lo, noise_hi, opts.bits))
+                        y = _forward_latents(
+                            net, model, x, blocks, distributed, frozen_encoder=False,
+                            latent_fn=lambda z: add_quantization_noise(z, noise_lo, noise_hi, opts.bits))
                     else:
                         y = net(x, blocks)
                 y = y.float()
