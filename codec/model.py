@@ -170,7 +170,10 @@ class CodecConfig:
             head="shuffle",
             weight_bits=DEFAULT_WEIGHT_BITS,
             stem_channels=128,
-            decoder_channels=_geometric(n, 64, 16),
+            # The head sees 24 channels: from 16, it gained 0.4 dB at 4 bits in 10-minute runs on
+            # two clips for 35 % more MACs (fewer steps in the budget, and decode at 320x180 20 %
+            # slower, at 720p 12 %). 32 lost 40 % of the 720p decode speed.
+            decoder_channels=_geometric(n, 64, 24),
             encoder_channels=_geometric(n + 1, 16, 64),
         )
         cfg = dataclasses.replace(cfg, **overrides)
