@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 
 # Bits per decoder parameter in the download, zstd, scales and biases included: 14.4 % of the
 # fp32 file's 32, with room under 15 %. On the cockatoo clip after 10 minutes, the widths it
-# gave (5 bits for the widest conv, 7.25-8 for the rest) and their fine-tuning lost nothing
-# measurable against the float weights, where a uniform 6 bits loses 0.27 dB at 16.3 %.
+# gave (5 bits for the widest conv, 6.75-8 for the rest) and their fine-tuning lost nothing
+# measurable against the float weights, where a uniform 6 bits loses 0.35 dB at 16.2 %.
 DEFAULT_WEIGHT_BUDGET = 4.6
 MIN_WEIGHT_BUDGET, MAX_WEIGHT_BUDGET = 1.0, 16.0
 

@@ -45,8 +45,8 @@ def build_parser():
     p.add_argument("--bits", type=int, default=DEFAULT_BITS,
                    help=f"latent bit width the final quantization-aware phase trains for, and the width encode "
                         f"and ingest use with this model unless told otherwise (default {DEFAULT_BITS}: on the clips "
-                        "measured, quality past it is the model's; 5 bits cost a third more bytes for about "
-                        "0.1 dB)")
+                        "measured, quality past it is the model's; 5 bits cost 40%% more bytes for no measured "
+                        "gain)")
     weights = p.add_mutually_exclusive_group()
     weights.add_argument("--weight-budget", type=float, default=DEFAULT_WEIGHT_BUDGET, metavar="BITS",
                          help=f"size of the decoder clients download, in bits per weight after zstd (default "
@@ -56,8 +56,8 @@ def build_parser():
                               "fine-tunes at those widths. Smaller: a smaller download, a little less PSNR")
     weights.add_argument("--weight-bits", type=int,
                          help=f"one code width for every decoder layer instead of a budget ({MIN_WEIGHT_BITS}-"
-                              f"{MAX_WEIGHT_BITS}); on the clip measured, 6 bits everywhere downloads 15%% more "
-                              "than the default budget and loses 0.27 dB where the budget lost none")
+                              f"{MAX_WEIGHT_BITS}); on the clip measured, 6 bits everywhere downloads 14%% more "
+                              "than the default budget and loses 0.35 dB where the budget lost none")
     p.add_argument("--qat-fraction", type=float, default=0.15,
                    help="fraction of the budget at the end that freezes the encoder and fine-tunes the decoder "
                         "on quantized latents and weights; the decoder shipped is its weights' average over "
