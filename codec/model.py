@@ -5,7 +5,6 @@ stages until it covers the frame, then cropped back::
 
     latent (C x gh x gw)            e.g. 16 x 4 x 8 = 512 values for 320x180
         |  conv3x3 -> GELU          stem, at grid resolution
-        |  x + GELU(conv3x3(x))     grid blocks (``grid_blocks``, one by default), same resolution
         v
     [conv3x3 -> PixelShuffle(s) -> GELU] x (len(strides) - 1)
         |                           e.g. strides 3,3,5: 4x8 -> 12x24 -> 36x72
@@ -46,7 +45,6 @@ from .quantize import DEFAULT_BITS, DEFAULT_WEIGHT_BITS, check_bits, check_weigh
 
 ARCHITECTURES: dict[str, Callable[["CodecConfig"], "Autoencoder"]] = {}
 HEADS = ("shuffle", "conv")
-MAX_GRID_BLOCKS = 8  # a config arrives over the wire: bound what it can make a client build
 
 
 def register_architecture(name: str):
@@ -139,9 +137,6 @@ class CodecConfig:
     grid: tuple[int, int] = (0, 0)
     strides: tuple[int, ...] = ()
     stem_channels: int = 96  # plan() picks 128 for new models; 96 is what configs from before it used
-    # Residual 3x3 convs after the stem, at the latent grid's resolution. plan() picks 1; configs
-    # from before them have none.
-    grid_blocks: int = 0
     decoder_channels: tuple[int, ...] = ()
     # "shuffle": the last stride is the RGB head's PixelShuffle. "conv": every stride is a stage
     # and a 3x3 conv makes RGB at full resolution (the first models; the default for old configs).
@@ -175,11 +170,6 @@ class CodecConfig:
             head="shuffle",
             weight_bits=DEFAULT_WEIGHT_BITS,
             stem_channels=128,
-            # One residual conv on the grid gained 0.1-0.25 dB at 4 bits in three 10-minute pairs
-            # on cockatoo and 0.15 dB in 5 minutes on realshort. It runs on the grid's cells
-            # alone (32 at 320x180 and at 720p): 5 % more MACs at 320x180, a fraction of one at
-            # 720p, but 18 % more weights to download at 320x180.
-            grid_blocks=1,
             # The head sees 24 channels: from 16, it gained 0.4 dB at 4 bits in 10-minute runs on
             # two clips for 35 % more MACs (fewer steps in the budget, and decode at 320x180 20 %
             # slower, at 720p 12 %). 32 lost 40 % of the 720p decode speed.
@@ -197,9 +187,6 @@ class CodecConfig:
             raise UsageError("weight_layer_bits must map layer names to bit widths")
         for bits in self.weight_layer_bits.values():
             check_weight_bits(bits, fractional=True)
-        blocks = self.grid_blocks
-        if isinstance(blocks, bool) or not isinstance(blocks, int) or not 0 <= blocks <= MAX_GRID_BLOCKS:
-            raise UsageError(f"grid_blocks must be a whole number from 0 to {MAX_GRID_BLOCKS}, got {self.grid_blocks!r}")
         if self.head not in HEADS:
             raise UsageError(f"unknown decoder head {self.head!r}; known: {sorted(HEADS)}")
         stages = len(self.strides) - (1 if self.head == "shuffle" else 0)
@@ -321,10 +308,6 @@ class Decoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.stem = QuantAwareConv2d(cfg.latent_channels, cfg.stem_channels, 3, padding=1)
-        # Work at grid resolution is nearly free (32 positions at 320x180 and at 720p alike), and
-        # residual, so it refines the stem's features without making the path deeper to train.
-        self.grid_blocks = nn.ModuleList(QuantAwareConv2d(cfg.stem_channels, cfg.stem_channels, 3, padding=1)
-                                         for _ in range(cfg.grid_blocks))
         stages = []
         c_in = cfg.stem_channels
         for s, c_out in zip(cfg.strides, cfg.decoder_channels):
@@ -343,8 +326,6 @@ class Decoder(nn.Module):
         gh, gw = self.cfg.grid
         x = latents.reshape(latents.shape[0], self.cfg.latent_channels, gh, gw)
         x = F.gelu(self.stem(x))
-        for block in self.grid_blocks:
-            x = x + F.gelu(block(x))
         x = self.stages(x)
         # Linear output around mid-grey, no sigmoid: a saturated sigmoid stops the gradient and
         # can stall training on the mean image. Frames are clamped to [0, 1] when converted to pixels.
@@ -457,7 +438,6 @@ def macs_per_pixel(decoder: Decoder) -> float:
         return hh * ww * conv.out_channels * (conv.in_channels // conv.groups) * k
 
     total += conv_macs(decoder.stem, h, w)
-    total += sum(conv_macs(block, h, w) for block in decoder.grid_blocks)
     for s, stage in zip(cfg.strides, decoder.stages):
         total += conv_macs(stage[0], h, w)
         h, w = h * s, w * s

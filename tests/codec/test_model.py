@@ -75,44 +75,10 @@ def test_configs_from_before_the_shuffle_head_still_load():
     assert y.shape == (1, 3, 48, 64)
 
 
-def test_grid_blocks_are_residual_convs_at_grid_resolution():
-    cfg = CodecConfig.plan(64, 48, 64)
-    assert cfg.grid_blocks == 1
-    torch.manual_seed(0)
-    dec = build_model(cfg).decoder
-    plain = build_model(CodecConfig.plan(64, 48, 64, grid_blocks=0)).decoder
-    assert len(dec.grid_blocks) == 1 and len(plain.grid_blocks) == 0
-    conv = dec.grid_blocks[0]
-    assert conv.in_channels == conv.out_channels == cfg.stem_channels
-    gh, gw = cfg.grid
-    assert macs_per_pixel(dec) - macs_per_pixel(plain) == pytest.approx(
-        gh * gw * cfg.stem_channels ** 2 * 9 / (64 * 48))
-    # A zeroed block adds nothing: the block is a residual branch on the stem's features.
-    plain.load_state_dict({k: v for k, v in dec.state_dict().items() if not k.startswith("grid_blocks.")})
-    torch.nn.init.zeros_(conv.weight)
-    torch.nn.init.zeros_(conv.bias)
-    z = torch.randn(2, 64)
-    with torch.no_grad():
-        assert torch.equal(dec(z), plain(z))
-
-
-def test_configs_from_before_grid_blocks_load_and_keep_their_weights():
-    cfg = CodecConfig.plan(64, 48, 64, grid_blocks=0)
-    raw = json.loads(cfg.to_json())
-    del raw["grid_blocks"]  # an older config.json has no such key
-    old = CodecConfig.from_json(json.dumps(raw))
-    assert old.grid_blocks == 0
-    before = build_model(cfg).decoder.state_dict()
-    assert set(build_model(old).decoder.state_dict()) == set(before)
-    assert not any(k.startswith("grid_blocks") for k in before)
-
-
 @pytest.mark.parametrize("key,value", [("head", "bogus"), ("weight_bits", 99), ("weight_bits", 5.5),
                                        ("decoder_channels", [8]), ("weight_layer_bits", {"stem.weight": 3}),
                                        ("weight_layer_bits", {"stem.weight": 5.1}),
-                                       ("weight_layer_bits", {"stem.weight": "8"}), ("weight_layer_bits", [8]),
-                                       ("grid_blocks", -1), ("grid_blocks", 99), ("grid_blocks", "1"),
-                                       ("grid_blocks", True)])
+                                       ("weight_layer_bits", {"stem.weight": "8"}), ("weight_layer_bits", [8])])
 def test_a_config_with_a_bad_head_or_width_is_refused_on_load(key, value):
     raw = json.loads(CodecConfig.plan(64, 48, 64).to_json())
     raw[key] = value
