@@ -11,7 +11,7 @@ import itertools
 import math
 import os
 import tempfile
-import threading
+from concurrent import futures
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -124,7 +124,6 @@ def check_decoder_matches(header: MovieHeader, decoder: Decoder) -> None:
                          f"{header.width}x{header.height} with {header.latent_dim}")
 
 
-@torch.inference_mode()
 def decode_latents(decoder: Decoder, latents: np.ndarray, batch: int = 16) -> Iterator[np.ndarray]:
     """uint8 frames (n, H, W, 3) from dequantized latents, yielded ``batch`` at a time.
 
@@ -133,23 +132,25 @@ def decode_latents(decoder: Decoder, latents: np.ndarray, batch: int = 16) -> It
     Frame by frame, a frame decodes to the same bytes however playback was chunked, seeked or
     resumed (and on 2 cores batch 1 is no slower).
     """
-    device = next(decoder.parameters()).device
     for s in range(0, len(latents), batch):
-        z = torch.from_numpy(np.ascontiguousarray(latents[s : s + batch])).to(device)
-        with _DECODE_LOCK:
-            if device.type == "cpu":
-                frames = np.concatenate([to_uint8(decoder(z[i : i + 1])) for i in range(len(z))])
-            else:
-                frames = to_uint8(decoder(z))
-        yield frames  # outside the lock: the consumer may take its time
+        # The consumer takes the frames on its own thread, and may take its time.
+        yield _DECODE_THREAD.submit(_decode_batch, decoder, np.ascontiguousarray(latents[s : s + batch])).result()
 
 
-# One decoder pass at a time per process. Every thread that calls into torch gets its own
-# OpenMP team, so ten playback threads in one process (the load test, a test's viewers) ran
-# twenty compute threads on two cores. Twice such a run stalled with two threads busy and no
-# frames moving; oneDNN's spinning barriers under that oversubscription are the likely cause.
-# Serialized, the same cores do the same work without it.
-_DECODE_LOCK = threading.Lock()
+# Every decoder pass in the process runs on this one thread. Each thread that calls into torch
+# gets its own OpenMP team, so ten playback threads (the load test, a test's viewers) ran twenty
+# compute threads on two cores. Such runs stalled with two threads busy and no frames moving,
+# three times in many: once even with the passes serialized by a lock, since every caller
+# still kept its own team. One thread means one team, whoever asks for frames.
+_DECODE_THREAD = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentcast-decode")
+
+
+def _decode_batch(decoder: Decoder, latents: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():  # inference mode is per thread: it is set here, not by the caller
+        z = torch.from_numpy(latents).to(next(decoder.parameters()).device)
+        if z.device.type == "cpu":
+            return np.concatenate([to_uint8(decoder(z[i : i + 1])) for i in range(len(z))])
+        return to_uint8(decoder(z))
 
 
 def decode_movie(container: Container, decoder: Decoder, start: int = 0, count: int | None = None,
