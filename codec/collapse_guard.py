@@ -7,8 +7,9 @@ remaining 28,000 steps of a 217-epoch run trained nothing. The guard keeps a cop
 healthy weights and optimizer state; when the smoothed PSNR stays far under its best, it puts
 them back and halves the learning rate for the rest of the run.
 
-Quantized latents lower the PSNR on purpose (at 2 bits, by 8 dB on that clip), so the guard
-starts over when the quantization-aware phase begins.
+Quantized latents lower the PSNR on purpose (at 2 bits, by 8 dB on that clip), and so does the
+quantization noise before them, so the guard starts over when the noise begins and again when
+the quantization-aware phase begins.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def test_a_new_objective_is_not_a_collapse():
     assert guard.healthy and not guard.restore(90)
 
 
-def test_training_loop_rebases_the_guard_when_quantized_training_begins(clip, tmp_path, monkeypatch):
+def test_training_loop_rebases_the_guard_when_noise_and_quantized_training_begin(clip, tmp_path, monkeypatch):
     seen = []
 
     class Recording(CollapseGuard):
@@ -79,9 +79,10 @@ def test_training_loop_rebases_the_guard_when_quantized_training_begins(clip, tm
 
     monkeypatch.setattr(train_module, "CollapseGuard", Recording)
     train(str(clip), tmp_path / "q", TrainOptions(minutes=None, epochs=10, batch_size=4, latent_dim=32,
-                                                   qat_fraction=0.5, progress=False))
-    # 60 steps; the quantization-aware half starts at step 30
-    assert seen.count("rebase") == 1 and seen.index("rebase") == 30 and len(seen) == 61
+                                                   qat_fraction=0.5, noise_from=0.2, progress=False))
+    # 60 steps: the latents train through noise from step 12, and quantized from step 30
+    steps_before = [seen[:i].count("step") for i, what in enumerate(seen) if what == "rebase"]
+    assert steps_before == [12, 30] and seen.count("step") == 60
 
 
 def test_training_loop_restores_and_records_it(clip, tmp_path, monkeypatch):
