@@ -31,7 +31,10 @@ import zstandard
 from .compress import decompress_exact
 from .errors import CorruptContainer, UsageError
 
-MIN_BITS, MAX_BITS, DEFAULT_BITS = 1, 8, 4
+# 3 bits: a model fine-tuned for 3 sends 28-29 % fewer bytes than one fine-tuned for 4, for
+# 0.70 dB less on cockatoo (320x180, 10 minutes) and 0.01 dB less on realshort (320x240, 5).
+# Against SVT-AV1 at the same rate that is +2.35 dB where 4 bits made +1.46 (+3.77 against +2.39).
+MIN_BITS, MAX_BITS, DEFAULT_BITS = 1, 8, 3
 ZSTD_LEVEL = 19
 
 

@@ -44,9 +44,9 @@ def build_parser():
                         "then it decays on a cosine to 2%% of the peak")
     p.add_argument("--bits", type=int, default=DEFAULT_BITS,
                    help=f"latent bit width the final quantization-aware phase trains for, and the width encode "
-                        f"and ingest use with this model unless told otherwise (default {DEFAULT_BITS}: on the clips "
-                        "measured, quality past it is the model's; 5 bits cost 40%% more bytes for no measured "
-                        "gain)")
+                        f"and ingest use with this model unless told otherwise; the rate knob (default {DEFAULT_BITS}). "
+                        "Each width up costs about 40%% more latent bytes: on the clips measured, a model trained "
+                        "for 4 bits scored 0.0-0.7 dB more than one for 3, and past 4 the quality is the model's")
     weights = p.add_mutually_exclusive_group()
     weights.add_argument("--weight-budget", type=float, default=DEFAULT_WEIGHT_BUDGET, metavar="BITS",
                          help=f"size of the decoder clients download, in bits per weight after zstd (default "
