@@ -49,3 +49,33 @@ def test_decoder_must_match_movie(trained_model, clip, tmp_path):
 @pytest.mark.parametrize("text,frame", [("90", 1800), ("1:30", 1800), ("00:01:30", 1800), ("0.5", 10)])
 def test_seconds_to_frame(text, frame):
     assert seconds_to_frame(text, 20) == frame
+
+
+def test_decodes_from_many_threads_all_run_on_one(trained_model):
+    # One OpenMP team per process: every caller's frames come from the same decode thread, and
+    # each caller still gets exactly its own frames.
+    import threading
+
+    from latentcast.codec.pipeline import decode_latents
+
+    decoder = load_decoder(trained_model)
+    ran_on = set()
+    forward = decoder.forward
+
+    def recording(z):
+        ran_on.add(threading.get_ident())
+        return forward(z)
+
+    decoder.forward = recording
+    latents = np.random.default_rng(0).normal(size=(4, 5, decoder.cfg.latent_dim)).astype(np.float32)
+    expected = [np.concatenate(list(decode_latents(decoder, x, 2))) for x in latents]
+    got = [None] * len(latents)
+
+    def play(i):
+        got[i] = np.concatenate(list(decode_latents(decoder, latents[i], 2)))
+
+    callers = [threading.Thread(target=play, args=(i,)) for i in range(len(latents))]
+    [t.start() for t in callers]
+    [t.join() for t in callers]
+    assert len(ran_on) == 1 and threading.get_ident() not in ran_on
+    assert all(np.array_equal(g, e) for g, e in zip(got, expected))
