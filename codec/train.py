@@ -407,7 +407,6 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
     psnr_ema = None
     guard = CollapseGuard(model, opt, lr_scale=lr_scale)
     collapsed = False
-    noise_began = False
     bar = progress_bar(opts.progress and main_rank, total=total_steps or int(budget_s), leave=True,
                        unit="step" if total_steps else "s", desc="training",
                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
@@ -446,12 +445,6 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                 guard.maybe_snapshot(step, healthy=flags[2].item() == 0)
                 qat = progress >= 1 - opts.qat_fraction
                 noisy = not qat and progress >= opts.noise_from
-                if noisy and not noise_began:
-                    # Noise one step wide lowers the PSNR on purpose, at 1 bit by more than the
-                    # guard's margin: without this, every 1-bit run "collapsed" into the weights
-                    # from before the noise, over and over, with the learning rate halved each time.
-                    guard.rebase()
-                    noise_began = True
                 for g in opt.param_groups:
                     g["lr"] = lr_at(progress, opts) * guard.lr_scale
                 batch = batch.to(device)
@@ -469,6 +462,12 @@ def train(source: str, model_dir: str | os.PathLike, opts: TrainOptions, resume:
                     if resumed_average:
                         average.load_state_dict(resumed_average)
                 if noisy and step >= noise_due:
+                    if noise_lo is None:
+                        # The noise begins. One step wide, it lowers the PSNR on purpose, at 1 bit
+                        # by more than the guard's margin: without this, every 1-bit run
+                        # "collapsed" into its weights from before the noise, over and over, with
+                        # the learning rate halved each time.
+                        guard.rebase()
                     # A sample of frames sizes the noise well enough, and the ranges drift slowly
                     # as the encoder trains: on a long movie, measuring over all of them every
                     # step would cost more than the steps.
