@@ -132,9 +132,11 @@ def decode_latents(decoder: Decoder, latents: np.ndarray, batch: int = 16) -> It
     Frame by frame, a frame decodes to the same bytes however playback was chunked, seeked or
     resumed (and on 2 cores batch 1 is no slower).
     """
+    device = next(decoder.parameters()).device
     for s in range(0, len(latents), batch):
         # The consumer takes the frames on its own thread, and may take its time.
-        yield _DECODE_THREAD.submit(_decode_batch, decoder, np.ascontiguousarray(latents[s : s + batch])).result()
+        yield _DECODE_THREAD.submit(_decode_batch, decoder, device,
+                                    np.ascontiguousarray(latents[s : s + batch])).result()
 
 
 # Every decoder pass in the process runs on this one thread. Each thread that calls into torch
@@ -145,10 +147,10 @@ def decode_latents(decoder: Decoder, latents: np.ndarray, batch: int = 16) -> It
 _DECODE_THREAD = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentcast-decode")
 
 
-def _decode_batch(decoder: Decoder, latents: np.ndarray) -> np.ndarray:
+def _decode_batch(decoder: Decoder, device: torch.device, latents: np.ndarray) -> np.ndarray:
     with torch.inference_mode():  # inference mode is per thread: it is set here, not by the caller
-        z = torch.from_numpy(latents).to(next(decoder.parameters()).device)
-        if z.device.type == "cpu":
+        z = torch.from_numpy(latents).to(device)
+        if device.type == "cpu":
             return np.concatenate([to_uint8(decoder(z[i : i + 1])) for i in range(len(z))])
         return to_uint8(decoder(z))
 
