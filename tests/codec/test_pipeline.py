@@ -1,10 +1,12 @@
+import threading
+
 import numpy as np
 import pytest
 import torch
 
 from latentcast.codec.container import Container
 from latentcast.codec.errors import ModelError
-from latentcast.codec.pipeline import decode_movie, encode_video, seconds_to_frame
+from latentcast.codec.pipeline import decode_latents, decode_movie, encode_video, seconds_to_frame
 from latentcast.codec.quantize import Quantizer
 from latentcast.codec.video import read_frames
 from latentcast.codec.weights import load_config, load_decoder, load_encoder
@@ -54,10 +56,6 @@ def test_seconds_to_frame(text, frame):
 def test_decodes_from_many_threads_all_run_on_one(trained_model):
     # One OpenMP team per process: every caller's frames come from the same decode thread, and
     # each caller still gets exactly its own frames.
-    import threading
-
-    from latentcast.codec.pipeline import decode_latents
-
     decoder = load_decoder(trained_model)
     ran_on = set()
     forward = decoder.forward
