@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from latentcast.codec.model import count_parameters, macs_per_pixel
-from latentcast.codec.weights import load_decoder
+from latentcast.codec.nn.model import count_parameters, macs_per_pixel
+from latentcast.codec.nn.weights import load_decoder
 
 
 def main() -> None:

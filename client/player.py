@@ -19,10 +19,12 @@ from fractions import Fraction
 import numpy as np
 
 from latentcast.codec import video
-from latentcast.codec.errors import ModelError, UsageError
-from latentcast.codec.pipeline import ReferencePSNR, decode_latents
+from latentcast.codec.format.errors import ModelError, UsageError
+from latentcast.codec.nn.decode import decode_latents
+from latentcast.codec.quality import ReferencePSNR
 from latentcast.codec.progress import progress_bar
-from latentcast.codec.quantize import Quantizer, decode_chunk
+from latentcast.codec.format.chunks import decode_chunk
+from latentcast.codec.format.quantizer import Quantizer
 
 from .session import Session
 

@@ -24,8 +24,8 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from .atomic import atomic_path
-from .errors import UsageError, VideoError
+from .format.atomic import atomic_path
+from .format.errors import UsageError, VideoError
 
 log = logging.getLogger(__name__)
 

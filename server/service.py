@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import grpc
 
-from latentcast.codec.container import Container
-from latentcast.codec.errors import CorruptContainer
+from latentcast.codec.format.container import Container
+from latentcast.codec.format.errors import CorruptContainer
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 

@@ -26,12 +26,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-from latentcast.codec.atomic import write_bytes_atomic, write_text_atomic
-from latentcast.codec.container import Container, MovieHeader
-from latentcast.codec.errors import CorruptContainer, LatentcastError, ModelError, UsageError
-from latentcast.codec.pipeline import DEFAULT_CHUNK_SECONDS, encode_video, kbps
-from latentcast.codec.weights import (DECODER, compress_decoder, decompress_decoder, load_config, load_encoder,
-                                     read_model_file, sha256_bytes)
+from latentcast.codec.format.atomic import write_bytes_atomic, write_text_atomic
+from latentcast.codec.format.container import DEFAULT_CHUNK_SECONDS, Container, MovieHeader
+from latentcast.codec.format.decoder_file import compress_decoder, decompress_decoder, sha256_bytes
+from latentcast.codec.format.errors import CorruptContainer, LatentcastError, ModelError, UsageError
+from latentcast.codec.format.rates import kbps
+from latentcast.codec.nn.config import DECODER, load_config, read_model_file
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,10 @@ class Store:
         decoder = read_model_file(Path(model_dir) / DECODER)
         if sha256_bytes(decoder) != cfg.decoder_sha256:
             raise ModelError(f"{Path(model_dir) / DECODER}: sha256 mismatch with config.json")
+        # The encoder, and torch with it, loads only where a movie is ingested: serving never needs it.
+        from latentcast.codec.nn.encode import encode_video
+        from latentcast.codec.nn.weights import load_encoder
+
         encoder = load_encoder(model_dir)
         movie_id = secrets.token_hex(6)
         path = self.movie_path(movie_id)

@@ -12,9 +12,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from synthetic import make_frames, write_clip  # noqa: E402
 
-from latentcast.codec.container import Container  # noqa: E402
-from latentcast.codec.pipeline import decode_movie  # noqa: E402
-from latentcast.codec.weights import load_decoder  # noqa: E402
+from latentcast.codec.format.container import Container
+from latentcast.codec.nn.decode import decode_movie
+from latentcast.codec.nn.weights import load_decoder
 from latentcast.server.store import Store  # noqa: E402
 
 # Two cores on CI: keep torch from oversubscribing them when pytest runs tests in one process.
@@ -35,7 +35,8 @@ def clip(tmp_path_factory, clip_frames) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, clip) -> Path:
     """A tiny model fitted for a few epochs; shared by the tests that need any trained model."""
-    from latentcast.codec.train import TrainOptions, train
+    from latentcast.codec.train.loop import train
+    from latentcast.codec.train.options import TrainOptions
 
     out = tmp_path_factory.mktemp("model") / "m"
     train(str(clip), out, TrainOptions(minutes=None, epochs=30, batch_size=4, latent_dim=64, lr=3e-3,

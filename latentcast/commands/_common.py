@@ -8,7 +8,7 @@ import logging
 import sys
 from typing import Callable
 
-from latentcast.codec.errors import LatentcastError
+from latentcast.codec.format.errors import LatentcastError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,8 +63,8 @@ def command(name: str) -> Callable:
 
 def add_coding_args(p: argparse.ArgumentParser) -> None:
     """--bits and --chunk-seconds, shared by encode and ingest."""
-    from latentcast.codec.pipeline import DEFAULT_CHUNK_SECONDS
-    from latentcast.codec.quantize import DEFAULT_BITS
+    from latentcast.codec.format.container import DEFAULT_CHUNK_SECONDS
+    from latentcast.codec.format.quantizer import DEFAULT_BITS
 
     p.add_argument("--bits", type=int,
                    help="bits per latent value, 1..8 (default: the width the model was trained for, which is "

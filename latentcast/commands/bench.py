@@ -46,9 +46,11 @@ def build_parser():
 def main(argv: list[str]) -> int:
     from pathlib import Path
 
-    from latentcast.codec.bench import BenchOptions, markdown, parse_codecs, plot, run_bench
-    from latentcast.codec.errors import UsageError
-    from latentcast.codec.quantize import check_bits
+    from latentcast.codec.eval.bench import BenchOptions, run_bench
+    from latentcast.codec.eval.classical import parse_codecs
+    from latentcast.codec.eval.report import markdown, plot
+    from latentcast.codec.format.errors import UsageError
+    from latentcast.codec.format.quantizer import check_bits
     from latentcast.codec.video import parse_size
 
     args = build_parser().parse_args(argv)

@@ -27,11 +27,12 @@ def build_parser():
 @command("decode")
 def main(argv: list[str]) -> int:
     from latentcast.codec import video
-    from latentcast.codec.container import Container
-    from latentcast.codec.errors import UsageError
-    from latentcast.codec.pipeline import ReferencePSNR, check_decoder_matches, decode_movie
+    from latentcast.codec.format.container import Container
+    from latentcast.codec.format.errors import UsageError
+    from latentcast.codec.nn.decode import check_decoder_matches, decode_movie
+    from latentcast.codec.quality import ReferencePSNR
     from latentcast.codec.progress import progress_bar
-    from latentcast.codec.weights import load_decoder
+    from latentcast.codec.nn.weights import load_decoder
 
     args = build_parser().parse_args(argv)
     video.output_kind(args.output)

@@ -18,7 +18,7 @@ def sample_path() -> Path:
 
 
 def build_parser():
-    from latentcast.codec.quantize import DEFAULT_BITS
+    from latentcast.codec.format.quantizer import DEFAULT_BITS
 
     p = parser("demo", "The whole scenario on the bundled sample clip, on this machine:\n"
                        "  1. train a codec (company side)      4. play it back through gRPC (viewer side)\n"
@@ -45,9 +45,9 @@ def main(argv: list[str]) -> int:
     from latentcast.client.player import play
     from latentcast.client.session import Session
     from latentcast.codec import video
-    from latentcast.codec.atomic import write_bytes_atomic
-    from latentcast.codec.metrics import mse_to_psnr
-    from latentcast.codec.quantize import check_bits
+    from latentcast.codec.format.atomic import write_bytes_atomic
+    from latentcast.codec.quality import mse_to_psnr
+    from latentcast.codec.format.quantizer import check_bits
     from latentcast.server.app import ServerOptions, run_server
     from latentcast.server.store import Store
 

@@ -25,9 +25,11 @@ def build_parser():
 
 @command("encode")
 def main(argv: list[str]) -> int:
-    from latentcast.codec.pipeline import check_size_fits, encode_video, kbps
-    from latentcast.codec.quantize import check_bits
-    from latentcast.codec.weights import load_config, load_encoder
+    from latentcast.codec.format.rates import kbps
+    from latentcast.codec.nn.encode import check_size_fits, encode_video
+    from latentcast.codec.format.quantizer import check_bits
+    from latentcast.codec.nn.config import load_config
+    from latentcast.codec.nn.weights import load_encoder
 
     args = build_parser().parse_args(argv)
     if args.bits is not None:

@@ -16,8 +16,8 @@ def build_parser():
 
 def describe(path: str) -> dict:
     """Header, size breakdown and bitrates of a container, after verifying every chunk."""
-    from latentcast.codec.container import Container
-    from latentcast.codec.pipeline import kbps
+    from latentcast.codec.format.container import Container
+    from latentcast.codec.format.rates import kbps
 
     with Container(path) as c:
         for i in range(len(c.chunks)):

@@ -22,7 +22,7 @@ def build_parser():
 
 @command("ingest")
 def main(argv: list[str]) -> int:
-    from latentcast.codec.quantize import check_bits
+    from latentcast.codec.format.quantizer import check_bits
     from latentcast.server.store import Store
 
     args = build_parser().parse_args(argv)

@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
     from pathlib import Path
 
     from latentcast.client.player import play
-    from latentcast.codec.pipeline import seconds_to_frame
+    from latentcast.codec.format.rates import seconds_to_frame
 
     args = build_parser().parse_args(argv)
     kwargs = {"cache_dir": Path(args.cache_dir)} if args.cache_dir else {}

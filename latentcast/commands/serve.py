@@ -49,7 +49,7 @@ def build_parser():
 def main(argv: list[str]) -> int:
     from pathlib import Path
 
-    from latentcast.codec.errors import UsageError
+    from latentcast.codec.format.errors import UsageError
     from latentcast.server.app import ServerOptions, is_loopback, start_server
     from latentcast.server.auth import load_tokens
     from latentcast.server.service import Limits

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from latentcast.codec.quantize import DEFAULT_BITS, MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
-from latentcast.codec.weight_budget import DEFAULT_WEIGHT_BUDGET
+from latentcast.codec.format.quantizer import DEFAULT_BITS
+from latentcast.codec.nn.config import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
+from latentcast.codec.train.weight_budget import DEFAULT_WEIGHT_BUDGET
 from latentcast.codec.video import parse_size
 
 from ._common import command, parser
@@ -87,7 +88,8 @@ def build_parser():
 
 @command("train")
 def main(argv: list[str]) -> int:
-    from latentcast.codec.train import TrainOptions, train
+    from latentcast.codec.train.loop import train
+    from latentcast.codec.train.options import TrainOptions
 
     args = build_parser().parse_args(argv)
     opts = TrainOptions(

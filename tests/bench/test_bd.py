@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from latentcast.codec.metrics import _pchip, bd_psnr, bd_rate, rd_hull
+from latentcast.codec.eval.bd import _pchip, bd_psnr, bd_rate, rd_hull
 
 RATES = [100.0, 200.0, 400.0, 800.0, 1600.0]
 PSNRS = [30.0, 33.0, 35.5, 37.5, 39.0]

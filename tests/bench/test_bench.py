@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from latentcast.codec.container import Container
+from latentcast.codec.format.container import Container
 from latentcast.commands import bench
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from latentcast import cli
 from latentcast.codec import video
-from latentcast.codec.quantize import DEFAULT_BITS
+from latentcast.codec.format.quantizer import DEFAULT_BITS
 from latentcast.commands import decode, encode, info, train
 from synthetic import write_clip
 

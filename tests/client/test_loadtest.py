@@ -4,7 +4,7 @@ import os
 import pytest
 
 from latentcast.client.loadtest import check_loopback, run_loadtest
-from latentcast.codec.errors import UsageError
+from latentcast.codec.format.errors import UsageError
 from latentcast.commands import loadtest
 from latentcast.server.app import ServerOptions, run_server
 

@@ -4,9 +4,10 @@ import math
 
 import torch
 
-from latentcast.codec import train as train_module
-from latentcast.codec.collapse_guard import CollapseGuard
-from latentcast.codec.train import TrainOptions, train
+from latentcast.codec.train import loop as train_module
+from latentcast.codec.train.collapse_guard import CollapseGuard
+from latentcast.codec.train.loop import train
+from latentcast.codec.train.options import TrainOptions
 
 
 def _guard():

@@ -3,8 +3,9 @@ import json
 import pytest
 import torch
 
-from latentcast.codec.errors import UsageError
-from latentcast.codec.model import CodecConfig, build_model, count_parameters, macs_per_pixel, plan_architecture
+from latentcast.codec.format.errors import UsageError
+from latentcast.codec.nn.config import CodecConfig, plan_architecture
+from latentcast.codec.nn.model import build_model, count_parameters, macs_per_pixel
 
 
 @pytest.mark.parametrize("w,h,dim", [(64, 48, 64), (33, 17, 32), (320, 180, 512), (100, 300, 512), (1280, 720, 512)])
@@ -103,7 +104,7 @@ def test_mismatched_widths_and_heads_are_usage_errors():
 
 
 def test_trained_bits_is_the_qat_width_or_the_default():
-    from latentcast.codec.quantize import DEFAULT_BITS
+    from latentcast.codec.format.quantizer import DEFAULT_BITS
 
     cfg = CodecConfig.plan(64, 48, 32)
     assert cfg.trained_bits == DEFAULT_BITS

@@ -5,9 +5,10 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latentcast.codec.errors import CorruptContainer, UsageError
-from latentcast.codec.quantize import (Quantizer, add_quantization_noise, decode_chunk, encode_chunk, fake_quantize,
-                                      latent_range, symbols_per_byte)
+from latentcast.codec.format.errors import CorruptContainer, UsageError
+from latentcast.codec.format.chunks import decode_chunk, encode_chunk, symbols_per_byte
+from latentcast.codec.format.quantizer import Quantizer, latent_range
+from latentcast.codec.train.latent_noise import add_quantization_noise, fake_quantize
 
 
 def test_quantization_error_is_at_most_half_a_step_inside_the_range():

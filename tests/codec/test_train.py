@@ -7,15 +7,23 @@ from safetensors.torch import load as st_load
 from safetensors.torch import load_file as st_load_file
 from torch.optim.swa_utils import AveragedModel
 
-from latentcast.codec import train as train_module
+from latentcast.codec.train import distributed as distributed_module
+from latentcast.codec.train import phases as phases_module
 
-from latentcast.codec.errors import ModelError, UsageError
-from latentcast.codec.metrics import PSNRMeter, to_tensor, to_uint8
-from latentcast.codec.model import CodecConfig, build_model
-from latentcast.codec.quantize import top_code
-from latentcast.codec.weight_budget import DEFAULT_WEIGHT_BUDGET
-from latentcast.codec.train import TrainOptions, _load_checkpoint, _save_checkpoint, pick_autocast, train
-from latentcast.codec.weights import compress_decoder, load_config, load_decoder, load_model, sha256_file
+from latentcast.codec.format.errors import ModelError, UsageError
+from latentcast.codec.nn.tensors import to_tensor, to_uint8
+from latentcast.codec.quality import PSNRMeter
+from latentcast.codec.nn.config import CodecConfig
+from latentcast.codec.nn.model import build_model
+from latentcast.codec.nn.config import top_code
+from latentcast.codec.train.weight_budget import DEFAULT_WEIGHT_BUDGET
+from latentcast.codec.train.checkpoint import load_checkpoint as _load_checkpoint, save_checkpoint as _save_checkpoint
+from latentcast.codec.train.device import pick_autocast
+from latentcast.codec.train.loop import train
+from latentcast.codec.train.options import TrainOptions
+from latentcast.codec.format.decoder_file import compress_decoder, sha256_file
+from latentcast.codec.nn.config import load_config
+from latentcast.codec.nn.weights import load_decoder, load_model
 
 
 def _psnr(model, frames):
@@ -94,20 +102,20 @@ class _RecordingAverage(AveragedModel):
 def recording_average(monkeypatch):
     monkeypatch.setattr(_RecordingAverage, "seen", [])
     monkeypatch.setattr(_RecordingAverage, "interrupt_at", None)
-    monkeypatch.setattr(train_module, "AveragedModel", _RecordingAverage)
+    monkeypatch.setattr(phases_module, "AveragedModel", _RecordingAverage)
     return _RecordingAverage
 
 
 def test_qat_phase_freezes_the_encoder_and_ships_the_decoder_averaged_over_it(clip, tmp_path, monkeypatch,
                                                                               recording_average):
     at_qat_start = {}
-    measure_ranges = train_module.latent_ranges
+    measure_ranges = distributed_module.latent_ranges
 
     def ranges(model, *args, **kwargs):  # last called when the QAT phase begins (before: to size the noise)
         at_qat_start["encoder"] = {k: v.clone() for k, v in model.encoder.state_dict().items()}
         return measure_ranges(model, *args, **kwargs)
 
-    monkeypatch.setattr(train_module, "latent_ranges", ranges)
+    monkeypatch.setattr(distributed_module, "latent_ranges", ranges)
     out = tmp_path / "m"
     summary = train(str(clip), out, TrainOptions(minutes=None, epochs=4, batch_size=4, latent_dim=32,
                                                  qat_fraction=0.5, progress=False))
@@ -131,13 +139,13 @@ def test_qat_phase_freezes_the_encoder_and_ships_the_decoder_averaged_over_it(cl
 def test_latents_train_through_quantization_noise_from_the_fraction_given(clip, tmp_path, monkeypatch, noise_from,
                                                                           noisy_steps):
     calls = []
-    add_noise = train_module.add_quantization_noise
+    add_noise = phases_module.add_quantization_noise
 
     def recording(latents, lo, hi, bits):
         calls.append((latents.requires_grad, bits))
         return add_noise(latents, lo, hi, bits)
 
-    monkeypatch.setattr(train_module, "add_quantization_noise", recording)
+    monkeypatch.setattr(phases_module, "add_quantization_noise", recording)
     train(str(clip), tmp_path / "m", TrainOptions(minutes=None, epochs=4, batch_size=4, latent_dim=32, bits=3,
                                                   qat_fraction=0.25, noise_from=noise_from, progress=False))
     # 24 steps: 12-17 are past half the budget and before the last quarter's QAT phase, and the
@@ -212,7 +220,7 @@ def test_one_weight_width_for_all_layers_on_request(clip, tmp_path):
 
 
 def test_frame_cache_reads_the_clip_back_and_names_a_truncated_file(clip, clip_frames, tmp_path):
-    from latentcast.codec.train import build_cache
+    from latentcast.codec.train.data import build_cache
 
     cache, meta = build_cache(str(clip), None, tmp_path / "cache", None, progress=False)
     assert meta["frames"] == len(clip_frames) == len(cache)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from latentcast.codec import video
-from latentcast.codec.errors import UsageError, VideoError
+from latentcast.codec.format.errors import UsageError, VideoError
 from synthetic import make_frames, write_clip
 
 

@@ -1,11 +1,13 @@
 import pytest
 import torch
 
-from latentcast.codec.errors import UsageError
-from latentcast.codec.model import CodecConfig, build_model
-from latentcast.codec.weight_budget import (WIDTHS, allocate_weight_bits, check_weight_budget, choose_widths,
-                                            measure_layers)
-from latentcast.codec.weights import compress_decoder, int8_state_bytes
+from latentcast.codec.format.errors import UsageError
+from latentcast.codec.nn.config import CodecConfig
+from latentcast.codec.nn.model import build_model
+from latentcast.codec.train.weight_budget import (WIDTHS, allocate_weight_bits, check_weight_budget, choose_widths,
+    measure_layers)
+from latentcast.codec.format.decoder_file import compress_decoder
+from latentcast.codec.nn.weights import int8_state_bytes
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,7 @@ def _sent(dec):
 
 
 def _error(dec, latents, widths):
-    from latentcast.codec.model import set_weight_fake_quant
+    from latentcast.codec.nn.model import set_weight_fake_quant
 
     with torch.no_grad():
         ref = dec(latents)

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-import latentcast.codec.container as container_mod
+import latentcast.codec.format.container as container_mod
 from latentcast.client.player import play
 from latentcast.client.session import Session
 from latentcast.commands import ingest

@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from latentcast.codec.errors import LatentcastError
+from latentcast.codec.format.errors import LatentcastError
 from latentcast.commands import ingest, rm
 from latentcast.server.store import NotFound, Store, StoreError
 
@@ -36,20 +36,20 @@ def test_decoders_are_shared_and_removed_with_last_movie(trained_model, clip, tm
 
 def test_failed_ingest_leaves_no_half_movie_and_rerun_succeeds(trained_model, clip, tmp_path, monkeypatch):
     store = Store(tmp_path / "s", create=True)
-    import latentcast.server.store as store_mod
+    import latentcast.codec.nn.encode as encode_mod
 
-    real = store_mod.encode_video
+    real = encode_mod.encode_video
 
     def dies_midway(*args, **kwargs):
         real(*args, **kwargs)
         raise KeyboardInterrupt  # interrupted after the container is written, before the catalog row
 
-    monkeypatch.setattr(store_mod, "encode_video", dies_midway)
+    monkeypatch.setattr(encode_mod, "encode_video", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         store.ingest(str(clip), trained_model, title="x", progress=False)
     assert store.list() == []
     assert list((tmp_path / "s" / "movies").iterdir()) == []
-    monkeypatch.setattr(store_mod, "encode_video", real)
+    monkeypatch.setattr(encode_mod, "encode_video", real)
     rec = store.ingest(str(clip), trained_model, title="x", progress=False)
     assert store.list() == [rec]
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from latentcast.codec.container import Container
+from latentcast.codec.format.container import Container
 from latentcast.commands import store as store_cmd
 from latentcast.server.store import Store, check_store
 

@@ -1,8 +1,18 @@
-"""zstd with a bound: untrusted bytes never inflate past the size the caller expects."""
+"""zstd in one place: the level every writer uses, and a bounded decoder for untrusted bytes
+(they never inflate past the size the caller expects)."""
 
 from __future__ import annotations
 
 import zstandard
+
+# Level 19: everything we compress is written once and read many times, so the slow, tight end
+# of zstd's range is the right one; decoding speed does not depend on the level.
+ZSTD_LEVEL = 19
+
+
+def compressor() -> zstandard.ZstdCompressor:
+    """The compressor for every stored payload: ZSTD_LEVEL, with the content size in each frame."""
+    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_content_size=True)
 
 
 def decompress_exact(data: bytes, size: int) -> bytes:

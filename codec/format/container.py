@@ -36,8 +36,9 @@ import numpy as np
 import xxhash
 
 from .atomic import atomic_write
-from .errors import CorruptContainer
-from .quantize import Quantizer, decode_chunk
+from .chunks import decode_chunk, encode_chunk, frames_in
+from .errors import CorruptContainer, UsageError
+from .quantizer import Quantizer, check_bits
 
 MAGIC = b"\x89LCV\r\n\x1a\n"
 END_MAGIC = b"LCV-END\x00"
@@ -309,9 +310,8 @@ class Container:
             e = self.chunks[i]
             if e.start >= stop:
                 break
-            q = self.read_chunk(i)
-            lo, hi = max(start, e.start) - e.start, min(stop, e.end) - e.start
-            yield e.start + lo, quant.dequantize(q[lo:hi])
+            rows = frames_in(e.start, e.n_frames, start, stop)
+            yield e.start + rows.start, quant.dequantize(self.read_chunk(i)[rows])
 
     def breakdown(self) -> dict[str, int]:
         """Bytes by part of the file."""
@@ -325,3 +325,49 @@ class Container:
             "trailer": _TRAILER.size,
             "total": self.size,
         }
+
+
+# -- writing a movie's latents ----------------------------------------------------------------
+
+@dataclass
+class EncodeResult:
+    path: Path
+    frames: int
+    bytes: int
+    chunk_bytes: int  # chunk records + payloads: what streaming sends
+    fps: Fraction
+    bits: int
+
+
+# Seconds of video per independently decodable chunk. Each chunk is a zstd frame with its own
+# first frame and tables, so longer chunks code smaller. 2 s is a usual streaming segment;
+# seeking stays frame-exact, since only the chunk's latents are undeltaed, not its frames decoded.
+DEFAULT_CHUNK_SECONDS = 2.0
+
+
+def chunk_frames_for(fps: Fraction, chunk_seconds: float) -> int:
+    if chunk_seconds <= 0:
+        raise UsageError(f"--chunk-seconds must be positive, got {chunk_seconds}")
+    return max(1, int(round(float(fps) * chunk_seconds)))
+
+
+def write_latents(latents: np.ndarray, size: tuple[int, int], fps: Fraction, out: str | os.PathLike, bits: int,
+                  chunk_frames: int, decoder_sha256: str) -> EncodeResult:
+    """Quantize float latents (n, dim) of frames of ``size`` (width, height) with per-dimension
+    ranges and write a container."""
+    check_bits(bits)
+    n, dim = latents.shape
+    if n == 0:
+        raise UsageError("nothing to encode: zero frames")
+    quant = Quantizer.fit(latents, bits)  # reads in slices: ``latents`` may be a memmap of a long movie
+    header = MovieHeader(size[0], size[1], fps, n, dim, bits, chunk_frames, decoder_sha256, quant.lo, quant.hi)
+
+    def chunks():
+        for s in range(0, n, chunk_frames):
+            q = quant.quantize(latents[s : s + chunk_frames])
+            yield s, len(q), encode_chunk(q, bits)
+
+    nbytes = write_container(out, header, chunks())
+    with Container(out) as c:
+        parts = c.breakdown()
+    return EncodeResult(Path(out), n, nbytes, parts["chunk_records"] + parts["chunk_payloads"], fps, bits)

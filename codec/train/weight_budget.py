@@ -17,16 +17,20 @@ from collections.abc import Callable
 
 import torch
 
-from .errors import UsageError
-from .model import count_parameters, set_weight_fake_quant
-from .quantize import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, quantize_weight
+from ..format.errors import UsageError
+from ..nn.config import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
+from ..nn.model import count_parameters, set_weight_fake_quant
+from ..format.decoder_file import compress_decoder
+from ..format.quantizer import spread_indices
+from ..nn.tensors import to_tensor
+from ..nn.weight_codes import quantize_weight
+from ..nn.weights import int8_state_bytes
 
 log = logging.getLogger(__name__)
 
 # Bits per decoder parameter in the download, zstd, scales and biases included: 14.4 % of the
-# fp32 file's 32, with room under 15 %. On the cockatoo clip after 10 minutes, the widths it
-# gave (5 bits for the widest conv, 6.75-8 for the rest) and their fine-tuning lost nothing
-# measurable against the float weights, where a uniform 6 bits loses 0.35 dB at 16.2 %.
+# fp32 file's 32, with room under 15 %. The widths it gives, fine-tuned in the QAT phase, lose
+# almost nothing against float weights (docs/experiments.md).
 DEFAULT_WEIGHT_BUDGET = 4.6
 MIN_WEIGHT_BUDGET, MAX_WEIGHT_BUDGET = 1.0, 16.0
 
@@ -113,4 +117,28 @@ def allocate_weight_bits(decoder: torch.nn.Module, latents: torch.Tensor, budget
                         WIDTHS[0], budget_bits)
             break
         widths = narrower
+    return widths
+
+
+# The allocation decodes its frames once per layer and width (about 100 times): 16 frames at
+# 320x180 take a few seconds on 2 cores; larger frames get fewer of them, at least 4.
+ALLOCATION_PIXELS = 16 * 320 * 180
+
+
+def allocate_for_run(model: torch.nn.Module, data, device: torch.device, budget: float, distributed: bool
+                     ) -> dict[str, float]:
+    """Per-layer weight widths within ``budget`` bits per decoder parameter, measured on a spread
+    of the training video's frames (``data``, a FrameCache); every rank takes rank 0's choice."""
+    from .distributed import broadcast
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        n = min(16, max(4, ALLOCATION_PIXELS // (model.cfg.width * model.cfg.height)))
+        latents = model.encoder(to_tensor(data.stack(spread_indices(len(data), n)), device))
+    widths = allocate_weight_bits(model.decoder, latents, budget,
+                                  lambda w: len(compress_decoder(int8_state_bytes(model.decoder, w))))
+    model.train(was_training)
+    widths = broadcast(widths, distributed)
+    log.info("decoder weight widths for %g bits/weight: %s", budget, widths)
     return widths

@@ -13,9 +13,6 @@ encoded packets' bytes. Every codec's RGB<->YUV conversion is swscale's, the sam
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import os
 import tempfile
@@ -24,58 +21,28 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
-from av.video.reformatter import VideoReformatter
 
-from . import video
-from .container import Container
-from .errors import UsageError
-from .metrics import PSNRMeter, Y_PSNR_STANDARD, bd_psnr, bd_rate, luma, mse_to_psnr, ms_ssim, ms_ssim_scales, \
-    to_tensor
-from .pipeline import DEFAULT_CHUNK_SECONDS, chunk_frames_for, decode_movie, encode_batches, write_movie
-from .progress import progress_bar
-from .weights import DECODER, compress_decoder, load_config, load_decoder, load_encoder
+from .. import video
+from ..format.container import DEFAULT_CHUNK_SECONDS, Container, chunk_frames_for, write_latents
+from ..format.decoder_file import compress_decoder
+from ..format.errors import UsageError
+from ..nn.config import DECODER, load_config
+from ..nn.decode import decode_movie
+from ..nn.encode import encode_batches
+from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
+from ..nn.tensors import to_tensor
+from ..nn.weights import load_decoder, load_encoder
+from ..progress import progress_bar
+from ..quality import PSNRMeter, Y_PSNR_STANDARD, luma, mse_to_psnr
+from .bd import bd_psnr, bd_rate
+from .classical import ClassicalCodec, parse_codecs, run_classical
+from .report import LEARNED, write_results
 
 log = logging.getLogger(__name__)
 
-LEARNED = "latentcast"
 LEARNED_BITS = (2, 3, 4, 5, 6, 7, 8)
-
-
-@dataclass(frozen=True)
-class ClassicalCodec:
-    """One classical configuration: an encoder, its preset, and the CRFs to start the sweep with."""
-
-    key: str
-    encoder: str
-    decoder: str
-    preset: str
-    crfs: tuple[int, ...]
-    crf_range: tuple[int, int]
-
-    def options(self, crf: int) -> dict[str, str]:
-        opts = {"crf": str(crf), "preset": self.preset}
-        if self.encoder == "libx265":
-            opts["x265-params"] = "log-level=error"
-        return opts
-
-
-CLASSICAL = {
-    "x264": [ClassicalCodec("x264", "libx264", "h264", "medium", (23, 28, 33, 38, 43, 48), (0, 51)),
-             ClassicalCodec("x264", "libx264", "h264", "veryslow", (23, 28, 33, 38, 43, 48), (0, 51))],
-    "x265": [ClassicalCodec("x265", "libx265", "hevc", "medium", (23, 28, 33, 38, 43, 48), (0, 51))],
-    "av1": [ClassicalCodec("av1", "libsvtav1", "libdav1d", "8", (30, 38, 45, 52, 58, 63), (1, 63))],
-}
-
-
-def parse_codecs(text: str) -> list[ClassicalCodec]:
-    names = [n.strip().lower() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CLASSICAL]
-    if unknown:
-        raise UsageError(f"unknown codec {unknown[0]!r}; choose from {', '.join(CLASSICAL)}")
-    return [c for n in names for c in CLASSICAL[n]]
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -120,37 +87,6 @@ def ms_ssim_note(height: int, width: int) -> str | None:
     if ms_ssim_scales(height, width) == 5:
         return None
     return f"frames of {width}x{height} are too small for 5-scale MS-SSIM (need at least 176 pixels a side)"
-
-
-def run_classical(codec: ClassicalCodec, crf: int, frames: np.ndarray, fps: Fraction) -> tuple[int, np.ndarray,
-                                                                                               float, float]:
-    """Encode RGB frames at one CRF in-process; returns (bytes, decoded RGB, enc s, dec s)."""
-    n, h, w, _ = frames.shape
-    enc = av.CodecContext.create(codec.encoder, "w")
-    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
-    enc.time_base = Fraction(1) / fps
-    enc.framerate = fps
-    enc.options = codec.options(crf)
-    convert = VideoReformatter()  # keeps its swscale context across frames, as a player would
-    t0 = time.perf_counter()
-    packets = []
-    for i, rgb in enumerate(frames):
-        frame = convert.reformat(av.VideoFrame.from_ndarray(rgb, format="rgb24"), format="yuv420p")
-        frame.pts = i
-        packets += enc.encode(frame)
-    packets += enc.encode(None)
-    enc_s = time.perf_counter() - t0
-    size = sum(p.size for p in packets)
-    dec = av.CodecContext.create(codec.decoder, "r")
-    t0 = time.perf_counter()
-    out = []
-    for p in packets:
-        out += [convert.reformat(f, format="rgb24").to_ndarray() for f in dec.decode(p)]
-    out += [convert.reformat(f, format="rgb24").to_ndarray() for f in dec.decode(None)]
-    dec_s = time.perf_counter() - t0
-    if len(out) != n:
-        raise RuntimeError(f"{codec.encoder} at crf {crf}: decoded {len(out)} of {n} frames")
-    return size, np.stack(out), enc_s, dec_s
 
 
 def point(codec: str, preset: str | None, nbytes: int, n_frames: int, fps: Fraction, w: int, h: int, q: Quality,
@@ -200,8 +136,8 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
         for bits in opts.bits:
             path = out_dir / f"{LEARNED}-{name}-{bits}bit.lcv"
             t0 = time.perf_counter()
-            res = write_movie(latents, cfg, fps, path, bits, chunk_frames_for(fps, opts.chunk_seconds),
-                              cfg.decoder_sha256)
+            res = write_latents(latents, (cfg.width, cfg.height), fps, path, bits,
+                                chunk_frames_for(fps, opts.chunk_seconds), cfg.decoder_sha256)
             write_s = time.perf_counter() - t0
             meter = QualityMeter(frames)
             t0 = time.perf_counter()
@@ -315,86 +251,3 @@ def run_bench(source: str, model_dirs: list[str], out_dir: str | os.PathLike, op
     return results
 
 
-# -- outputs -----------------------------------------------------------------------------------
-
-CSV_FIELDS = ["codec", "preset", "crf", "bits", "accounting", "model", "bytes", "kbps", "bpp", "psnr", "psnr_mse",
-              "ms_ssim", "y_psnr", "enc_fps", "dec_fps"]
-
-
-def write_results(out: Path, results: dict) -> None:
-    from .atomic import write_text_atomic
-
-    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS + ["clip", "width", "height", "frames", "fps"],
-                            extrasaction="ignore")
-    writer.writeheader()
-    for p in results["points"]:
-        writer.writerow({**p, **{k: results[k] for k in ("clip", "width", "height", "frames", "fps")}})
-    write_text_atomic(out / "results.csv", buf.getvalue())
-    plot([results], out / "rd.png")
-
-
-def curve_label(p: dict) -> str:
-    if p["codec"] == LEARNED:
-        return f"latentcast {p['model']} ({p['accounting']})"
-    return f"{p['codec']} {p['preset']}"
-
-
-def plot(runs: list[dict], path: Path, labels: list[str] | None = None) -> None:
-    """kbit/s (log) against PSNR, one curve per codec configuration, for one or more runs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .atomic import atomic_path
-
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
-    for r, run in enumerate(runs):
-        curves: dict[str, list[dict]] = {}
-        for p in run["points"]:
-            curves.setdefault(curve_label(p), []).append(p)
-        prefix = f"{labels[r]}: " if labels and len(runs) > 1 else ""
-        for label, pts in curves.items():
-            pts = sorted(pts, key=lambda p: p["kbps"])
-            learned = pts[0]["codec"] == LEARNED
-            style = "-o" if learned else "--s"
-            if learned and pts[0]["accounting"] == "total":
-                style = ":o"
-            ax.plot([p["kbps"] for p in pts], [p["psnr"] for p in pts], style, markersize=4, label=prefix + label)
-    ax.set_xscale("log")
-    ax.set_xlabel("bitrate (kbit/s, log scale)")
-    ax.set_ylabel("PSNR (dB, RGB, mean over frames)")
-    first = runs[0]
-    ax.set_title(f"{first['clip']} at {first['width']}x{first['height']}, {first['frames']} frames")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-
-
-def markdown(results: dict) -> str:
-    """The points and the BD table as markdown."""
-    def f(v, spec):
-        return "" if v is None else format(v, spec)
-
-    lines = [f"{results['clip']}: {results['width']}x{results['height']}, {results['frames']} frames at "
-             f"{results['fps']:g} fps", "",
-             "| codec | preset | crf/bits | accounting | kbit/s | bpp | PSNR | PSNR(MSE) | MS-SSIM | Y-PSNR | enc fps "
-             "| dec fps |", "|" + "---|" * 12]
-    for p in sorted(results["points"], key=lambda p: (p["codec"] != LEARNED, curve_label(p), p["kbps"])):
-        knob = f"crf {p['crf']}" if p["crf"] is not None else f"{p['bits']} bits"
-        codec = p["codec"] if p["codec"] != LEARNED else f"latentcast {p['model']}"
-        lines.append(f"| {codec} | {p['preset'] or ''} | {knob} | {p['accounting'] or ''} | {p['kbps']:.1f} | "
-                     f"{p['bpp']:.4f} | {p['psnr']:.2f} | {p['psnr_mse']:.2f} | {f(p['ms_ssim'], '.4f')} | "
-                     f"{p['y_psnr']:.2f} | {p['enc_fps']:.1f} | {p['dec_fps']:.1f} |")
-    if results.get("bd"):
-        lines += ["", "| anchor | test | BD-rate | BD-PSNR |", "|---|---|---|---|"]
-        for row in results["bd"]:
-            rate = f"{row['bd_rate_percent']:+.1f}%" if row["bd_rate_percent"] is not None else "no overlap"
-            dp = f"{row['bd_psnr_db']:+.2f} dB" if row["bd_psnr_db"] is not None else "no overlap"
-            lines.append(f"| {row['anchor']} | {row['test']} | {rate} | {dp} |")
-    return "\n".join(lines)

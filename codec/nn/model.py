@@ -30,21 +30,17 @@ says what it is.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
-from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UsageError
-from .quantize import DEFAULT_BITS, DEFAULT_WEIGHT_BITS, check_bits, check_weight_bits, fake_quantize_weight
+from ..format.errors import UsageError
+from .config import CodecConfig
+from .weight_codes import fake_quantize_weight
 
-ARCHITECTURES: dict[str, Callable[["CodecConfig"], "Autoencoder"]] = {}
-HEADS = ("shuffle", "conv")
+ARCHITECTURES: dict[str, Callable[[CodecConfig], "Autoencoder"]] = {}
 
 
 def register_architecture(name: str):
@@ -56,188 +52,6 @@ def register_architecture(name: str):
         return cls
 
     return wrap
-
-
-def _smooth_at_least(n: int) -> int:
-    """Smallest 5-smooth number (only factors 2, 3, 5) >= n; PixelShuffle factors come from it."""
-    m = max(1, n)
-    while True:
-        k = m
-        for p in (2, 3, 5):
-            while k % p == 0:
-                k //= p
-        if k == 1:
-            return m
-        m += 1
-
-
-def _factor(n: int) -> list[int]:
-    out = []
-    for p in (5, 3, 2):
-        while n % p == 0:
-            out.append(p)
-            n //= p
-    return out
-
-
-def plan_architecture(width: int, height: int, latent_dim: int) -> tuple[int, int, int, tuple[int, ...]]:
-    """Pick (latent_channels, grid_h, grid_w, strides) for a frame size.
-
-    The grid follows the frame's aspect ratio so that little of the decoded canvas is
-    padding; among equal choices a finer grid (fewer channels, at least 8) wins, since
-    spatial latents are easier for a conv decoder to use.
-    """
-    if latent_dim <= 0:
-        raise UsageError(f"--latent-dim must be positive, got {latent_dim}")
-    if width < 8 or height < 8:
-        raise UsageError(f"frame size {width}x{height} is too small: both sides must be at least 8 pixels")
-    best = None
-    for gh in range(1, 17):
-        for gw in range(1, 17):
-            if latent_dim % (gh * gw):
-                continue
-            channels = latent_dim // (gh * gw)
-            if channels < 4 and gh * gw > 1:
-                continue
-            stride = _smooth_at_least(math.ceil(max(height / gh, width / gw)))
-            if stride < 8:
-                continue  # a grid as fine as the frame leaves nothing for the decoder to do
-            waste = (gh * stride * gw * stride) / (width * height)
-            score = (round(waste, 3), 0 if channels >= 8 else 1, -(gh * gw))
-            if best is None or score < best[0]:
-                best = (score, channels, gh, gw, stride)
-    if best is None:
-        raise UsageError(f"no latent grid fits latent_dim={latent_dim} at {width}x{height}")
-    _, channels, gh, gw, stride = best
-    # Smallest factors first: the largest upsampling is the head's, where it costs only a
-    # 3-channel shuffle, and each stage's convs run on the fewest positions.
-    return channels, gh, gw, tuple(sorted(_factor(stride)))
-
-
-def _geometric(n_stages: int, first: int, last: int) -> tuple[int, ...]:
-    """Channel widths that change geometrically from ``first`` to ``last`` over the stages.
-
-    The decoder shrinks them as resolution grows (HNeRV's reduction), so the expensive
-    convolutions run at low resolution.
-    """
-    if n_stages == 1:
-        return (last,)
-    return tuple(int(round(first * (last / first) ** (i / (n_stages - 1)))) for i in range(n_stages))
-
-
-@dataclass
-class CodecConfig:
-    """Everything needed to rebuild the model; saved as ``config.json`` beside the weights."""
-
-    width: int
-    height: int
-    latent_dim: int = 512
-    architecture: str = "hnerv-lite"
-    latent_channels: int = 0
-    grid: tuple[int, int] = (0, 0)
-    strides: tuple[int, ...] = ()
-    stem_channels: int = 96  # plan() picks 128 for new models; 96 is what configs from before it used
-    decoder_channels: tuple[int, ...] = ()
-    # "shuffle": the last stride is the RGB head's PixelShuffle. "conv": every stride is a stage
-    # and a 3x3 conv makes RGB at full resolution (the first models; the default for old configs).
-    head: str = "conv"
-    # Bits of the shipped decoder's weight codes where weight_layer_bits names no width (all of
-    # them under --weight-bits). Configs from before weight QAT shipped 8 bits.
-    weight_bits: int = 8
-    # Per-layer widths the trainer chose within a --weight-budget, by state-dict name
-    # ("stages.0.0.weight": 5.25; quarter bits allowed); a layer not named here has weight_bits.
-    weight_layer_bits: dict = field(default_factory=dict)
-    encoder_channels: tuple[int, ...] = ()
-    # Filled in by the trainer after the weights are written.
-    decoder_sha256: str = ""
-    encoder_sha256: str = ""
-    decoder_dtype: str = "int8"
-    fps: float = 0.0
-    trained: dict = field(default_factory=dict)
-
-    @classmethod
-    def plan(cls, width: int, height: int, latent_dim: int = 512, **overrides) -> "CodecConfig":
-        """A config with grid, strides and widths chosen for this frame size."""
-        channels, gh, gw, strides = plan_architecture(width, height, latent_dim)
-        n = len(strides) - 1  # the last stride belongs to the shuffle head
-        cfg = cls(
-            width=width,
-            height=height,
-            latent_dim=latent_dim,
-            latent_channels=channels,
-            grid=(gh, gw),
-            strides=strides,
-            head="shuffle",
-            weight_bits=DEFAULT_WEIGHT_BITS,
-            stem_channels=128,
-            # The head sees 24 channels: from 16, it gained 0.4 dB at 4 bits in 10-minute runs on
-            # two clips for 35 % more MACs (fewer steps in the budget, and decode at 320x180 20 %
-            # slower, at 720p 12 %). 32 lost 40 % of the 720p decode speed.
-            decoder_channels=_geometric(n, 64, 24),
-            encoder_channels=_geometric(n + 1, 16, 64),
-        )
-        cfg = dataclasses.replace(cfg, **overrides)
-        cfg.check()
-        return cfg
-
-    def check(self) -> None:
-        """Raise UsageError when the head, strides and channel lists do not fit together."""
-        check_weight_bits(self.weight_bits)
-        if not isinstance(self.weight_layer_bits, dict):
-            raise UsageError("weight_layer_bits must map layer names to bit widths")
-        for bits in self.weight_layer_bits.values():
-            check_weight_bits(bits, fractional=True)
-        if self.head not in HEADS:
-            raise UsageError(f"unknown decoder head {self.head!r}; known: {sorted(HEADS)}")
-        stages = len(self.strides) - (1 if self.head == "shuffle" else 0)
-        if len(self.decoder_channels) != stages or len(self.encoder_channels) != len(self.strides):
-            raise UsageError(f"{self.head} head with strides {self.strides} needs {stages} decoder widths and "
-                             f"{len(self.strides)} encoder widths, got {self.decoder_channels} and "
-                             f"{self.encoder_channels}")
-
-    @property
-    def trained_bits(self) -> int:
-        """The latent bit width training fine-tuned this model for: what encoding defaults to,
-        since the model loses least there."""
-        bits = self.trained.get("qat_bits", DEFAULT_BITS) if isinstance(self.trained, dict) else DEFAULT_BITS
-        try:
-            return check_bits(int(bits))
-        except (TypeError, ValueError, UsageError):
-            return DEFAULT_BITS
-
-    def weight_width(self, name: str) -> float:
-        """Bits of the shipped codes of the decoder weight ``name``."""
-        return self.weight_layer_bits.get(name, self.weight_bits)
-
-    @property
-    def total_stride(self) -> int:
-        return math.prod(self.strides)
-
-    @property
-    def canvas(self) -> tuple[int, int]:
-        """Decoded canvas (height, width) before the crop."""
-        s = self.total_stride
-        return self.grid[0] * s, self.grid[1] * s
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "CodecConfig":
-        raw = json.loads(text)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - names
-        if unknown:
-            raise ValueError(f"unknown config keys: {sorted(unknown)}")
-        for key in ("grid", "strides", "decoder_channels", "encoder_channels"):
-            if key in raw:
-                raw[key] = tuple(raw[key])
-        cfg = cls(**raw)
-        try:  # a config also arrives over the wire: refuse a bad head or width before building on it
-            cfg.check()
-        except UsageError as e:
-            raise ValueError(str(e)) from None
-        return cfg
 
 
 def _crop_offsets(canvas: tuple[int, int], height: int, width: int) -> tuple[int, int]:

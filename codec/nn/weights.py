@@ -13,39 +13,19 @@ matches the one recorded in ``config.json``::
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import struct
 from pathlib import Path
 
 import torch
-import zstandard
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .atomic import write_bytes_atomic, write_text_atomic
-from .compress import decompress_exact
-from .errors import ModelError
-from .quantize import dequantize_weight, quantize_weight
-from .model import Autoencoder, CodecConfig, Decoder, Encoder, build_model
-
-CONFIG = "config.json"
-ENCODER = "encoder.safetensors"
-DECODER = "decoder.safetensors"
-MAX_SAFETENSORS_HEADER = 16 << 20
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+from ..format.atomic import write_bytes_atomic, write_text_atomic
+from ..format.decoder_file import check_safetensors_header, sha256_bytes
+from ..format.errors import ModelError
+from .config import CONFIG, DECODER, ENCODER, CodecConfig, load_config, read_model_file
+from .model import Autoencoder, Decoder, Encoder, build_model
+from .weight_codes import dequantize_weight, quantize_weight
 
 
 def state_to_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) -> bytes:
@@ -95,60 +75,6 @@ def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _frame_spans(data: bytes) -> list[tuple[int, int]]:
-    """Where compress_decoder cuts a safetensors file: the header, then each tensor's bytes, small
-    neighbours merged. One zstd frame per span gives every layer's codes their own literal
-    statistics; a single frame over the whole file codes about 3 % larger. A file that does not
-    parse as safetensors is one span."""
-    try:
-        (n,) = struct.unpack("<Q", data[:8])
-        entries = json.loads(data[8 : 8 + n])
-        starts = sorted(8 + n + int(v["data_offsets"][0]) for k, v in entries.items() if k != "__metadata__")
-    except (struct.error, ValueError, TypeError, KeyError):
-        return [(0, len(data))]
-    cuts = [0]
-    for s in [8 + n, *starts, len(data)]:
-        if s - cuts[-1] >= MIN_FRAME_BYTES and s < len(data):
-            cuts.append(s)
-    return list(zip(cuts, cuts[1:] + [len(data)]))
-
-
-MIN_FRAME_BYTES = 4096  # below this a frame's own header and tables cost more than they save
-
-
-def compress_decoder(data: bytes) -> bytes:
-    """What travels and what the benchmark's `total` counts: the decoder file as zstd frames back
-    to back, one per tensor (a stream any zstd decoder reads as the whole file)."""
-    zc = zstandard.ZstdCompressor(level=19, write_content_size=True)
-    return b"".join(zc.compress(data[a:b]) for a, b in _frame_spans(data))
-
-
-MAX_DECODER_BYTES = 1 << 30
-
-
-def decompress_decoder(data: bytes, expected_size: int) -> bytes:
-    """Inverse of compress_decoder, refusing to inflate past ``expected_size`` (at most 1 GiB)."""
-    if not 0 < expected_size <= MAX_DECODER_BYTES:
-        raise ModelError(f"decoder size {expected_size} is out of range")
-    try:
-        return decompress_exact(data, expected_size)
-    except ValueError as e:
-        raise ModelError(f"decoder download {e}") from None
-
-
-def check_safetensors_header(data: bytes, what: str) -> None:
-    """Reject a malformed or oversized header before safetensors allocates anything for it."""
-    if len(data) < 8:
-        raise ModelError(f"{what}: too short to be a safetensors file")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > MAX_SAFETENSORS_HEADER or 8 + n > len(data):
-        raise ModelError(f"{what}: safetensors header claims {n} bytes, file has {len(data)}")
-    try:
-        json.loads(data[8 : 8 + n])
-    except ValueError:
-        raise ModelError(f"{what}: safetensors header is not valid JSON") from None
-
-
 def load_state_verified(data: bytes, expected_sha256: str, what: str) -> dict[str, torch.Tensor]:
     """Parse safetensors bytes after checking their sha256; raise ModelError on any mismatch."""
     actual = sha256_bytes(data)
@@ -188,26 +114,6 @@ def save_model(model: Autoencoder, model_dir: str | os.PathLike, extra: dict | N
         cfg.trained = {**cfg.trained, **extra}
     write_text_atomic(d / CONFIG, cfg.to_json() + "\n")
     return cfg
-
-
-def load_config(model_dir: str | os.PathLike) -> CodecConfig:
-    d = Path(model_dir)
-    if not d.is_dir():
-        raise ModelError(f"{d}: model directory not found")
-    try:
-        return CodecConfig.from_json((d / CONFIG).read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{d}: no {CONFIG} (not a trained model directory)") from None
-    except (ValueError, TypeError) as e:
-        raise ModelError(f"{d / CONFIG}: malformed config ({e})") from None
-
-
-def read_model_file(path: Path) -> bytes:
-    """A model dir's file, or a ModelError naming it."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"{path}: missing") from None
 
 
 def _load_into(module: torch.nn.Module, data: bytes, sha256: str, what: str) -> torch.nn.Module:

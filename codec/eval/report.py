@@ -1,0 +1,101 @@
+"""What a benchmark run leaves: results.json, results.csv, the RD plot, and a markdown table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from ..format.atomic import atomic_path, write_text_atomic
+from ..format.errors import UsageError
+
+LEARNED = "latentcast"
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, or a UsageError that names the extra to install."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise UsageError("plots need matplotlib: pip install 'latentcast[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+CSV_FIELDS = ["codec", "preset", "crf", "bits", "accounting", "model", "bytes", "kbps", "bpp", "psnr", "psnr_mse",
+              "ms_ssim", "y_psnr", "enc_fps", "dec_fps"]
+
+
+def write_results(out: Path, results: dict) -> None:
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS + ["clip", "width", "height", "frames", "fps"],
+                            extrasaction="ignore")
+    writer.writeheader()
+    for p in results["points"]:
+        writer.writerow({**p, **{k: results[k] for k in ("clip", "width", "height", "frames", "fps")}})
+    write_text_atomic(out / "results.csv", buf.getvalue())
+    plot([results], out / "rd.png")
+
+
+def curve_label(p: dict) -> str:
+    if p["codec"] == LEARNED:
+        return f"latentcast {p['model']} ({p['accounting']})"
+    return f"{p['codec']} {p['preset']}"
+
+
+def plot(runs: list[dict], path: Path, labels: list[str] | None = None) -> None:
+    """kbit/s (log) against PSNR, one curve per codec configuration, for one or more runs."""
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    for r, run in enumerate(runs):
+        curves: dict[str, list[dict]] = {}
+        for p in run["points"]:
+            curves.setdefault(curve_label(p), []).append(p)
+        prefix = f"{labels[r]}: " if labels and len(runs) > 1 else ""
+        for label, pts in curves.items():
+            pts = sorted(pts, key=lambda p: p["kbps"])
+            learned = pts[0]["codec"] == LEARNED
+            style = "-o" if learned else "--s"
+            if learned and pts[0]["accounting"] == "total":
+                style = ":o"
+            ax.plot([p["kbps"] for p in pts], [p["psnr"] for p in pts], style, markersize=4, label=prefix + label)
+    ax.set_xscale("log")
+    ax.set_xlabel("bitrate (kbit/s, log scale)")
+    ax.set_ylabel("PSNR (dB, RGB, mean over frames)")
+    first = runs[0]
+    ax.set_title(f"{first['clip']} at {first['width']}x{first['height']}, {first['frames']} frames")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def markdown(results: dict) -> str:
+    """The points and the BD table as markdown."""
+    def f(v, spec):
+        return "" if v is None else format(v, spec)
+
+    lines = [f"{results['clip']}: {results['width']}x{results['height']}, {results['frames']} frames at "
+             f"{results['fps']:g} fps", "",
+             "| codec | preset | crf/bits | accounting | kbit/s | bpp | PSNR | PSNR(MSE) | MS-SSIM | Y-PSNR | enc fps "
+             "| dec fps |", "|" + "---|" * 12]
+    for p in sorted(results["points"], key=lambda p: (p["codec"] != LEARNED, curve_label(p), p["kbps"])):
+        knob = f"crf {p['crf']}" if p["crf"] is not None else f"{p['bits']} bits"
+        codec = p["codec"] if p["codec"] != LEARNED else f"latentcast {p['model']}"
+        lines.append(f"| {codec} | {p['preset'] or ''} | {knob} | {p['accounting'] or ''} | {p['kbps']:.1f} | "
+                     f"{p['bpp']:.4f} | {p['psnr']:.2f} | {p['psnr_mse']:.2f} | {f(p['ms_ssim'], '.4f')} | "
+                     f"{p['y_psnr']:.2f} | {p['enc_fps']:.1f} | {p['dec_fps']:.1f} |")
+    if results.get("bd"):
+        lines += ["", "| anchor | test | BD-rate | BD-PSNR |", "|---|---|---|---|"]
+        for row in results["bd"]:
+            rate = f"{row['bd_rate_percent']:+.1f}%" if row["bd_rate_percent"] is not None else "no overlap"
+            dp = f"{row['bd_psnr_db']:+.2f} dB" if row["bd_psnr_db"] is not None else "no overlap"
+            lines.append(f"| {row['anchor']} | {row['test']} | {rate} | {dp} |")
+    return "\n".join(lines)

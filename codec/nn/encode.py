@@ -1,0 +1,64 @@
+"""Offline encode: video -> .lcv, with the model's encoder.
+
+Two passes keep memory bounded for any length: the first runs the encoder and spills float
+latents to a temp file (2 KB a frame at 512 dims), the second fits the per-dimension ranges,
+quantizes and writes one chunk at a time (``format.container.write_latents``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import BinaryIO, Iterable
+
+import numpy as np
+import torch
+
+from .. import video
+from ..format.container import DEFAULT_CHUNK_SECONDS, EncodeResult, chunk_frames_for, write_latents
+from ..format.errors import UsageError
+from ..format.quantizer import check_bits
+from ..progress import progress_bar
+from .model import Encoder
+from .tensors import to_tensor
+
+
+def check_size_fits(width: int, height: int, cfg_width: int, cfg_height: int, what: str) -> None:
+    if (width, height) != (cfg_width, cfg_height):
+        raise UsageError(f"{what} is {width}x{height} but the model was trained at {cfg_width}x{cfg_height}; "
+                         f"pass --size {cfg_width}x{cfg_height} or train a model at this size")
+
+
+@torch.inference_mode()
+def encode_batches(batches: Iterable[np.ndarray], encoder: Encoder, spill: BinaryIO) -> int:
+    """Run the encoder over uint8 frame batches, appending float32 latents to ``spill``; returns
+    the frame count."""
+    device = next(encoder.parameters()).device
+    n = 0
+    for frames in batches:
+        z = encoder(to_tensor(frames, device)).float().cpu().numpy()
+        spill.write(np.ascontiguousarray(z, np.float32).tobytes())
+        n += len(frames)
+    spill.flush()
+    return n
+
+
+def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | os.PathLike,
+                 bits: int | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, batch: int = 16,
+                 max_frames: int | None = None, progress: bool = True) -> EncodeResult:
+    """Encode ``source`` at the model's size into a container at ``out`` (written atomically),
+    at ``bits`` per latent or, by default, the width the model was trained for."""
+    cfg = encoder.cfg
+    bits = check_bits(cfg.trained_bits if bits is None else bits)
+    info = video.probe(source)
+    chunk_frames = chunk_frames_for(info.fps, chunk_seconds)
+    total = min(info.frames, max_frames) if max_frames else info.frames
+    with tempfile.TemporaryFile() as spill, \
+            progress_bar(progress, total=total or None, desc="encoding", unit="frame") as bar:
+        batches = video.read_batches(source, (cfg.width, cfg.height), batch, max_frames)
+        n = encode_batches((bar.update(len(b)) or b for b in batches), encoder, spill)
+        latents = np.memmap(spill, dtype=np.float32, mode="r", shape=(n, cfg.latent_dim))
+        try:
+            return write_latents(latents, (cfg.width, cfg.height), info.fps, out, bits, chunk_frames, decoder_sha256)
+        finally:
+            del latents

@@ -1,0 +1,39 @@
+"""Where and in what arithmetic training runs."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from ..format.errors import UsageError
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """CUDA when present, else Apple MPS, else CPU; ``name`` forces one."""
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_autocast(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for training, or None for plain fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise UsageError(f"--precision must be auto, fp32 or bf16, got {precision!r}")
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        try:  # oneDNN's own check (AVX512-BF16 or AMX); a private op, so its absence means fp32
+            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            native = False
+        return torch.bfloat16 if native else None
+    return None

@@ -1,0 +1,111 @@
+"""Training options: the only home of the trainer's defaults.
+
+Each field carries its command-line flag and help in its metadata, so ``latentcast train``
+is built from this class (``latentcast.commands._common.add_dataclass_options``) and the
+Python API takes the same names as keyword arguments. A help text says what a value trades;
+measured runs behind the defaults are in docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..format.errors import UsageError
+from ..format.quantizer import DEFAULT_BITS, check_bits
+from ..nn.config import DEFAULT_WEIGHT_BITS, MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, check_weight_bits
+from ..video import parse_size
+from .weight_budget import DEFAULT_WEIGHT_BUDGET, check_weight_budget
+
+
+def option(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
+           parse: Callable[[str], Any] | None = None, choices: tuple | None = None, group: str | None = None,
+           clears: str | None = None, cli: bool = True) -> Any:
+    """A dataclass field with what its command-line flag needs: ``flag`` (default: the name with
+    dashes), ``parse`` (default: the type of the default), ``group`` (flags in one group exclude
+    each other), ``clears`` (a field this one sets to None when given: --epochs clears --minutes)."""
+    meta = {"help": help, "flag": flag, "metavar": metavar, "parse": parse, "choices": choices, "group": group,
+            "clears": clears, "cli": cli}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainOptions:
+    """How to fit a codec to one video. Budget: ``minutes`` of wall clock, or ``epochs``."""
+
+    size: tuple[int, int] | None = option(
+        None, "train at this frame size (default: the video's own)", metavar="WxH", parse=parse_size)
+    latent_dim: int = option(
+        512, "latent values per frame; fewer: fewer bytes a frame and lower quality")
+    minutes: float | None = option(
+        5.0, "wall-clock training budget in minutes; more buys quality with diminishing returns",
+        group="budget", parse=float)
+    epochs: int | None = option(
+        None, "train for this many passes over the frames instead of --minutes (repeatable runs)",
+        group="budget", parse=int, clears="minutes")
+    batch_size: int = option(
+        2, "frames per step; bigger batches see more frames a second but make fewer updates in the budget")
+    lr: float = option(2e-3, "peak learning rate; too high can collapse training (the guard then halves it)")
+    warmup: float = option(
+        0.05, "fraction of the budget spent warming the learning rate up; then it decays on a cosine")
+    min_lr_ratio: float = option(0.02, "where the cosine decay ends, as a fraction of the peak rate")
+    qat_fraction: float = option(
+        0.15, "fraction of the budget at the end that freezes the encoder and fine-tunes the decoder on "
+              "quantized latents and weights, shipping its weights' average over that phase (0: ship the "
+              "float-trained model, which loses more when quantized)", metavar="FRACTION")
+    noise_from: float = option(
+        0.1, "fraction of the budget after which latents reach the decoder with quantization noise, so the "
+             "encoder learns a code that survives rounding to --bits (1: never)", metavar="FRACTION")
+    bits: int = option(
+        DEFAULT_BITS, "latent bit width the model is fine-tuned for, and the width encode and ingest use with "
+                      "it: the rate knob. Each bit up costs more latent bytes a frame for a higher PSNR, with "
+                      "returns that shrink past 3-4 bits")
+    weight_bits: int | None = option(
+        None, f"one code width ({MIN_WEIGHT_BITS}-{MAX_WEIGHT_BITS}) for every decoder layer instead of "
+              "--weight-budget: simpler, but spends bytes where they buy least", group="weights", parse=int)
+    weight_budget: float = option(
+        DEFAULT_WEIGHT_BUDGET, "size of the decoder clients download, in bits per weight after zstd. Each "
+                               "layer gets the code width (4-8 bits, in quarters) that loses least within it. "
+                               "Smaller: a smaller download for a little PSNR", group="weights", metavar="BITS")
+    ms_ssim_weight: float = option(
+        0.0, "weight of (1 - MS-SSIM) in the loss, mixed with MSE; higher favours structure over PSNR",
+        flag="--ms-ssim", metavar="W")
+    grad_clip: float = option(1.0, "gradient norm clip; keeps an early bad step from wrecking the weights")
+    seed: int = option(0, "random seed: the same seed, options and threads give the same model")
+    checkpoint_seconds: float = option(
+        60.0, "checkpoint interval in seconds; shorter loses less to a crash and costs a little time",
+        flag="--checkpoint-every", metavar="SECONDS")
+    max_frames: int | None = option(None, "use only the first N frames of the video", parse=int, metavar="N")
+    device: str | None = option(
+        None, "cpu, cuda, cuda:1 or mps (default: CUDA if present, else MPS, else CPU)", parse=str)
+    threads: int | None = option(None, "CPU threads for torch (default: torch's choice)", parse=int)
+    precision: str = option(
+        "auto", "arithmetic for training steps: bf16 autocast runs more steps where the hardware has bf16 "
+                "units and is slow where it is emulated; auto picks bf16 only where it is native. Evaluation "
+                "and the shipped model are fp32 either way", choices=("auto", "fp32", "bf16"))
+    progress: bool = option(True, "show a progress bar", cli=False)
+    arch: dict | None = option(None, "CodecConfig overrides (stem_channels, decoder_channels, ...)", cli=False)
+    channels_last: bool = option(True, "run steps channels-last (faster with oneDNN and cuDNN)", cli=False)
+
+    def validate(self) -> None:
+        """Raise UsageError for values that cannot train."""
+        check_bits(self.bits)
+        if self.weight_bits is not None:
+            check_weight_bits(self.weight_bits)
+        check_weight_budget(self.weight_budget)
+        if self.latent_dim <= 0:
+            raise UsageError(f"--latent-dim must be positive, got {self.latent_dim}")
+        if self.batch_size <= 0:
+            raise UsageError(f"--batch-size must be positive, got {self.batch_size}")
+        if (self.minutes is None) == (self.epochs is None):
+            raise UsageError("give exactly one of --minutes and --epochs")
+        if (self.minutes is not None and self.minutes <= 0) or (self.epochs is not None and self.epochs <= 0):
+            raise UsageError("the training budget must be positive")
+        for name in ("noise_from", "qat_fraction", "warmup"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(self, name)}")
+
+    @property
+    def shipped_weight_bits(self) -> int:
+        """The weight width a config records: --weight-bits, or the default under a budget."""
+        return self.weight_bits or DEFAULT_WEIGHT_BITS
