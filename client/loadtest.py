@@ -22,18 +22,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from latentcast.codec.format.container import chunk_checksum
 from latentcast.codec.format.errors import UsageError
 from latentcast.codec.nn.decode import decode_latents
-from latentcast.codec.format.chunks import decode_chunk
-from latentcast.codec.format.quantizer import Quantizer
+from latentcast.codec.format.address import is_loopback
 from latentcast.proto import latentcast_pb2 as pb
 
 from .session import Session
-
-LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
+from .wire import chunk_latents, movie_quantizer
 
 
 def check_loopback(address: str) -> None:
-    host = address.rsplit(":", 1)[0]
-    if host not in LOOPBACK:
+    if not is_loopback(address):
         raise UsageError(f"loadtest only targets loopback addresses, not {address!r}")
 
 
@@ -119,8 +116,7 @@ def run_loadtest(address: str, clients: int, seconds: float, token: str | None =
     decoders = {}
     if decode:
         for m in movies:
-            decoders[m.id] = (session.decoder(m)[0],
-                              Quantizer(m.bits, np.asarray(m.quant_lo, np.float32), np.asarray(m.quant_hi, np.float32)))
+            decoders[m.id] = (session.decoder(m)[0], movie_quantizer(m))
     report = LoadReport(clients, seconds)
     lock = threading.Lock()
     cpu0 = proc_stats(server_pid)[0] if server_pid else None
@@ -164,9 +160,9 @@ def run_loadtest(address: str, clients: int, seconds: float, token: str | None =
                     expect = max(expect, hi)
                     if decode:
                         dec, quant = decoders[m.id]
-                        q = decode_chunk(chunk.payload, chunk.n_frames, m.latent_dim, m.bits, m.symbols_packed)
+                        latents = chunk_latents(m, chunk, quant, lo, stop_frame)
                         t1 = time.perf_counter()
-                        for out in decode_latents(dec, quant.dequantize(q[lo - chunk.start_frame:]), 16):
+                        for out in decode_latents(dec, latents, 16):
                             dec_n += len(out)
                         dec_s += time.perf_counter() - t1
                     if time.monotonic() > t_end + 5 or stop.is_set():

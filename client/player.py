@@ -16,17 +16,15 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-import numpy as np
 
 from latentcast.codec import video
 from latentcast.codec.format.errors import ModelError, UsageError
 from latentcast.codec.nn.decode import decode_latents
 from latentcast.codec.quality import ReferencePSNR
 from latentcast.codec.progress import progress_bar
-from latentcast.codec.format.chunks import decode_chunk
-from latentcast.codec.format.quantizer import Quantizer
 
 from .session import Session
+from .wire import chunk_latents, movie_quantizer
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +81,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     cfg = decoder.cfg
     if (cfg.width, cfg.height, cfg.latent_dim) != (movie.width, movie.height, movie.latent_dim):
         raise ModelError("the downloaded decoder does not fit the movie's size or latent count")
-    quant = Quantizer(movie.bits, np.asarray(movie.quant_lo, np.float32), np.asarray(movie.quant_hi, np.float32))
+    quant = movie_quantizer(movie)
     fps = Fraction(movie.fps_num, movie.fps_den)
 
     chunks: queue.Queue = queue.Queue(maxsize=max(4, int(buffer_s * float(fps) / max(1, movie.chunk_frames)) + 4))
@@ -122,10 +120,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                     break
                 if isinstance(item, BaseException):
                     raise item
-                q = decode_chunk(item.payload, item.n_frames, movie.latent_dim, movie.bits, movie.symbols_packed)
-                lo = max(0, start + written - item.start_frame)
-                hi = min(item.n_frames, stop - item.start_frame)
-                latents = quant.dequantize(q[lo:hi])
+                latents = chunk_latents(movie, item, quant, start + written, stop)
                 for frames, secs in _timed(decode_latents(decoder, latents, batch)):
                     decode_s += secs
                     if realtime and clock0 is None:

@@ -21,7 +21,6 @@ from latentcast.codec.format.container import chunk_checksum
 from latentcast.codec.format.errors import LatentcastError, ModelError
 from latentcast.codec.nn.config import CodecConfig
 from latentcast.codec.format.decoder_file import decompress_decoder
-from latentcast.codec.nn.weights import load_decoder_bytes
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 
@@ -169,6 +168,8 @@ class Session:
     def _build_decoder(data: bytes, config: str, sha: str):
         """Load after checking that the config names ``sha`` (the catalog's) and that the bytes
         hash to it; load_decoder_bytes does the hashing, once."""
+        from latentcast.codec.nn.weights import load_decoder_bytes  # torch: only a session that decodes loads it
+
         try:
             cfg = CodecConfig.from_json(config)
         except (ValueError, TypeError) as e:

@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from latentcast.codec.format.address import is_loopback
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 
@@ -52,11 +53,6 @@ class RunningServer:
         """Refuse new calls, let in-flight streams finish within ``grace`` seconds."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
-
-
-def is_loopback(listen: str) -> bool:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1")
 
 
 def start_server(store: Store, opts: ServerOptions) -> RunningServer:

@@ -36,6 +36,7 @@ from torch.utils.data import DistributedSampler, RandomSampler
 
 from .. import video
 from ..format.decoder_file import compress_decoder
+from ..format.quantizer import Quantizer
 from ..nn.config import CodecConfig
 from ..nn.model import Autoencoder, build_model, count_parameters, macs_per_pixel, set_weight_fake_quant
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
@@ -50,6 +51,7 @@ from .distributed import agree, forward_latents, rank_and_world
 from .evaluate import as_shipped, evaluate
 from .options import TrainOptions
 from .phases import Phase, choose_weight_widths, phase_at, weight_average
+from .preview import PREVIEW, write_preview
 from .schedule import lr_at
 
 TRAIN_LOG = "train_log.jsonl"
@@ -383,6 +385,8 @@ def _evaluate_and_save(run: TrainingRun, averaged_steps: int) -> dict:
         "decoder_macs_per_pixel": round(macs_per_pixel(model.decoder)),
         "options": {k: v for k, v in asdict(opts).items() if k not in ("progress",)},
     }
+    quantizer = None if run.qat_ranges is None else Quantizer(opts.bits, *(r.cpu().numpy() for r in run.qat_ranges))
+    write_preview(run.model_dir / PREVIEW, model, shipped, run.data, quantizer, run.device)
     model.to("cpu")
     save_model(model, run.model_dir, extra=summary)
     with open(run.model_dir / TRAIN_LOG, "a") as log:

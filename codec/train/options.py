@@ -36,15 +36,16 @@ class TrainOptions:
     size: tuple[int, int] | None = option(
         None, "train at this frame size (default: the video's own)", metavar="WxH", parse=parse_size)
     latent_dim: int = option(
-        512, "latent values per frame; fewer: fewer bytes a frame and lower quality")
+        512, "latent values per frame; fewer: fewer bytes a frame and lower quality", metavar="N")
     minutes: float | None = option(
         5.0, "wall-clock training budget in minutes; more buys quality with diminishing returns",
         group="budget", parse=float)
     epochs: int | None = option(
         None, "train for this many passes over the frames instead of --minutes (repeatable runs)",
-        group="budget", parse=int, clears="minutes")
+        group="budget", parse=int, clears="minutes", metavar="N")
     batch_size: int = option(
-        2, "frames per step; bigger batches see more frames a second but make fewer updates in the budget")
+        2, "frames per step; bigger batches see more frames a second but make fewer updates in the budget",
+        metavar="N")
     lr: float = option(2e-3, "peak learning rate; too high can collapse training (the guard then halves it)")
     warmup: float = option(
         0.05, "fraction of the budget spent warming the learning rate up; then it decays on a cosine")
@@ -78,7 +79,7 @@ class TrainOptions:
     max_frames: int | None = option(None, "use only the first N frames of the video", parse=int, metavar="N")
     device: str | None = option(
         None, "cpu, cuda, cuda:1 or mps (default: CUDA if present, else MPS, else CPU)", parse=str)
-    threads: int | None = option(None, "CPU threads for torch (default: torch's choice)", parse=int)
+    threads: int | None = option(None, "CPU threads for torch (default: torch's choice)", parse=int, metavar="N")
     precision: str = option(
         "auto", "arithmetic for training steps: bf16 autocast runs more steps where the hardware has bf16 "
                 "units and is slow where it is emulated; auto picks bf16 only where it is native. Evaluation "

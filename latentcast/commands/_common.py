@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import logging
 import sys
@@ -61,6 +62,38 @@ def command(name: str) -> Callable:
     return wrap
 
 
+def add_dataclass_options(p: argparse.ArgumentParser, cls: type) -> None:
+    """A flag for every field of ``cls`` whose metadata offers one (see codec.train.options.option),
+    with the field's default and help. Flags only appear in the namespace when given."""
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if not meta.get("cli", False):
+            continue
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        parse = meta["parse"] or type(f.default)
+        default = "" if f.default is None else f" (default {f.default:g})" if isinstance(f.default, float) \
+            else f" (default {f.default})"
+        target = p
+        if meta["group"]:
+            if meta["group"] not in groups:
+                groups[meta["group"]] = p.add_mutually_exclusive_group()
+            target = groups[meta["group"]]
+        target.add_argument(flag, dest=f.name, type=parse, choices=meta["choices"], metavar=meta["metavar"],
+                            default=argparse.SUPPRESS, help=meta["help"].replace("%", "%%") + default)
+
+
+def dataclass_options(cls: type, args: argparse.Namespace) -> dict:
+    """The fields of ``cls`` given on the command line, as keyword arguments; a given flag whose
+    field ``clears`` another sets that one to None (--epochs replaces the default --minutes)."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    for f in dataclasses.fields(cls):
+        cleared = f.metadata.get("clears")
+        if f.name in given and cleared and cleared not in given:
+            given[cleared] = None
+    return given
+
+
 def add_coding_args(p: argparse.ArgumentParser) -> None:
     """--bits and --chunk-seconds, shared by encode and ingest."""
     from latentcast.codec.format.container import DEFAULT_CHUNK_SECONDS
@@ -73,8 +106,7 @@ def add_coding_args(p: argparse.ArgumentParser) -> None:
                         "on codes of its width)")
     p.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
                    help=f"seconds per independently decodable chunk (default {DEFAULT_CHUNK_SECONDS:g}); shorter "
-                        "resumes and starts a little sooner, longer compresses better (1 s costs about 4%% more "
-                        "bytes than 2 s at 4 bits)")
+                        "seeks and resumes at finer steps and starts a little sooner, longer compresses better")
 
 
 def add_connection_args(p: argparse.ArgumentParser) -> None:
@@ -84,13 +116,11 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-ca", metavar="PEM", help="connect with TLS, trusting this CA certificate")
 
 
-def open_session(args: argparse.Namespace, **kwargs):
-    """A client Session from the connection arguments."""
+def open_client(args: argparse.Namespace, **kwargs):
+    """A latentcast.Client from the connection arguments."""
     import os
-    from pathlib import Path
 
-    from latentcast.client.session import Session
+    import latentcast
 
     token = args.token if args.token is not None else os.environ.get("LATENTCAST_TOKEN")
-    ca = Path(args.tls_ca).read_bytes() if args.tls_ca else None
-    return Session(args.server, token=token, root_certificates=ca, **kwargs)
+    return latentcast.Client(args.server, token=token, tls_ca=args.tls_ca, **kwargs)

@@ -26,36 +26,30 @@ def build_parser():
 
 @command("decode")
 def main(argv: list[str]) -> int:
+    import latentcast
     from latentcast.codec import video
     from latentcast.codec.format.container import Container
-    from latentcast.codec.format.errors import UsageError
-    from latentcast.codec.nn.decode import check_decoder_matches, decode_movie
-    from latentcast.codec.quality import ReferencePSNR
     from latentcast.codec.progress import progress_bar
-    from latentcast.codec.nn.weights import load_decoder
+    from latentcast.codec.quality import ReferencePSNR
 
     args = build_parser().parse_args(argv)
     video.output_kind(args.output)
-    decoder = load_decoder(args.model)
     with Container(args.movie) as movie:
         h = movie.header
-        check_decoder_matches(h, decoder)
-        if not 0 <= args.start < max(1, h.frames) or (args.frames is not None and args.frames <= 0):
-            raise UsageError(f"--start/--frames outside the movie's {h.frames} frames")
-        count = h.frames - args.start if args.frames is None else min(args.frames, h.frames - args.start)
-        meter = ReferencePSNR(args.reference, (h.width, h.height), args.start) if args.reference else None
-        t0 = time.perf_counter()
-        done = 0
-        with video.open_writer(args.output, h.width, h.height, h.fps) as writer, \
-                progress_bar(not args.quiet, total=count, desc="decoding", unit="frame") as bar:
-            for batch in decode_movie(movie, decoder, args.start, count, args.batch_size):
-                for frame in batch:
-                    writer.write(frame)
-                if meter is not None:
-                    meter.update(batch)
-                done += len(batch)
-                bar.update(len(batch))
-        secs = time.perf_counter() - t0
+    count = h.frames - args.start if args.frames is None else min(args.frames, h.frames - args.start)
+    frames = latentcast.decode(args.movie, args.model, start=args.start, count=args.frames, batch=args.batch_size)
+    meter = ReferencePSNR(args.reference, (h.width, h.height), args.start) if args.reference else None
+    t0 = time.perf_counter()
+    done = 0
+    with video.open_writer(args.output, h.width, h.height, h.fps) as writer, \
+            progress_bar(not args.quiet, total=max(count, 0), desc="decoding", unit="frame") as bar:
+        for frame in frames:
+            writer.write(frame)
+            if meter is not None:
+                meter.update(frame[None])
+            done += 1
+            bar.update(1)
+    secs = time.perf_counter() - t0
     line = f"decoded {done} frames at {h.width}x{h.height} in {secs:.1f} s ({done / max(secs, 1e-9):.1f} frames/s)"
     if meter is not None:
         line += f"; PSNR {meter.psnr:.2f} dB against {args.reference}"

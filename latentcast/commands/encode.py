@@ -25,11 +25,11 @@ def build_parser():
 
 @command("encode")
 def main(argv: list[str]) -> int:
-    from latentcast.codec.format.rates import kbps
-    from latentcast.codec.nn.encode import check_size_fits, encode_video
+    import latentcast
     from latentcast.codec.format.quantizer import check_bits
+    from latentcast.codec.format.rates import kbps
     from latentcast.codec.nn.config import load_config
-    from latentcast.codec.nn.weights import load_encoder
+    from latentcast.codec.nn.encode import check_size_fits
 
     args = build_parser().parse_args(argv)
     if args.bits is not None:
@@ -38,10 +38,8 @@ def main(argv: list[str]) -> int:
     size = parse_size(args.size)
     if size:
         check_size_fits(*size, cfg.width, cfg.height, "--size")
-    encoder = load_encoder(args.model)
-    res = encode_video(args.video, encoder, cfg.decoder_sha256, args.output, bits=args.bits,
-                       chunk_seconds=args.chunk_seconds, batch=args.batch_size, max_frames=args.max_frames,
-                       progress=not args.quiet)
+    res = latentcast.encode(args.video, args.model, args.output, bits=args.bits, chunk_seconds=args.chunk_seconds,
+                            batch=args.batch_size, max_frames=args.max_frames, progress=not args.quiet)
     print(f"encoded {res.frames} frames at {cfg.width}x{cfg.height}, {res.bits} bits: {res.bytes:,} bytes, "
           f"streaming {kbps(res.chunk_bytes, res.frames, float(res.fps)):.1f} kbit/s", file=sys.stderr)
     print(res.path)

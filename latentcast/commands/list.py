@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_connection_args, command, open_session, parser
+from ._common import add_connection_args, command, open_client, parser
 
 
 def build_parser():
@@ -14,8 +14,8 @@ def build_parser():
 @command("list")
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    with open_session(args, retry_s=2.0) as session:
-        movies = session.list_movies()
+    with open_client(args, retry_s=2.0) as client:
+        movies = client.list()
     print(f"{'id':<12}  {'size':>9}  {'fps':>6}  {'frames':>7}  {'duration':>8}  {'kbit/s':>7}  title")
     for m in movies:
         print(f"{m.id:<12}  {f'{m.width}x{m.height}':>9}  {m.fps_num / m.fps_den:>6.2f}  {m.frames:>7}  "

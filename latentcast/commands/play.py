@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import add_connection_args, command, open_session, parser
+from ._common import add_connection_args, command, open_client, parser
 
 EPILOG = """\
 The decoder is downloaded once into a cache keyed by its sha256 (LATENTCAST_CACHE or
@@ -40,21 +40,17 @@ def build_parser():
 
 @command("play")
 def main(argv: list[str]) -> int:
-    from pathlib import Path
-
-    from latentcast.client.player import play
     from latentcast.codec.format.rates import seconds_to_frame
 
     args = build_parser().parse_args(argv)
-    kwargs = {"cache_dir": Path(args.cache_dir)} if args.cache_dir else {}
-    with open_session(args, retry_s=args.retry, **kwargs) as session:
+    with open_client(args, retry_s=args.retry, cache_dir=args.cache_dir) as client:
         start = args.start
         if args.from_time is not None:
-            movie = session.get_movie(args.movie)
+            movie = client.movie(args.movie)
             start = seconds_to_frame(args.from_time, movie.fps_num / movie.fps_den)
-        summary = play(session, args.movie, args.output, start=start, count=args.frames, realtime=args.realtime,
-                       reference=args.reference, batch=args.batch_size, buffer_s=args.buffer,
-                       progress=not args.quiet)
+        summary = client.play(args.movie, args.output, start=start, count=args.frames, realtime=args.realtime,
+                              reference=args.reference, batch=args.batch_size, buffer_s=args.buffer,
+                              progress=not args.quiet)
     for line in summary.lines():
         print(line, file=sys.stderr)
     return 0

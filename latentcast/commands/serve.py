@@ -50,7 +50,8 @@ def main(argv: list[str]) -> int:
     from pathlib import Path
 
     from latentcast.codec.format.errors import UsageError
-    from latentcast.server.app import ServerOptions, is_loopback, start_server
+    from latentcast.codec.format.address import is_loopback
+    from latentcast.server.app import ServerOptions, start_server
     from latentcast.server.auth import load_tokens
     from latentcast.server.service import Limits
     from latentcast.server.store import Store

@@ -1,0 +1,21 @@
+"""From the messages a server sends to format objects: the movie's quantizer, and a streamed
+chunk's latents trimmed to the frames asked for."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from latentcast.codec.format.chunks import decode_chunk, frames_in
+from latentcast.codec.format.quantizer import Quantizer
+from latentcast.proto import latentcast_pb2 as pb
+
+
+def movie_quantizer(movie: pb.Movie) -> Quantizer:
+    """The quantizer a GetMovie answer describes (its bits and per-dimension ranges)."""
+    return Quantizer(movie.bits, np.asarray(movie.quant_lo, np.float32), np.asarray(movie.quant_hi, np.float32))
+
+
+def chunk_latents(movie: pb.Movie, chunk: pb.LatentChunk, quantizer: Quantizer, start: int, stop: int) -> np.ndarray:
+    """The dequantized latents of ``chunk`` for frames [start, stop) (a chunk decodes whole)."""
+    q = decode_chunk(chunk.payload, chunk.n_frames, movie.latent_dim, movie.bits, movie.symbols_packed)
+    return quantizer.dequantize(q[frames_in(chunk.start_frame, chunk.n_frames, start, stop)])

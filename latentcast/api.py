@@ -1,0 +1,120 @@
+"""The Python API: train, encode, decode and a streaming Client. The CLI's subcommands are thin
+layers over these functions; each imports what it needs when it is called."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from latentcast.codec.format.container import DEFAULT_CHUNK_SECONDS
+from latentcast.codec.format.errors import UsageError
+
+if TYPE_CHECKING:
+    from latentcast.client.player import PlaybackSummary
+    from latentcast.codec.format.container import EncodeResult
+    from latentcast.proto.latentcast_pb2 import Movie
+
+PathLike = str | os.PathLike
+
+
+def train(video: PathLike, model_dir: PathLike, *, resume: bool = False, **options) -> dict:
+    """Fit a codec to ``video`` and write it to ``model_dir``; returns the training summary.
+
+    ``options`` are the fields of ``latentcast.codec.train.TrainOptions`` (``minutes``,
+    ``size=(w, h)``, ``bits``, ``epochs``, ...), with the defaults ``latentcast train`` has,
+    except that no progress bar is shown unless ``progress=True``. ``resume`` continues from the
+    checkpoint in ``model_dir``.
+    """
+    from latentcast.codec.train import TrainOptions, train as fit
+
+    known = {f.name for f in dataclasses.fields(TrainOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UsageError(f"unknown training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    options.setdefault("progress", False)
+    if "epochs" in options and "minutes" not in options:
+        options["minutes"] = None  # a budget in epochs replaces the default minutes
+    return fit(str(video), model_dir, TrainOptions(**options), resume=resume)
+
+
+def encode(video: PathLike, model_dir: PathLike, output: PathLike, *, bits: int | None = None,
+           chunk_seconds: float = DEFAULT_CHUNK_SECONDS, max_frames: int | None = None, batch: int = 16,
+           progress: bool = False) -> "EncodeResult":
+    """Encode ``video`` with a trained model into a ``.lcv`` container at ``output`` (written
+    atomically). ``bits`` defaults to the width the model was trained for."""
+    from latentcast.codec.nn.config import load_config
+    from latentcast.codec.nn.encode import encode_video
+    from latentcast.codec.nn.weights import load_encoder
+
+    cfg = load_config(model_dir)
+    return encode_video(str(video), load_encoder(model_dir), cfg.decoder_sha256, output, bits=bits,
+                        chunk_seconds=chunk_seconds, batch=batch, max_frames=max_frames, progress=progress)
+
+
+def decode(movie: PathLike, model_dir: PathLike, *, start: int = 0, count: int | None = None,
+           batch: int = 16) -> Iterator[np.ndarray]:
+    """The frames of a ``.lcv`` container, decoded with the model's decoder, one uint8 (H, W, 3)
+    array at a time, from frame ``start`` for ``count`` frames (default: to the end)."""
+    from latentcast.codec.format.container import Container
+    from latentcast.codec.nn.decode import check_decoder_matches, decode_movie
+    from latentcast.codec.nn.weights import load_decoder
+
+    decoder = load_decoder(model_dir)
+    with Container(movie) as container:
+        h = container.header
+        check_decoder_matches(h, decoder)
+        if not 0 <= start < max(1, h.frames) or (count is not None and count <= 0):
+            raise UsageError(f"start {start} and count {count} fall outside the movie's {h.frames} frames")
+        for frames in decode_movie(container, decoder, start, count, batch):
+            yield from frames
+
+
+class Client:
+    """A viewer's connection to a latentcast server.
+
+    ``token``: the bearer token, if the server asks for one; ``tls_ca``: a CA certificate (PEM
+    bytes or a path) to connect with TLS; ``cache_dir``: where decoders are cached by sha256
+    (default: LATENTCAST_CACHE or ~/.cache/latentcast). Use as a context manager.
+    """
+
+    def __init__(self, address: str, token: str | None = None, *, tls_ca: bytes | PathLike | None = None,
+                 cache_dir: PathLike | None = None, timeout_s: float = 10.0, retry_s: float = 30.0):
+        from latentcast.client.session import Session
+
+        if tls_ca is not None and not isinstance(tls_ca, bytes):
+            tls_ca = Path(tls_ca).read_bytes()
+        extra = {"cache_dir": Path(cache_dir)} if cache_dir is not None else {}
+        self.session = Session(address, token=token, root_certificates=tls_ca, timeout_s=timeout_s,
+                               retry_s=retry_s, **extra)
+
+    def list(self) -> list["Movie"]:
+        """The movies the server offers (id, title, size, fps, frames, rates, decoder)."""
+        return self.session.list_movies()
+
+    def movie(self, movie: str) -> "Movie":
+        """One movie by id or exact title, with its quantization ranges."""
+        return self.session.get_movie(movie)
+
+    def play(self, movie: str, output: PathLike, *, start: int = 0, count: int | None = None,
+             realtime: bool = False, reference: PathLike | None = None, batch: int = 16, buffer_s: float = 1.0,
+             progress: bool = False, on_frames=None) -> "PlaybackSummary":
+        """Stream ``movie`` (id or exact title), decode it here and write ``output`` (.mkv, .mp4,
+        .y4m or ``-``); ``on_frames`` is called with each decoded batch (uint8 (n, H, W, 3))."""
+        from latentcast.client.player import play
+
+        return play(self.session, movie, str(output), start=start, count=count, realtime=realtime,
+                    reference=None if reference is None else str(reference), batch=batch, buffer_s=buffer_s,
+                    progress=progress, on_frames=on_frames)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
