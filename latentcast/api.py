@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike
 
 
+def require_extra(module: str, extra: str, what: str) -> None:
+    """A UsageError naming the pip extra to install when ``module`` is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise UsageError(f"{what} needs {module}: pip install 'latentcast[{extra}]'")
+
+
 def train(video: PathLike, model_dir: PathLike, *, resume: bool = False, **options) -> dict:
     """Fit a codec to ``video`` and write it to ``model_dir``; returns the training summary.
 
@@ -29,6 +37,7 @@ def train(video: PathLike, model_dir: PathLike, *, resume: bool = False, **optio
     except that no progress bar is shown unless ``progress=True``. ``resume`` continues from the
     checkpoint in ``model_dir``.
     """
+    require_extra("torchvision", "train", "training")
     from latentcast.codec.train import TrainOptions, train as fit
 
     known = {f.name for f in dataclasses.fields(TrainOptions)}

@@ -18,7 +18,7 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise UsageError("plots need matplotlib: pip install 'latentcast[plot]'") from None
+        raise UsageError("bench's plots need matplotlib: pip install 'latentcast[plot]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

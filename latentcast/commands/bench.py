@@ -46,6 +46,8 @@ def build_parser():
 def main(argv: list[str]) -> int:
     from pathlib import Path
 
+    from latentcast.api import require_extra
+
     from latentcast.codec.eval.bench import BenchOptions, run_bench
     from latentcast.codec.eval.classical import parse_codecs
     from latentcast.codec.eval.report import markdown, plot
@@ -54,6 +56,7 @@ def main(argv: list[str]) -> int:
     from latentcast.codec.video import parse_size
 
     args = build_parser().parse_args(argv)
+    require_extra("matplotlib", "plot", "bench")  # asked before a long run, not after it
     if args.plot:
         runs = []
         for d in args.plot:

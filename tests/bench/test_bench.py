@@ -80,3 +80,15 @@ def test_bad_input_is_one_line(trained_model, clip, tmp_path, capsys, argv, why)
     err = capsys.readouterr().err
     assert code != 0 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and why in err
+
+
+def test_bench_names_the_plot_extra_when_matplotlib_is_missing(trained_model, clip, tmp_path, capsys,
+                                                                monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    code = bench.main([str(clip), "--model", str(trained_model), "-o", str(tmp_path / "r"), "--codecs", "", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "pip install 'latentcast[plot]'" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()  # refused before any work

@@ -155,3 +155,33 @@ def test_encode_and_ingest_default_to_the_bits_the_model_was_trained_for(clip, t
     assert ingest.main([str(clip), "--model", str(model), "--store", str(tmp_path / "s"), "-q"]) == 0
     (rec,) = Store(tmp_path / "s").list()
     assert rec.bits == 4
+
+
+def test_train_flags_and_their_defaults_come_from_train_options():
+    import dataclasses
+
+    from latentcast.codec.train.options import TrainOptions
+    from latentcast.commands._common import dataclass_options
+
+    p = train.build_parser()
+    actions = {a.dest: a for a in p._actions}
+    for f in dataclasses.fields(TrainOptions):
+        if not f.metadata["cli"]:
+            assert f.name not in actions
+            continue
+        assert f.metadata["help"] in actions[f.name].help.replace("%%", "%"), f.name
+        if f.default is not None:
+            assert f"(default {f.default:g})" in actions[f.name].help if isinstance(f.default, float) else \
+                f"(default {f.default})" in actions[f.name].help, f.name
+    given = dataclass_options(TrainOptions, p.parse_args(["v.mp4", "-o", "m", "--epochs", "3", "--size", "64x48"]))
+    assert given == {"epochs": 3, "minutes": None, "size": (64, 48)}
+    assert dataclass_options(TrainOptions, p.parse_args(["v.mp4", "-o", "m"])) == {}
+
+
+def test_training_without_torchvision_names_the_extra(clip, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else real(name, *a))
+    line = _one_line_error(capsys, train.main([str(clip), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"]))
+    assert "pip install 'latentcast[train]'" in line

@@ -1,10 +1,11 @@
+import dataclasses
 import json
 
 import pytest
 import torch
 
 from latentcast.codec.format.errors import UsageError
-from latentcast.codec.nn.config import CodecConfig, plan_architecture
+from latentcast.codec.nn.config import LEGACY_FIELDS, CodecConfig, plan_architecture, upgrade_config
 from latentcast.codec.nn.model import build_model, count_parameters, macs_per_pixel
 
 
@@ -141,3 +142,17 @@ def test_only_a_shuffle_head_trains_in_blocks():
     assert not legacy.trains_in_blocks
     with pytest.raises(ValueError, match="shuffle head"):
         legacy.decoder(torch.randn(1, 64), blocks=True)
+
+
+def test_field_defaults_are_todays_architecture_and_old_configs_say_what_they_were():
+    fields = {f.name: f.default for f in dataclasses.fields(CodecConfig)}
+    planned = CodecConfig.plan(320, 180)
+    for name in ("stem_channels", "head", "weight_bits", "latent_dim", "architecture"):
+        assert getattr(planned, name) == fields[name], name
+    raw = json.loads(planned.to_json())
+    for name in LEGACY_FIELDS:
+        del raw[name]
+    old = upgrade_config(raw)
+    assert {k: old[k] for k in LEGACY_FIELDS} == {"stem_channels": 96, "head": "conv", "weight_bits": 8}
+    # a field the file names is never overridden by the compatibility step
+    assert upgrade_config(json.loads(planned.to_json()))["head"] == "shuffle"

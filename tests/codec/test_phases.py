@@ -1,0 +1,49 @@
+"""The training schedule as declared: phase order, where each starts, and what entering does."""
+
+import pytest
+
+from latentcast.codec.train import phases as phases_module
+from latentcast.codec.train import TrainOptions, train
+from latentcast.codec.train.phases import PHASES, phase_at
+
+
+def test_phases_come_in_order_and_start_where_the_options_say():
+    opts = TrainOptions(noise_from=0.2, qat_fraction=0.3)
+    assert [p.name for p in PHASES] == ["float", "noise", "qat"]
+    assert [p.start(opts) for p in PHASES] == [0.0, 0.2, pytest.approx(0.7)]
+    assert [phase_at(x, opts).name for x in (0.0, 0.19, 0.2, 0.69, 0.7, 0.99)] == \
+        ["float", "float", "noise", "noise", "qat", "qat"]
+    # only the last phase freezes the encoder; every phase but the first changes the latents
+    assert [p.freeze_encoder for p in PHASES] == [False, False, True]
+    assert [p.latents is None for p in PHASES] == [True, False, False]
+
+
+def test_a_noise_start_past_the_qat_start_skips_the_noise():
+    opts = TrainOptions(noise_from=0.9, qat_fraction=0.2)
+    assert {phase_at(x / 100, opts).name for x in range(100)} == {"float", "qat"}
+
+
+def test_entry_actions_run_once_each_in_the_declared_order(clip, tmp_path, monkeypatch):
+    calls = []
+
+    def recording(action):
+        def run(r):
+            calls.append((action.__name__, r.step))
+            action(r)
+        run.__name__ = action.__name__
+        return run
+
+    wrapped = tuple(phases_module.Phase(p.name, p.start, p.latents, p.freeze_encoder,
+                                        tuple(recording(a) for a in p.on_entry), p.before_step) for p in PHASES)
+    monkeypatch.setattr(phases_module, "PHASES", wrapped)
+    monkeypatch.setattr("latentcast.codec.train.loop.phase_at",
+                        lambda progress, opts: phases_module.phase_at(progress, opts, wrapped))
+    summary = train(str(clip), tmp_path / "m", TrainOptions(minutes=None, epochs=10, batch_size=4, latent_dim=32,
+                                                            noise_from=0.2, qat_fraction=0.5, progress=False))
+    # 60 steps: noise from step 12, QAT from step 30
+    assert calls == [("restart_collapse_guard", 12),
+                     ("restart_collapse_guard", 30), ("choose_weight_widths", 30), ("fake_quantize_weights", 30),
+                     ("measure_final_ranges", 30), ("start_weight_average", 30)]
+    assert summary["averaged_steps"] == 30
+    log = (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()
+    assert '"phase": "noise"' in log[0] and '"phase": "qat"' in log[-2]
