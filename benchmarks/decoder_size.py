@@ -21,12 +21,12 @@ from safetensors.torch import load as st_load
 from safetensors.torch import load_file
 
 from latentcast.codec import video
-from latentcast.codec.nn.tensors import to_tensor, to_uint8
-from latentcast.codec.quality import PSNRMeter
-from latentcast.codec.nn.model import build_model, count_parameters
 from latentcast.codec.format.decoder_file import compress_decoder
 from latentcast.codec.nn.config import load_config
+from latentcast.codec.nn.model import build_model, count_parameters
+from latentcast.codec.nn.tensors import to_tensor, to_uint8
 from latentcast.codec.nn.weights import dequantize_state, int8_state_bytes, shipped_widths, state_to_bytes
+from latentcast.codec.quality import PSNRMeter
 
 
 @torch.inference_mode()

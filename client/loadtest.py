@@ -19,10 +19,10 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from latentcast.codec.format.address import is_loopback
 from latentcast.codec.format.container import chunk_checksum
 from latentcast.codec.format.errors import UsageError
 from latentcast.codec.nn.decode import decode_latents
-from latentcast.codec.format.address import is_loopback
 from latentcast.proto import latentcast_pb2 as pb
 
 from .session import Session

@@ -16,12 +16,11 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-
 from latentcast.codec import video
 from latentcast.codec.format.errors import ModelError, UsageError
 from latentcast.codec.nn.decode import decode_latents
-from latentcast.codec.quality import ReferencePSNR
 from latentcast.codec.progress import progress_bar
+from latentcast.codec.quality import ReferencePSNR
 
 from .session import Session
 from .wire import chunk_latents, movie_quantizer

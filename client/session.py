@@ -18,9 +18,9 @@ import grpc
 
 from latentcast.codec.format.atomic import write_bytes_atomic, write_text_atomic
 from latentcast.codec.format.container import chunk_checksum
+from latentcast.codec.format.decoder_file import decompress_decoder
 from latentcast.codec.format.errors import LatentcastError, ModelError
 from latentcast.codec.nn.config import CodecConfig
-from latentcast.codec.format.decoder_file import decompress_decoder
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 

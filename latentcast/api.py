@@ -38,7 +38,8 @@ def train(video: PathLike, model_dir: PathLike, *, resume: bool = False, **optio
     checkpoint in ``model_dir``.
     """
     require_extra("torchvision", "train", "training")
-    from latentcast.codec.train import TrainOptions, train as fit
+    from latentcast.codec.train import TrainOptions
+    from latentcast.codec.train import train as fit
 
     known = {f.name for f in dataclasses.fields(TrainOptions)}
     unknown = sorted(set(options) - known)

@@ -17,7 +17,7 @@ from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 
 from .auth import TokenInterceptor
-from .service import Limits, LatentcastServicer
+from .service import LatentcastServicer, Limits
 from .store import Store
 
 log = logging.getLogger(__name__)

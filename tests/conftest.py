@@ -10,12 +10,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import make_frames, write_clip  # noqa: E402
-
 from latentcast.codec.format.container import Container
 from latentcast.codec.nn.decode import decode_movie
 from latentcast.codec.nn.weights import load_decoder
 from latentcast.server.store import Store  # noqa: E402
+from synthetic import make_frames, write_clip  # noqa: E402
 
 # Two cores on CI: keep torch from oversubscribing them when pytest runs tests in one process.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

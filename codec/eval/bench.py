@@ -35,7 +35,7 @@ from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
 from ..nn.tensors import to_tensor
 from ..nn.weights import load_decoder, load_encoder
 from ..progress import progress_bar
-from ..quality import PSNRMeter, Y_PSNR_STANDARD, luma, mse_to_psnr
+from ..quality import Y_PSNR_STANDARD, PSNRMeter, luma, mse_to_psnr
 from .bd import bd_psnr, bd_rate
 from .classical import ClassicalCodec, parse_codecs, run_classical
 from .report import LEARNED, write_results

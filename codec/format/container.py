@@ -11,7 +11,7 @@ Layout (all integers little-endian)::
     ..     checksum   u64       xxh3-64 of bytes [0, here)
     then, per chunk:
            record     u32 start_frame, u32 n_frames, u32 payload_len, u64 xxh3-64
-           payload    payload_len bytes (see quantize.encode_chunk)
+           payload    payload_len bytes (see chunks.encode_chunk)
     index  b"LCVI", u32 n_chunks, n_chunks * (u64 offset, u32 start, u32 n, u32 len, u64 xxh3),
            u64 xxh3-64 of the index so far
     trailer u64 index_offset, u64 index_len, b"LCV-END\\x00"   (the last 24 bytes)
@@ -43,7 +43,7 @@ from .quantizer import Quantizer, check_bits
 MAGIC = b"\x89LCV\r\n\x1a\n"
 END_MAGIC = b"LCV-END\x00"
 INDEX_MAGIC = b"LCVI"
-VERSION = 2  # packed payload symbols (quantize.encode_chunk)
+VERSION = 2  # packed payload symbols (chunks.encode_chunk)
 READS = (1, 2)
 
 _PREFIX = struct.Struct("<8sHHI")  # magic, version, flags, json_len

@@ -22,7 +22,7 @@ also runs 2.5 times the steps in the same minutes, which more than pays for the 
 
 The encoder mirrors it: replicate-pad the frame to (gh*S, gw*S), patchify down by the same
 strides, and a 1x1 conv to C channels. Any frame size works because the grid and strides are
-planned from the size (``plan_architecture``) and the padding is cropped off.
+planned from the size (``config.plan_architecture``) and the padding is cropped off.
 
 Architectures are registered by name; the name is stored in ``config.json`` so a model dir
 says what it is.

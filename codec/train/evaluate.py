@@ -20,7 +20,7 @@ from .data import FrameCache
 def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, bits: int, max_frames: int = 2000,
                   batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """The quantizer's per-dimension range at ``bits`` over the video's latents (evenly
-    subsampled when long), by the rule the encoder uses (quantize.latent_range)."""
+    subsampled when long), by the rule the encoder uses (format.quantizer.latent_range)."""
     idx = spread_indices(len(data), max_frames)
     z = torch.cat([model.encoder(to_tensor(data.stack(idx[s : s + batch]), device)).float().cpu()
                    for s in range(0, len(idx), batch)])

@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 import torch
 
+from ..format.decoder_file import compress_decoder
 from ..format.errors import UsageError
+from ..format.quantizer import spread_indices
 from ..nn.config import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
 from ..nn.model import count_parameters, set_weight_fake_quant
-from ..format.decoder_file import compress_decoder
-from ..format.quantizer import spread_indices
 from ..nn.tensors import to_tensor
 from ..nn.weight_codes import quantize_weight
 from ..nn.weights import int8_state_bytes

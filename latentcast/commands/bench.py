@@ -47,7 +47,6 @@ def main(argv: list[str]) -> int:
     from pathlib import Path
 
     from latentcast.api import require_extra
-
     from latentcast.codec.eval.bench import BenchOptions, run_bench
     from latentcast.codec.eval.classical import parse_codecs
     from latentcast.codec.eval.report import markdown, plot

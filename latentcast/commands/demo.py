@@ -46,8 +46,8 @@ def main(argv: list[str]) -> int:
     from latentcast.client.session import Session
     from latentcast.codec import video
     from latentcast.codec.format.atomic import write_bytes_atomic
-    from latentcast.codec.quality import mse_to_psnr
     from latentcast.codec.format.quantizer import check_bits
+    from latentcast.codec.quality import mse_to_psnr
     from latentcast.server.app import ServerOptions, run_server
     from latentcast.server.store import Store
 

@@ -49,8 +49,8 @@ def build_parser():
 def main(argv: list[str]) -> int:
     from pathlib import Path
 
-    from latentcast.codec.format.errors import UsageError
     from latentcast.codec.format.address import is_loopback
+    from latentcast.codec.format.errors import UsageError
     from latentcast.server.app import ServerOptions, start_server
     from latentcast.server.auth import load_tokens
     from latentcast.server.service import Limits

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from latentcast.codec.format.chunks import encode_chunk
 from latentcast.codec.format.container import Container, MovieHeader, write_container
 from latentcast.codec.format.errors import CorruptContainer
-from latentcast.codec.format.chunks import encode_chunk
 from latentcast.codec.format.quantizer import Quantizer
 
 DIM = 16

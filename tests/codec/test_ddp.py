@@ -7,9 +7,9 @@ import sys
 
 from safetensors.torch import load_file as st_load_file
 
+from latentcast.codec.nn.config import load_config
 from latentcast.codec.train.loop import train
 from latentcast.codec.train.options import TrainOptions
-from latentcast.codec.nn.config import load_config
 
 
 def _free_port() -> int:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from latentcast.codec.train import phases as phases_module
 from latentcast.codec.train import TrainOptions, train
+from latentcast.codec.train import phases as phases_module
 from latentcast.codec.train.phases import PHASES, phase_at
 
 

@@ -6,14 +6,14 @@ import torch
 
 from latentcast.codec.format.container import Container
 from latentcast.codec.format.errors import ModelError
+from latentcast.codec.format.quantizer import Quantizer
 from latentcast.codec.format.rates import seconds_to_frame
+from latentcast.codec.nn.config import load_config
 from latentcast.codec.nn.decode import decode_latents, decode_movie
 from latentcast.codec.nn.encode import encode_video
-from latentcast.codec.format.quantizer import Quantizer
-from latentcast.codec.video import read_frames
-from latentcast.codec.nn.config import load_config
-from latentcast.codec.nn.weights import load_decoder, load_encoder
 from latentcast.codec.nn.tensors import to_tensor, to_uint8
+from latentcast.codec.nn.weights import load_decoder, load_encoder
+from latentcast.codec.video import read_frames
 
 
 def test_container_decode_is_bit_exact_with_in_memory_quantized_decode(trained_model, clip, tmp_path):

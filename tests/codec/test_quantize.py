@@ -5,8 +5,8 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latentcast.codec.format.errors import CorruptContainer, UsageError
 from latentcast.codec.format.chunks import decode_chunk, encode_chunk, symbols_per_byte
+from latentcast.codec.format.errors import CorruptContainer, UsageError
 from latentcast.codec.format.quantizer import Quantizer, latent_range
 from latentcast.codec.train.latent_noise import add_quantization_noise, fake_quantize
 

@@ -7,23 +7,21 @@ from safetensors.torch import load as st_load
 from safetensors.torch import load_file as st_load_file
 from torch.optim.swa_utils import AveragedModel
 
+from latentcast.codec.format.decoder_file import compress_decoder, sha256_file
+from latentcast.codec.format.errors import ModelError, UsageError
+from latentcast.codec.nn.config import CodecConfig, load_config, top_code
+from latentcast.codec.nn.model import build_model
+from latentcast.codec.nn.tensors import to_tensor, to_uint8
+from latentcast.codec.nn.weights import load_decoder, load_model
+from latentcast.codec.quality import PSNRMeter
 from latentcast.codec.train import distributed as distributed_module
 from latentcast.codec.train import phases as phases_module
-
-from latentcast.codec.format.errors import ModelError, UsageError
-from latentcast.codec.nn.tensors import to_tensor, to_uint8
-from latentcast.codec.quality import PSNRMeter
-from latentcast.codec.nn.config import CodecConfig
-from latentcast.codec.nn.model import build_model
-from latentcast.codec.nn.config import top_code
-from latentcast.codec.train.weight_budget import DEFAULT_WEIGHT_BUDGET
-from latentcast.codec.train.checkpoint import load_checkpoint as _load_checkpoint, save_checkpoint as _save_checkpoint
+from latentcast.codec.train.checkpoint import load_checkpoint as _load_checkpoint
+from latentcast.codec.train.checkpoint import save_checkpoint as _save_checkpoint
 from latentcast.codec.train.device import pick_autocast
 from latentcast.codec.train.loop import train
 from latentcast.codec.train.options import TrainOptions
-from latentcast.codec.format.decoder_file import compress_decoder, sha256_file
-from latentcast.codec.nn.config import load_config
-from latentcast.codec.nn.weights import load_decoder, load_model
+from latentcast.codec.train.weight_budget import DEFAULT_WEIGHT_BUDGET
 
 
 def _psnr(model, frames):

@@ -1,13 +1,18 @@
 import pytest
 import torch
 
+from latentcast.codec.format.decoder_file import compress_decoder
 from latentcast.codec.format.errors import UsageError
 from latentcast.codec.nn.config import CodecConfig
 from latentcast.codec.nn.model import build_model
-from latentcast.codec.train.weight_budget import (WIDTHS, allocate_weight_bits, check_weight_budget, choose_widths,
-    measure_layers)
-from latentcast.codec.format.decoder_file import compress_decoder
 from latentcast.codec.nn.weights import int8_state_bytes
+from latentcast.codec.train.weight_budget import (
+    WIDTHS,
+    allocate_weight_bits,
+    check_weight_budget,
+    choose_widths,
+    measure_layers,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,25 @@
 import math
 import struct
 
-import pytest
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load as st_load
 
-from latentcast.codec.format.errors import ModelError
-from latentcast.codec.nn.tensors import to_uint8
-from latentcast.codec.nn.config import CodecConfig
-from latentcast.codec.nn.model import build_model, set_weight_fake_quant
-from latentcast.codec.nn.config import top_code
-from latentcast.codec.nn.weight_codes import dequantize_weight, fake_quantize_weight, quantize_weight
 from latentcast.codec.format.decoder_file import compress_decoder, decompress_decoder, sha256_bytes
-from latentcast.codec.nn.weights import (dequantize_state, int8_state_bytes, load_decoder_bytes, load_state_verified,
-    shipped_widths, state_to_bytes)
+from latentcast.codec.format.errors import ModelError
+from latentcast.codec.nn.config import CodecConfig, top_code
+from latentcast.codec.nn.model import build_model, set_weight_fake_quant
+from latentcast.codec.nn.tensors import to_uint8
+from latentcast.codec.nn.weight_codes import dequantize_weight, fake_quantize_weight, quantize_weight
+from latentcast.codec.nn.weights import (
+    dequantize_state,
+    int8_state_bytes,
+    load_decoder_bytes,
+    load_state_verified,
+    shipped_widths,
+    state_to_bytes,
+)
 
 
 def test_int8_decoder_is_small_and_close():

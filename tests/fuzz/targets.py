@@ -15,12 +15,12 @@ from fractions import Fraction
 import numpy as np
 
 from latentcast.codec import video
-from latentcast.codec.format.container import Container, MovieHeader, write_container
-from latentcast.codec.format.errors import LatentcastError
-from latentcast.codec.nn.config import CodecConfig
 from latentcast.codec.format.chunks import encode_chunk
-from latentcast.codec.format.quantizer import Quantizer
+from latentcast.codec.format.container import Container, MovieHeader, write_container
 from latentcast.codec.format.decoder_file import sha256_bytes
+from latentcast.codec.format.errors import LatentcastError
+from latentcast.codec.format.quantizer import Quantizer
+from latentcast.codec.nn.config import CodecConfig
 from latentcast.codec.nn.weights import load_decoder_bytes
 
 SCRATCH = tempfile.mkdtemp(prefix="latentcast-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)

@@ -13,8 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from latentcast.client.player import play
 from latentcast.client.session import ServerError, Session
 from latentcast.codec import video
-from latentcast.codec.format.container import Container, write_container
 from latentcast.codec.format.chunks import encode_chunk
+from latentcast.codec.format.container import Container, write_container
 from latentcast.codec.format.decoder_file import compress_decoder
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
