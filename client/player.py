@@ -18,6 +18,7 @@ from fractions import Fraction
 
 from latentcast.codec import video
 from latentcast.codec.format.errors import ModelError, UsageError
+from latentcast.codec.format.rates import kbps
 from latentcast.codec.nn.decode import decode_latents
 from latentcast.codec.progress import progress_bar
 from latentcast.codec.quality import ReferencePSNR
@@ -34,10 +35,12 @@ class PlaybackSummary:
     title: str
     frames: int
     duration_s: float
+    side_bytes: int  # the GetMovie answer: side information a viewer needs before any frame
     latent_bytes: int
-    decoder_bytes: int
+    decoder_bytes: int  # downloaded now, or (cached) what a first view downloads
     decoder_downloaded: bool
-    streaming_kbps: float
+    streaming_kbps: float  # side information and latents over the duration
+    total_kbps: float  # the same with the decoder: what a first view costs
     decode_fps: float
     wall_s: float
     first_frame_s: float
@@ -49,9 +52,11 @@ class PlaybackSummary:
         out = [
             f"movie        {self.title} ({self.movie_id})",
             f"frames       {self.frames} ({self.duration_s:.2f} s of video) in {self.wall_s:.2f} s",
-            f"received     latents {self.latent_bytes:,} bytes; decoder {self.decoder_bytes:,} bytes"
-            + ("" if self.decoder_downloaded else " (cached)"),
-            f"bitrate      {self.streaming_kbps:.1f} kbit/s of latents over the video's duration",
+            f"received     side information {self.side_bytes:,} bytes; latents {self.latent_bytes:,} bytes; "
+            + (f"decoder {self.decoder_bytes:,} bytes" if self.decoder_downloaded else
+               f"decoder cached ({self.decoder_bytes:,} bytes on a first view)"),
+            f"bitrate      total {self.total_kbps:.1f} kbit/s (a first view, decoder included); streaming "
+            f"{self.streaming_kbps:.1f} kbit/s (side information and latents)",
             f"decode       {self.decode_fps:.1f} frames/s",
             f"first frame  {self.first_frame_s * 1000:.0f} ms",
             f"stalls       {self.stalls}; reconnects {self.reconnects}",
@@ -153,10 +158,14 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     if written != stop - start:
         raise ModelError(f"playback ended after {written} of {stop - start} frames")
     duration = written / float(fps)
+    side = movie.ByteSize()
+    streaming = side + session.received.latent_bytes
+    decoder_bytes = session.received.decoder_bytes if downloaded else movie.decoder_bytes
     return PlaybackSummary(
-        movie_id=movie.id, title=movie.title, frames=written, duration_s=duration,
-        latent_bytes=session.received.latent_bytes, decoder_bytes=session.received.decoder_bytes,
-        decoder_downloaded=downloaded, streaming_kbps=session.received.latent_bytes * 8 / duration / 1000,
+        movie_id=movie.id, title=movie.title, frames=written, duration_s=duration, side_bytes=side,
+        latent_bytes=session.received.latent_bytes, decoder_bytes=decoder_bytes, decoder_downloaded=downloaded,
+        streaming_kbps=kbps(streaming, written, float(fps)), total_kbps=kbps(streaming + decoder_bytes, written,
+                                                                          float(fps)),
         decode_fps=written / max(decode_s, 1e-9), wall_s=time.monotonic() - t0,
         first_frame_s=first_frame_s or 0.0, stalls=stalls, reconnects=session.received.reconnects,
         psnr=meter.psnr if meter else None)

@@ -6,12 +6,26 @@ from __future__ import annotations
 import numpy as np
 
 from latentcast.codec.format.chunks import decode_chunk, frames_in
+from latentcast.codec.format.container import MovieHeader
+from latentcast.codec.format.errors import CorruptContainer, ModelError
 from latentcast.codec.format.quantizer import Quantizer
 from latentcast.proto import latentcast_pb2 as pb
 
 
 def movie_quantizer(movie: pb.Movie) -> Quantizer:
-    """The quantizer a GetMovie answer describes (its bits and per-dimension ranges)."""
+    """The quantizer a GetMovie answer describes: from its side information (``header``), checked
+    against the catalog fields beside it, or from a server before that field, its float ranges."""
+    if movie.header:
+        try:
+            header = MovieHeader.from_bytes(movie.header)
+        except CorruptContainer as e:
+            raise ModelError(f"the server's side information for {movie.id!r} is damaged ({e})") from None
+        if (header.latent_dim, header.bits, header.frames, header.decoder_sha256) != \
+                (movie.latent_dim, movie.bits, movie.frames, movie.decoder_sha256):
+            raise ModelError(f"the server's side information for {movie.id!r} disagrees with its catalog entry")
+        return header.quantizer
+    if not len(movie.quant_lo) == len(movie.quant_hi) == movie.latent_dim:
+        raise ModelError(f"the server sent no quantization ranges for {movie.id!r}")
     return Quantizer(movie.bits, np.asarray(movie.quant_lo, np.float32), np.asarray(movie.quant_hi, np.float32))
 
 

@@ -95,16 +95,17 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         return pb.Movie(
             id=rec.id, title=rec.title, width=rec.width, height=rec.height, fps_num=rec.fps_num,
             fps_den=rec.fps_den, frames=rec.frames, duration_s=rec.duration, streaming_kbps=rec.streaming_kbps,
+            total_kbps=rec.total_kbps,
             decoder_sha256=rec.decoder_sha256, decoder_bytes=rec.decoder_bytes, latent_dim=rec.latent_dim,
             bits=rec.bits, chunk_frames=rec.chunk_frames, stored_bytes=rec.stored_bytes, **extra)
 
     def _describe(self, rec, context) -> pb.Movie:
         try:
-            header = self.store.movie_header(rec.id)
+            header, side = self.store.movie_header(rec.id)
         except CorruptContainer as e:
             context.abort(grpc.StatusCode.DATA_LOSS, f"movie {rec.id}: {e}")
-        return self._movie_message(rec, quant_lo=header.lo.tolist(), quant_hi=header.hi.tolist(),
-                                   symbols_packed=header.packed)
+        # The ranges travel inside `header`, the movie's side information, as the file stores them.
+        return self._movie_message(rec, header=side, symbols_packed=header.packed)
 
     # -- RPCs ----------------------------------------------------------------------------------
 

@@ -53,8 +53,9 @@ CREATE TABLE IF NOT EXISTS movies (
     fps_num INTEGER NOT NULL, fps_den INTEGER NOT NULL,
     frames INTEGER NOT NULL, latent_dim INTEGER NOT NULL, bits INTEGER NOT NULL,
     chunk_frames INTEGER NOT NULL,
-    stored_bytes INTEGER NOT NULL, chunk_bytes INTEGER NOT NULL,
-    created REAL NOT NULL
+    stored_bytes INTEGER NOT NULL, chunk_bytes INTEGER NOT NULL,   -- chunk records + payloads
+    created REAL NOT NULL,
+    side_bytes INTEGER NOT NULL DEFAULT 0   -- the container header GetMovie sends (migrate_side_bytes)
 );
 CREATE INDEX IF NOT EXISTS movies_title ON movies(title);
 """
@@ -84,6 +85,7 @@ class MovieRecord:
     stored_bytes: int
     chunk_bytes: int
     created: float
+    side_bytes: int = 0
     decoder_bytes: int = 0
 
     @property
@@ -95,8 +97,18 @@ class MovieRecord:
         return self.frames / float(self.fps)
 
     @property
+    def streaming_bytes(self) -> int:
+        """What a viewer receives for the picture, the decoder aside: side information and chunks."""
+        return self.side_bytes + self.chunk_bytes
+
+    @property
     def streaming_kbps(self) -> float:
-        return kbps(self.chunk_bytes, self.frames, float(self.fps))
+        return kbps(self.streaming_bytes, self.frames, float(self.fps))
+
+    @property
+    def total_kbps(self) -> float:
+        """The streaming bytes and the decoder download, over the movie's length."""
+        return kbps(self.streaming_bytes + self.decoder_bytes, self.frames, float(self.fps))
 
 
 class Store:
@@ -112,6 +124,28 @@ class Store:
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.executescript(SCHEMA)
+        self._migrate_side_bytes()
+
+    def _migrate_side_bytes(self) -> None:
+        """Catalogs from before side_bytes existed: add the column, and fill it in from each
+        movie's container so that no rate leaves the side information out."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                columns = {r["name"] for r in db.execute("PRAGMA table_info(movies)")}
+                if "side_bytes" not in columns:
+                    db.execute("ALTER TABLE movies ADD COLUMN side_bytes INTEGER NOT NULL DEFAULT 0")
+                    for row in db.execute("SELECT id FROM movies").fetchall():
+                        try:
+                            with Container(self.movie_path(row["id"])) as c:
+                                side = c.header_bytes
+                        except CorruptContainer:
+                            continue  # `store check` reports it; its rate stays without the header
+                        db.execute("UPDATE movies SET side_bytes = ? WHERE id = ?", (side, row["id"]))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -216,7 +250,7 @@ class Store:
             if not wpath.exists() or wpath.read_bytes() != wire:
                 write_bytes_atomic(wpath, wire)
             with Container(path) as c:
-                h = c.header
+                h, side = c.header, c.header_bytes
             with self._db() as db:
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -224,10 +258,11 @@ class Store:
                                (sha, len(wire), len(decoder)))
                     db.execute(
                         "INSERT INTO movies (id, title, decoder_sha256, width, height, fps_num, fps_den, frames, "
-                        "latent_dim, bits, chunk_frames, stored_bytes, chunk_bytes, created) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "latent_dim, bits, chunk_frames, stored_bytes, chunk_bytes, created, side_bytes) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (movie_id, title, sha, h.width, h.height, h.fps.numerator, h.fps.denominator, h.frames,
-                         h.latent_dim, h.bits, h.chunk_frames, result.bytes, result.chunk_bytes, time.time()))
+                         h.latent_dim, h.bits, h.chunk_frames, result.bytes, result.streaming_bytes - side,
+                         time.time(), side))
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
@@ -262,10 +297,10 @@ class Store:
                 f.unlink(missing_ok=True)
         return rec, drop_decoder
 
-    def movie_header(self, movie_id: str) -> MovieHeader:
-        """The stored movie's container header: its quantization ranges and payload coding."""
+    def movie_header(self, movie_id: str) -> tuple[MovieHeader, bytes]:
+        """The stored movie's container header, parsed and as stored (its side information)."""
         with Container(self.movie_path(movie_id)) as c:
-            return c.header
+            return c.header, c.side_information()
 
 
 # -- consistency check and repair ---------------------------------------------------------------

@@ -36,7 +36,7 @@ from ..nn.tensors import to_tensor
 from ..nn.weights import load_decoder, load_encoder
 from ..progress import progress_bar
 from ..quality import Y_PSNR_STANDARD, PSNRMeter, luma, mse_to_psnr
-from .bd import bd_psnr, bd_rate
+from .bd import bd_psnr, bd_rate, rd_hull
 from .classical import ClassicalCodec, parse_codecs, run_classical
 from .report import LEARNED, write_results
 
@@ -154,10 +154,11 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
             q = meter.result()
             common = dict(bits=bits, model=name, container=path.name, ms_ssim_note=ms_ssim_note(h, w))
             enc_fps, dec_fps = n / (enc_s + write_s), n / dec_s
-            points.append(point(LEARNED, None, res.chunk_bytes, n, fps, w, h, q, enc_fps, dec_fps,
-                                accounting="streaming", **common))
-            points.append(point(LEARNED, None, res.chunk_bytes + decoder_bytes, n, fps, w, h, q, enc_fps, dec_fps,
+            speed = (enc_fps, dec_fps)
+            points.append(point(LEARNED, None, res.streaming_bytes + decoder_bytes, n, fps, w, h, q, *speed,
                                 accounting="total", decoder_bytes=decoder_bytes, **common))
+            points.append(point(LEARNED, None, res.streaming_bytes, n, fps, w, h, q, *speed,
+                                accounting="streaming", **common))
             bar.update(1)
         del latents
     return points
@@ -194,10 +195,15 @@ def bench_classical(codec: ClassicalCodec, frames: np.ndarray, fps: Fraction, ta
     return [done[c] for c in sorted(done)]
 
 
+# A Bjøntegaard delta through fewer points than this rests on too little of the curve.
+MIN_BD_POINTS = 4
+
+
 def bd_table(points: list[dict]) -> list[dict]:
-    """BD-rate and BD-PSNR of each learned curve against each classical curve."""
+    """BD-rate and BD-PSNR of each learned curve (total accounting first) against each classical
+    curve, over every non-dominated point of each, with how many points each curve has."""
     curves: dict[tuple, list[dict]] = {}
-    for p in points:
+    for p in sorted(points, key=lambda p: p["accounting"] != "total"):
         key = (p["codec"], p["preset"], p["accounting"], p["model"])
         curves.setdefault(key, []).append(p)
     rows = []
@@ -208,10 +214,16 @@ def bd_table(points: list[dict]) -> list[dict]:
         for t in tests:
             tr, tp = [p["kbps"] for p in curves[t]], [p["psnr"] for p in curves[t]]
             rate, dpsnr = bd_rate(ar, ap, tr, tp), bd_psnr(ar, ap, tr, tp)
+            counts = len(rd_hull(ar, ap)[0]), len(rd_hull(tr, tp)[0])
+            notes = []
+            if rate is None or dpsnr is None:
+                notes.append("PSNR or rate ranges do not overlap: no Bjøntegaard delta")
+            if min(counts) < MIN_BD_POINTS:
+                notes.append(f"warning: a curve has fewer than {MIN_BD_POINTS} non-dominated points")
             rows.append({"anchor": f"{a[0]} {a[1]}", "test": f"{t[0]} {t[3]} ({t[2]})",
                          "bd_rate_percent": rate, "bd_psnr_db": dpsnr,
-                         "note": None if rate is not None and dpsnr is not None else
-                         "PSNR or rate ranges do not overlap: no Bjøntegaard delta"})
+                         "anchor_points": counts[0], "test_points": counts[1],
+                         "note": "; ".join(notes) or None})
     return rows
 
 

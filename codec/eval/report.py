@@ -86,16 +86,19 @@ def markdown(results: dict) -> str:
              f"{results['fps']:g} fps", "",
              "| codec | preset | crf/bits | accounting | kbit/s | bpp | PSNR | PSNR(MSE) | MS-SSIM | Y-PSNR | enc fps "
              "| dec fps |", "|" + "---|" * 12]
-    for p in sorted(results["points"], key=lambda p: (p["codec"] != LEARNED, curve_label(p), p["kbps"])):
+    order = lambda p: (p["codec"] != LEARNED, p["accounting"] != "total", curve_label(p), p["kbps"])  # noqa: E731
+    for p in sorted(results["points"], key=order):
         knob = f"crf {p['crf']}" if p["crf"] is not None else f"{p['bits']} bits"
         codec = p["codec"] if p["codec"] != LEARNED else f"latentcast {p['model']}"
         lines.append(f"| {codec} | {p['preset'] or ''} | {knob} | {p['accounting'] or ''} | {p['kbps']:.1f} | "
                      f"{p['bpp']:.4f} | {p['psnr']:.2f} | {p['psnr_mse']:.2f} | {f(p['ms_ssim'], '.4f')} | "
                      f"{p['y_psnr']:.2f} | {p['enc_fps']:.1f} | {p['dec_fps']:.1f} |")
     if results.get("bd"):
-        lines += ["", "| anchor | test | BD-rate | BD-PSNR |", "|---|---|---|---|"]
+        lines += ["", "| anchor | test | BD-rate | BD-PSNR | points (anchor, test) | note |",
+                  "|---|---|---|---|---|---|"]
         for row in results["bd"]:
             rate = f"{row['bd_rate_percent']:+.1f}%" if row["bd_rate_percent"] is not None else "no overlap"
             dp = f"{row['bd_psnr_db']:+.2f} dB" if row["bd_psnr_db"] is not None else "no overlap"
-            lines.append(f"| {row['anchor']} | {row['test']} | {rate} | {dp} |")
+            points = f"{row.get('anchor_points', '?')}, {row.get('test_points', '?')}"
+            lines.append(f"| {row['anchor']} | {row['test']} | {rate} | {dp} | {points} | {row.get('note') or ''} |")
     return "\n".join(lines)

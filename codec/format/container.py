@@ -3,11 +3,11 @@
 Layout (all integers little-endian)::
 
     0      magic      8 bytes   b"\\x89LCV\\r\\n\\x1a\\n"   (catches text-mode mangling, like PNG)
-    8      version    u16       2; version 1 (read too) kept one latent symbol per payload byte
+    8      version    u16       3 (versions 1 and 2 are read too, see below)
     10     flags      u16       0
     12     json_len   u32
     16     header     json_len bytes of UTF-8 JSON (sizes, fps, bits, chunking, decoder sha256)
-    ..     ranges     2 * latent_dim float32: lo[], then hi[]
+    ..     ranges     u32 length, then a zstd frame of 2 * latent_dim float16: lo[], then hi[]
     ..     checksum   u64       xxh3-64 of bytes [0, here)
     then, per chunk:
            record     u32 start_frame, u32 n_frames, u32 payload_len, u64 xxh3-64
@@ -15,6 +15,12 @@ Layout (all integers little-endian)::
     index  b"LCVI", u32 n_chunks, n_chunks * (u64 offset, u32 start, u32 n, u32 len, u64 xxh3),
            u64 xxh3-64 of the index so far
     trailer u64 index_offset, u64 index_len, b"LCV-END\\x00"   (the last 24 bytes)
+
+The header up to its checksum is the movie's side information: a viewer needs it before the
+first frame, GetMovie sends it byte for byte, and every streaming rate counts it. Version 3 keeps
+it small: the quantizer's ranges are float16 (the writer rounds them outward, and quantizes with
+the rounded ranges, so encoder and decoder agree exactly) in a zstd frame, where versions 1 and 2
+spent 8 bytes a dimension on float32. Version 1 also kept one latent symbol per payload byte.
 
 A chunk's checksum covers its (start, n_frames, payload_len) and payload, so a chunk sent over
 the wire can be verified by the receiver with the same function. Every defect raises
@@ -24,6 +30,7 @@ the wire can be verified by the receiver with the same function. Every defect ra
 from __future__ import annotations
 
 import bisect
+import io
 import json
 import os
 import struct
@@ -37,16 +44,18 @@ import xxhash
 
 from .atomic import atomic_write
 from .chunks import decode_chunk, encode_chunk, frames_in
+from .compress import compressor, decompress_exact
 from .errors import CorruptContainer, UsageError
 from .quantizer import Quantizer, check_bits
 
 MAGIC = b"\x89LCV\r\n\x1a\n"
 END_MAGIC = b"LCV-END\x00"
 INDEX_MAGIC = b"LCVI"
-VERSION = 2  # packed payload symbols (chunks.encode_chunk)
-READS = (1, 2)
+VERSION = 3  # float16 ranges in a zstd frame; 2: packed payload symbols (chunks.encode_chunk)
+READS = (1, 2, 3)
 
 _PREFIX = struct.Struct("<8sHHI")  # magic, version, flags, json_len
+_U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _RECORD = struct.Struct("<IIIQ")  # start, n_frames, payload_len, checksum
 _INDEX_HEAD = struct.Struct("<4sI")
@@ -80,8 +89,12 @@ class MovieHeader:
     decoder_sha256: str
     lo: np.ndarray
     hi: np.ndarray
-    # Payloads pack symbols of 4 bits or fewer several to a byte (version 2); False for version 1.
-    packed: bool = True
+    version: int = VERSION
+
+    @property
+    def packed(self) -> bool:
+        """Payloads pack symbols of 4 bits or fewer several to a byte (from version 2)."""
+        return self.version >= 2
 
     @property
     def quantizer(self) -> Quantizer:
@@ -100,10 +113,27 @@ class MovieHeader:
         }, sort_keys=True).encode()
 
     def to_bytes(self) -> bytes:
+        """The header as stored and as GetMovie sends it: the movie's side information."""
         body = self._json()
-        ranges = np.concatenate([self.lo, self.hi]).astype("<f4").tobytes()
-        head = _PREFIX.pack(MAGIC, VERSION if self.packed else 1, 0, len(body)) + body + ranges
+        ranges = np.concatenate([self.lo, self.hi]).astype(np.float32)
+        if self.version >= 3:
+            half = ranges.astype("<f2")
+            if not np.array_equal(half.astype(np.float32), ranges):
+                raise ValueError("version 3 stores float16 ranges: round them first (quantizer.half_ranges)")
+            coded = compressor().compress(half.tobytes())
+            ranges_bytes = _U32.pack(len(coded)) + coded
+        else:
+            ranges_bytes = ranges.astype("<f4").tobytes()
+        head = _PREFIX.pack(MAGIC, self.version, 0, len(body)) + body + ranges_bytes
         return head + _U64.pack(xxhash.xxh3_64_intdigest(head))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "MovieHeader":
+        """Parse side information received on its own (GetMovie); CorruptContainer if damaged."""
+        header, end = _parse_header(io.BytesIO(data), len(data))
+        if end != len(data):
+            raise CorruptContainer(f"side information runs {len(data) - end} bytes past its checksum", end)
+        return header
 
 
 @dataclass(frozen=True)
@@ -174,22 +204,20 @@ def _parse_header(f: BinaryIO, size: int) -> tuple[MovieHeader, int]:
         raise CorruptContainer("header JSON is unreadable", _PREFIX.size) from None
     if not 0 < dim <= MAX_LATENT_DIM:
         raise CorruptContainer(f"latent_dim {dim} is out of range", _PREFIX.size)
-    ranges_at = _PREFIX.size + json_len
-    ranges = f.read(8 * dim)
+    ranges, end = _read_ranges(f, version, dim, _PREFIX.size + json_len, size)
     check = f.read(8)
-    if len(ranges) < 8 * dim or len(check) < 8:
-        raise CorruptContainer("truncated inside the header", ranges_at + len(ranges) + len(check))
-    end = ranges_at + 8 * dim
+    if len(check) < 8:
+        raise CorruptContainer("truncated inside the header", end + len(check))
     if _U64.unpack(check)[0] != xxhash.xxh3_64_intdigest(raw + body + ranges):
         raise CorruptContainer("header checksum mismatch", end)
     try:
-        arr = np.frombuffer(ranges, "<f4").astype(np.float32)
+        arr = _ranges_array(ranges, version, dim, end)
         header = MovieHeader(
             width=int(meta["width"]), height=int(meta["height"]),
             fps=Fraction(int(meta["fps"][0]), int(meta["fps"][1])),
             frames=int(meta["frames"]), latent_dim=dim, bits=int(meta["bits"]),
             chunk_frames=int(meta["chunk_frames"]), decoder_sha256=str(meta["decoder_sha256"]),
-            lo=arr[:dim], hi=arr[dim:], packed=version >= 2,
+            lo=arr[:dim], hi=arr[dim:], version=version,
         )
     except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError):
         raise CorruptContainer("header fields are missing or malformed", _PREFIX.size) from None
@@ -197,6 +225,37 @@ def _parse_header(f: BinaryIO, size: int) -> tuple[MovieHeader, int]:
             and header.chunk_frames > 0):
         raise CorruptContainer("header values are out of range", _PREFIX.size)
     return header, end + 8
+
+
+def _read_ranges(f: BinaryIO, version: int, dim: int, at: int, size: int) -> tuple[bytes, int]:
+    """The ranges' bytes as stored (length field included), and the offset after them."""
+    if version < 3:
+        ranges = f.read(8 * dim)
+        if len(ranges) < 8 * dim:
+            raise CorruptContainer("truncated inside the header", at + len(ranges))
+        return ranges, at + 8 * dim
+    field = f.read(_U32.size)
+    if len(field) < _U32.size:
+        raise CorruptContainer("truncated inside the header", at + len(field))
+    (n,) = _U32.unpack(field)
+    if at + _U32.size + n > size or n > 4 * dim + 1024:  # zstd never needs this much for 4*dim bytes
+        raise CorruptContainer(f"ranges of {n} bytes run past the end of the header", at)
+    coded = f.read(n)
+    return field + coded, at + _U32.size + n
+
+
+def _ranges_array(stored: bytes, version: int, dim: int, at: int) -> np.ndarray:
+    """lo and hi (2 * dim float32) from the ranges' stored bytes."""
+    if version < 3:
+        return np.frombuffer(stored, "<f4").astype(np.float32)
+    try:
+        raw = decompress_exact(stored[_U32.size:], 4 * dim)
+    except ValueError as e:
+        raise CorruptContainer(f"quantizer ranges {e}", at) from None
+    arr = np.frombuffer(raw, "<f2").astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise CorruptContainer("quantizer ranges are not finite", at)
+    return arr
 
 
 class Container:
@@ -313,6 +372,17 @@ class Container:
             rows = frames_in(e.start, e.n_frames, start, stop)
             yield e.start + rows.start, quant.dequantize(self.read_chunk(i)[rows])
 
+    def side_information(self) -> bytes:
+        """The header exactly as stored, checksum included: what GetMovie sends a viewer."""
+        self._f.seek(0)
+        return self._f.read(self.header_bytes)
+
+    @property
+    def streaming_bytes(self) -> int:
+        """What a viewer receives to see the whole movie: the side information (the header)
+        and every chunk's record and payload. The index stays on the server."""
+        return self.header_bytes + sum(c.stored_bytes for c in self.chunks)
+
     def breakdown(self) -> dict[str, int]:
         """Bytes by part of the file."""
         chunk_bytes = sum(c.stored_bytes for c in self.chunks)
@@ -334,7 +404,7 @@ class EncodeResult:
     path: Path
     frames: int
     bytes: int
-    chunk_bytes: int  # chunk records + payloads: what streaming sends
+    streaming_bytes: int  # side information + chunk records + payloads: what a viewer receives
     fps: Fraction
     bits: int
 
@@ -369,5 +439,4 @@ def write_latents(latents: np.ndarray, size: tuple[int, int], fps: Fraction, out
 
     nbytes = write_container(out, header, chunks())
     with Container(out) as c:
-        parts = c.breakdown()
-    return EncodeResult(Path(out), n, nbytes, parts["chunk_records"] + parts["chunk_payloads"], fps, bits)
+        return EncodeResult(Path(out), n, nbytes, c.streaming_bytes, fps, bits)

@@ -55,6 +55,21 @@ def latent_range(latents: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray
     return lo.astype(np.float32), hi.astype(np.float32)
 
 
+HALF_MAX = float(np.finfo(np.float16).max)
+
+
+def half_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``lo`` and ``hi`` rounded outward to float16 values (as float32), so a range stored in
+    half precision still holds every value it held, and encoder and decoder use the same one."""
+    lo = np.clip(np.asarray(lo, np.float32), -HALF_MAX, HALF_MAX)
+    hi = np.clip(np.asarray(hi, np.float32), -HALF_MAX, HALF_MAX)
+    lo16, hi16 = lo.astype(np.float16), hi.astype(np.float16)
+    with np.errstate(over="ignore"):  # nextafter is evaluated at ±HALF_MAX too, where it is not taken
+        lo16 = np.where(lo16.astype(np.float32) > lo, np.nextafter(lo16, np.float16(-np.inf)), lo16)
+        hi16 = np.where(hi16.astype(np.float32) < hi, np.nextafter(hi16, np.float16(np.inf)), hi16)
+    return lo16.astype(np.float32), hi16.astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Quantizer:
     """Uniform per-dimension quantizer. ``lo``/``hi`` are float32 arrays of length latent_dim."""
@@ -65,8 +80,9 @@ class Quantizer:
 
     @classmethod
     def fit(cls, latents: np.ndarray, bits: int) -> "Quantizer":
-        """Ranges for ``bits`` from the latents of all frames (see :func:`latent_range`)."""
-        return cls(bits, *latent_range(latents, bits))
+        """Ranges for ``bits`` from the latents of all frames (see :func:`latent_range`), rounded
+        outward to float16 as the container stores them (:func:`half_ranges`)."""
+        return cls(bits, *half_ranges(*latent_range(latents, bits)))
 
     @property
     def levels(self) -> int:

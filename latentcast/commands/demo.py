@@ -90,7 +90,7 @@ def main(argv: list[str]) -> int:
 
     _step(6, "summary")
     lines = summary.lines() + [
-        f"movie bytes  {rec.stored_bytes:,} in the store ({rec.chunk_bytes / rec.frames:.0f} bytes/frame of latents)",
+        f"movie bytes  {rec.stored_bytes:,} in the store ({rec.streaming_bytes / rec.frames:.0f} bytes/frame streamed)",
         f"decoder      {rec.decoder_bytes:,} bytes (downloaded once, cached by sha256)",
         f"PNG frame    PSNR {mse_to_psnr(middle[1]):.2f} dB (frame {rec.frames // 2})",
     ]

@@ -41,6 +41,7 @@ def main(argv: list[str]) -> int:
     res = latentcast.encode(args.video, args.model, args.output, bits=args.bits, chunk_seconds=args.chunk_seconds,
                             batch=args.batch_size, max_frames=args.max_frames, progress=not args.quiet)
     print(f"encoded {res.frames} frames at {cfg.width}x{cfg.height}, {res.bits} bits: {res.bytes:,} bytes, "
-          f"streaming {kbps(res.chunk_bytes, res.frames, float(res.fps)):.1f} kbit/s", file=sys.stderr)
+          f"streaming {kbps(res.streaming_bytes, res.frames, float(res.fps)):.1f} kbit/s (side information and "
+          f"chunks; `latentcast info --model` adds the decoder for the total)", file=sys.stderr)
     print(res.path)
     return 0

@@ -16,8 +16,9 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     with open_client(args, retry_s=2.0) as client:
         movies = client.list()
-    print(f"{'id':<12}  {'size':>9}  {'fps':>6}  {'frames':>7}  {'duration':>8}  {'kbit/s':>7}  title")
+    print(f"{'id':<12}  {'size':>9}  {'fps':>6}  {'frames':>7}  {'duration':>8}  {'total':>7}  {'stream':>7}  "
+          "title   (kbit/s: total counts the decoder, stream the side information and latents)")
     for m in movies:
         print(f"{m.id:<12}  {f'{m.width}x{m.height}':>9}  {m.fps_num / m.fps_den:>6.2f}  {m.frames:>7}  "
-              f"{m.duration_s:>7.1f}s  {m.streaming_kbps:>7.1f}  {m.title}")
+              f"{m.duration_s:>7.1f}s  {m.total_kbps:>7.1f}  {m.streaming_kbps:>7.1f}  {m.title}")
     return 0

@@ -62,3 +62,26 @@ def test_play_errors_are_one_line(server, tmp_path, capsys, argv, why, monkeypat
 def test_list(server, capsys):
     assert list_cmd.main(["--server", server.address, "--token", "tok"]) == 0
     assert "Shapes" in capsys.readouterr().out
+
+
+def test_side_information_that_disagrees_with_the_catalog_is_refused(store_with_movie):
+    from latentcast.client.wire import movie_quantizer
+    from latentcast.codec.format.errors import ModelError
+    from latentcast.proto import latentcast_pb2 as pb
+
+    store, rec = store_with_movie
+    _header, side = store.movie_header(rec.id)
+    honest = pb.Movie(id=rec.id, frames=rec.frames, latent_dim=rec.latent_dim, bits=rec.bits,
+                      decoder_sha256=rec.decoder_sha256, header=side)
+    assert movie_quantizer(honest).bits == rec.bits
+    for lie in (dict(bits=rec.bits + 1), dict(frames=rec.frames + 1), dict(header=side[:-1] + b"\0"),
+                dict(header=b""), dict(header=b"", quant_lo=[0.0], quant_hi=[1.0])):
+        movie = pb.Movie()
+        movie.CopyFrom(honest)
+        for key, value in lie.items():
+            if isinstance(value, list):
+                getattr(movie, key).extend(value)
+            else:
+                setattr(movie, key, value)
+        with pytest.raises(ModelError):
+            movie_quantizer(movie)

@@ -54,7 +54,7 @@ def test_version_1_files_still_read(tmp_path):
     rng = np.random.default_rng(3)
     q = rng.integers(0, 4, size=(12, DIM)).astype(np.uint8)
     quant = Quantizer(2, np.zeros(DIM, np.float32), np.ones(DIM, np.float32))
-    header = MovieHeader(40, 24, Fraction(25), 12, DIM, 2, 6, "ab" * 32, quant.lo, quant.hi, packed=False)
+    header = MovieHeader(40, 24, Fraction(25), 12, DIM, 2, 6, "ab" * 32, quant.lo, quant.hi, version=1)
     path = tmp_path / "v1.lcv"
     write_container(path, header, [(s, 6, encode_chunk(q[s : s + 6], 2, packed=False)) for s in (0, 6)])
     assert path.read_bytes()[8:10] == (1).to_bytes(2, "little")
@@ -63,16 +63,40 @@ def test_version_1_files_still_read(tmp_path):
     assert np.array_equal(_read_all(path), q)
 
 
-def test_new_files_are_version_2_and_packed(movie, tmp_path):
+def test_new_files_are_version_3_and_packed(movie, tmp_path):
     path, _q, _ = movie
-    assert path.read_bytes()[8:10] == (2).to_bytes(2, "little")
+    assert path.read_bytes()[8:10] == (3).to_bytes(2, "little")
     with Container(path) as c:
-        assert c.header.packed
+        assert c.header.packed and c.header.version == 3
     raw = bytearray(path.read_bytes())
-    raw[8:10] = (3).to_bytes(2, "little")
-    (tmp_path / "v3.lcv").write_bytes(bytes(raw))
-    with pytest.raises(CorruptContainer, match="unsupported container version 3"):
-        Container(tmp_path / "v3.lcv")
+    raw[8:10] = (4).to_bytes(2, "little")
+    (tmp_path / "v4.lcv").write_bytes(bytes(raw))
+    with pytest.raises(CorruptContainer, match="unsupported container version 4"):
+        Container(tmp_path / "v4.lcv")
+
+
+def test_side_information_is_float16_ranges_in_zstd_and_parses_on_its_own(tmp_path):
+    rng = np.random.default_rng(3)
+    quant = Quantizer.fit(rng.normal(size=(50, 512)).astype(np.float32), 3)
+    q = quant.quantize(rng.normal(size=(6, 512)))
+    sizes = {}
+    for version in (2, 3):
+        header = MovieHeader(320, 180, Fraction(20), 6, 512, 3, 6, "ab" * 32, quant.lo, quant.hi, version=version)
+        write_container(tmp_path / f"v{version}.lcv", header, [(0, 6, encode_chunk(q, 3))])
+        with Container(tmp_path / f"v{version}.lcv") as c:
+            side = c.side_information()
+            assert len(side) == c.header_bytes and c.streaming_bytes == c.header_bytes + c.chunks[0].stored_bytes
+            assert np.array_equal(c.header.lo, quant.lo) and np.array_equal(c.read_chunk(0), q)
+            sizes[version] = len(side)
+        parsed = MovieHeader.from_bytes(side)
+        assert np.array_equal(parsed.hi, quant.hi) and parsed.version == version
+    assert sizes[3] < 0.6 * sizes[2]  # 8 bytes a dimension before, at most 4 before zstd now
+    with pytest.raises(CorruptContainer, match="checksum"):
+        MovieHeader.from_bytes(side[:-9] + bytes([side[-9] ^ 1]) + side[-8:])
+    with pytest.raises(CorruptContainer, match="past its checksum"):
+        MovieHeader.from_bytes(side + b"x")
+    with pytest.raises(ValueError, match="float16"):  # a writer must round its ranges first
+        MovieHeader(320, 180, Fraction(20), 6, 512, 3, 6, "", quant.lo + 1e-4, quant.hi).to_bytes()
 
 
 def test_foreign_file_says_bad_magic(tmp_path):

@@ -39,7 +39,7 @@ def test_container_decode_is_bit_exact_with_in_memory_quantized_decode(trained_m
 
 def test_more_bits_never_fewer_bytes(trained_model, clip, tmp_path):
     enc = load_encoder(trained_model)
-    sizes = [encode_video(str(clip), enc, "", tmp_path / f"{b}.lcv", bits=b, progress=False).chunk_bytes
+    sizes = [encode_video(str(clip), enc, "", tmp_path / f"{b}.lcv", bits=b, progress=False).streaming_bytes
              for b in (2, 4, 6, 8)]
     assert sizes == sorted(sizes)
 

@@ -4,10 +4,11 @@ import torch
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from latentcast.codec.format.chunks import decode_chunk, encode_chunk, symbols_per_byte
 from latentcast.codec.format.errors import CorruptContainer, UsageError
-from latentcast.codec.format.quantizer import Quantizer, latent_range
+from latentcast.codec.format.quantizer import HALF_MAX, Quantizer, half_ranges, latent_range
 from latentcast.codec.train.latent_noise import add_quantization_noise, fake_quantize
 
 
@@ -32,9 +33,21 @@ def test_two_bits_clip_the_outliers_and_code_the_rest_closer():
     by_extremes = Quantizer(2, lat.min(0), lat.max(0))
     mse = lambda q: float(np.mean((q.dequantize(q.quantize(lat)) - lat) ** 2))
     assert mse(fitted) < 0.8 * mse(by_extremes)
-    # At 4 bits the extremes are the range, as before.
+    # At 4 bits the extremes are the range, rounded outward to float16 as the container stores it.
     four = Quantizer.fit(lat, 4)
-    assert np.array_equal(four.lo, lat.min(0)) and np.array_equal(four.hi, lat.max(0))
+    assert np.array_equal(four.lo, half_ranges(lat.min(0), lat.max(0))[0])
+    assert np.all(four.lo <= lat.min(0)) and np.all(four.hi >= lat.max(0))
+
+
+@given(hnp.arrays(np.float32, 8, elements=st.floats(-7e4, 7e4, width=32)),
+       hnp.arrays(np.float32, 8, elements=st.floats(0, 7e4, width=32)))
+def test_half_ranges_round_outward_to_float16_values(lo, span):
+    hi = np.minimum(lo + span, np.float32(7e4))
+    lo16, hi16 = half_ranges(lo, hi)
+    assert np.array_equal(lo16.astype(np.float16).astype(np.float32), lo16)
+    assert np.array_equal(hi16.astype(np.float16).astype(np.float32), hi16)
+    inside = np.abs(lo) <= HALF_MAX
+    assert np.all(lo16[inside] <= lo[inside]) and np.all(hi16[np.abs(hi) <= HALF_MAX] >= hi[np.abs(hi) <= HALF_MAX])
 
 
 @pytest.mark.parametrize("bits", [2, 4])

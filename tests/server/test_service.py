@@ -14,7 +14,7 @@ from latentcast.client.player import play
 from latentcast.client.session import ServerError, Session
 from latentcast.codec import video
 from latentcast.codec.format.chunks import encode_chunk
-from latentcast.codec.format.container import Container, write_container
+from latentcast.codec.format.container import Container, MovieHeader, write_container
 from latentcast.codec.format.decoder_file import compress_decoder
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
@@ -47,10 +47,16 @@ def test_play_equals_offline_decode(server, store_with_movie, offline_frames, tm
     assert summary.decoder_bytes >= rec.decoder_bytes
     # bytes on the wire: each chunk message carries its payload plus a few bytes of framing
     assert rec.chunk_bytes * 0.8 < summary.latent_bytes < rec.chunk_bytes * 1.2
-    # a second play uses the cached decoder
+    # the side information (the GetMovie answer) counts in the streaming rate, the decoder in the total
+    assert rec.side_bytes < summary.side_bytes < rec.side_bytes + 400
+    seconds = summary.frames / 12
+    assert summary.streaming_kbps == pytest.approx((summary.side_bytes + summary.latent_bytes) * 8 / seconds / 1000)
+    assert summary.total_kbps == pytest.approx(summary.streaming_kbps + summary.decoder_bytes * 8 / seconds / 1000)
+    # a second play uses the cached decoder; its total still counts what a first view downloads
     with _session(server, tmp_path) as s:
         again = play(s, rec.id, str(tmp_path / "again.mkv"), progress=False)
-    assert not again.decoder_downloaded and again.decoder_bytes == 0
+    assert not again.decoder_downloaded and again.decoder_bytes == rec.decoder_bytes
+    assert again.total_kbps > again.streaming_kbps
 
 
 @pytest.mark.parametrize("start,count", [(0, 1), (5, 7), (22, None), (3, 100)])
@@ -67,9 +73,14 @@ def test_list_and_describe(server, store_with_movie, tmp_path):
         movies = s.list_movies()
         m = s.get_movie(rec.id)
     assert [x.id for x in movies] == [rec.id]
-    assert m.frames == 24 and m.width == 64 and len(m.quant_lo) == m.latent_dim == 64
-    assert m.streaming_kbps == pytest.approx(rec.streaming_kbps)
-    assert m.symbols_packed  # a new ingest writes container version 2
+    assert m.frames == 24 and m.width == 64 and m.latent_dim == 64
+    # the ranges travel in the side information, the container header byte for byte
+    header = MovieHeader.from_bytes(m.header)
+    assert header.latent_dim == 64 and len(m.header) == rec.side_bytes and not m.quant_lo
+    assert m.streaming_kbps == pytest.approx(rec.streaming_bytes * 8 / 2 / 1000)  # 24 frames at 12 fps
+    assert m.total_kbps == pytest.approx((rec.streaming_bytes + rec.decoder_bytes) * 8 / 2 / 1000)
+    assert movies[0].total_kbps == m.total_kbps and not movies[0].header  # the list leaves it out
+    assert m.symbols_packed
 
 
 def test_not_found_and_bad_ranges(server, tmp_path):
@@ -123,7 +134,7 @@ def test_version_1_movie_still_streams(trained_model, clip, offline_frames, tmp_
     rec = store.ingest(str(clip), trained_model, title="old", chunk_seconds=0.25, progress=False)
     path = store.movie_path(rec.id)
     with Container(path) as c:
-        header = dataclasses.replace(c.header, packed=False)
+        header = dataclasses.replace(c.header, version=1)
         chunks = [(e.start, e.n_frames, encode_chunk(c.read_chunk(i), header.bits, packed=False))
                   for i, e in enumerate(c.chunks)]
     write_container(path, header, chunks)

@@ -67,3 +67,21 @@ def test_missing_store_is_an_error(tmp_path):
     with pytest.raises(StoreError):
         Store(tmp_path / "nope")
     assert issubclass(StoreError, LatentcastError)
+
+
+def test_a_catalog_from_before_side_bytes_is_migrated_from_its_containers(trained_model, clip, tmp_path):
+    import sqlite3
+
+    from latentcast.codec.format.container import Container
+
+    store = Store(tmp_path / "s", create=True)
+    rec = store.ingest(str(clip), trained_model, title="x", progress=False)
+    db = sqlite3.connect(tmp_path / "s" / "catalog.sqlite")
+    db.execute("ALTER TABLE movies DROP COLUMN side_bytes")  # as catalogs were before the column
+    db.commit()
+    db.close()
+    migrated = Store(tmp_path / "s").get(rec.id)
+    with Container(store.movie_path(rec.id)) as c:
+        assert migrated.side_bytes == c.header_bytes > 0
+        assert migrated.streaming_bytes == c.streaming_bytes
+    assert migrated == rec
