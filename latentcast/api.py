@@ -33,22 +33,21 @@ def train(video: PathLike, model_dir: PathLike, *, resume: bool = False, **optio
     """Fit a codec to ``video`` and write it to ``model_dir``; returns the training summary.
 
     ``options`` are the fields of ``latentcast.codec.train.TrainOptions`` (``minutes``,
-    ``size=(w, h)``, ``bits``, ``epochs``, ...), with the defaults ``latentcast train`` has,
-    except that no progress bar is shown unless ``progress=True``. ``resume`` continues from the
+    ``seconds_per_second``, ``epochs``, ``size=(w, h)``, ``bits``, ...), with the defaults
+    ``latentcast train`` has, except that no progress bar is shown unless ``progress=True``. ``resume`` continues from the
     checkpoint in ``model_dir``.
     """
     require_extra("torchvision", "train", "training")
     from latentcast.codec.train import TrainOptions
     from latentcast.codec.train import train as fit
+    from latentcast.codec.train.options import with_cleared
 
     known = {f.name for f in dataclasses.fields(TrainOptions)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise UsageError(f"unknown training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
     options.setdefault("progress", False)
-    if "epochs" in options and "minutes" not in options:
-        options["minutes"] = None  # a budget in epochs replaces the default minutes
-    return fit(str(video), model_dir, TrainOptions(**options), resume=resume)
+    return fit(str(video), model_dir, TrainOptions(**with_cleared(TrainOptions, options)), resume=resume)
 
 
 def encode(video: PathLike, model_dir: PathLike, output: PathLike, *, bits: int | None = None,

@@ -111,10 +111,20 @@ class TrainingRun:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    @property
+    def budget_s(self) -> float | None:
+        """The wall-clock budget in seconds (None for a budget in epochs): --minutes, or
+        --seconds-per-second times the video's length as cached."""
+        if self.opts.minutes is not None:
+            return self.opts.minutes * 60
+        if self.opts.seconds_per_second is not None:
+            return self.opts.seconds_per_second * len(self.data) / self.cfg.fps
+        return None
+
     def progress(self) -> float:
         """How far through the budget the run is, 0..1 (past 1: done)."""
         total = self.total_steps
-        return self.step / total if total else self.elapsed / (self.opts.minutes * 60)
+        return self.step / total if total else self.elapsed / self.budget_s
 
     def state(self) -> dict:
         """What a checkpoint records beside the tensors; the widths, so a resumed QAT phase keeps them."""
@@ -308,7 +318,7 @@ class StepReporter:
     def __init__(self, run: TrainingRun, resume: bool):
         self.run = run
         total = run.total_steps
-        self.budget_s = None if total else int(run.opts.minutes * 60)
+        self.budget_s = None if total else int(run.budget_s)
         self.bar = progress_bar(run.opts.progress and run.main_rank, total=total or self.budget_s, leave=True,
                                 unit="step" if total else "s", desc="training", bar_format=self.BAR)
         self.shown = run.step if total else int(run.elapsed_before)

@@ -8,6 +8,7 @@ measured runs behind the defaults are in docs/experiments.md.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -31,7 +32,8 @@ def option(default: Any, help: str, *, flag: str | None = None, metavar: str | N
 
 @dataclass
 class TrainOptions:
-    """How to fit a codec to one video. Budget: ``minutes`` of wall clock, or ``epochs``."""
+    """How to fit a codec to one video. Budget: ``minutes`` of wall clock, ``seconds_per_second``
+    of wall clock per second of video, or ``epochs``."""
 
     size: tuple[int, int] | None = option(
         None, "train at this frame size (default: the video's own)", metavar="WxH", parse=parse_size)
@@ -40,6 +42,10 @@ class TrainOptions:
     minutes: float | None = option(
         5.0, "wall-clock training budget in minutes; more buys quality with diminishing returns",
         group="budget", parse=float)
+    seconds_per_second: float | None = option(
+        None, "wall-clock training budget in seconds per second of video, instead of --minutes: a budget "
+              "that grows with the content (a 90-minute movie at 20 trains 30 hours)", group="budget",
+        parse=float, clears="minutes", metavar="S")
     epochs: int | None = option(
         None, "train for this many passes over the frames instead of --minutes (repeatable runs)",
         group="budget", parse=int, clears="minutes", metavar="N")
@@ -98,9 +104,10 @@ class TrainOptions:
             raise UsageError(f"--latent-dim must be positive, got {self.latent_dim}")
         if self.batch_size <= 0:
             raise UsageError(f"--batch-size must be positive, got {self.batch_size}")
-        if (self.minutes is None) == (self.epochs is None):
-            raise UsageError("give exactly one of --minutes and --epochs")
-        if (self.minutes is not None and self.minutes <= 0) or (self.epochs is not None and self.epochs <= 0):
+        budgets = [b for b in (self.minutes, self.seconds_per_second, self.epochs) if b is not None]
+        if len(budgets) != 1:
+            raise UsageError("give exactly one of --minutes, --seconds-per-second and --epochs")
+        if budgets[0] <= 0:
             raise UsageError("the training budget must be positive")
         for name in ("noise_from", "qat_fraction", "warmup"):
             if not 0 <= getattr(self, name) <= 1:
@@ -110,3 +117,14 @@ class TrainOptions:
     def shipped_weight_bits(self) -> int:
         """The weight width a config records: --weight-bits, or the default under a budget."""
         return self.weight_bits or DEFAULT_WEIGHT_BITS
+
+
+def with_cleared(cls: type, given: dict) -> dict:
+    """``given`` keyword options, with each field that a given field ``clears`` set to None
+    unless it was given too: a budget in epochs replaces the default minutes."""
+    out = dict(given)
+    for f in dataclasses.fields(cls):
+        cleared = f.metadata.get("clears")
+        if f.name in given and cleared and cleared not in given:
+            out[cleared] = None
+    return out

@@ -86,12 +86,9 @@ def add_dataclass_options(p: argparse.ArgumentParser, cls: type) -> None:
 def dataclass_options(cls: type, args: argparse.Namespace) -> dict:
     """The fields of ``cls`` given on the command line, as keyword arguments; a given flag whose
     field ``clears`` another sets that one to None (--epochs replaces the default --minutes)."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
-    for f in dataclasses.fields(cls):
-        cleared = f.metadata.get("clears")
-        if f.name in given and cleared and cleared not in given:
-            given[cleared] = None
-    return given
+    from latentcast.codec.train.options import with_cleared
+
+    return with_cleared(cls, {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
 
 def add_coding_args(p: argparse.ArgumentParser) -> None:

@@ -47,3 +47,21 @@ def test_entry_actions_run_once_each_in_the_declared_order(clip, tmp_path, monke
     assert summary["averaged_steps"] == 30
     log = (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()
     assert '"phase": "noise"' in log[0] and '"phase": "qat"' in log[-2]
+
+
+def test_a_budget_per_second_of_video_scales_with_its_length(clip, tmp_path, monkeypatch):
+    from latentcast.codec.train import loop
+    from latentcast.codec.format.errors import UsageError
+
+    seen = {}
+
+    def spend_nothing(run, resume):
+        seen["budget_s"], seen["progress"] = run.budget_s, run.progress()
+
+    monkeypatch.setattr(loop, "run_budget", spend_nothing)
+    train(str(clip), tmp_path / "m", TrainOptions(minutes=None, seconds_per_second=30, latent_dim=32,
+                                                  progress=False))
+    assert seen["budget_s"] == 60  # 24 frames at 12 fps: 2 s of video
+    assert 0 <= seen["progress"] < 0.5
+    with pytest.raises(UsageError, match="exactly one of"):
+        TrainOptions(seconds_per_second=30).validate()  # with the default minutes too
