@@ -1,0 +1,54 @@
+"""How well codec.scenes finds a movie's cuts, against the cuts it was built with.
+
+    python benchmarks/test_movie.py -o movie/
+    latentcast train movie/movie.mkv --seconds-per-second 20 -o models/movie
+    python benchmarks/scene_split.py models/movie movie/movie.mkv movie/scenes.json
+
+Prints, per sensitivity, the cuts found, how many of the true cuts are found within
+--tolerance frames, and how many found cuts are false.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+
+import numpy as np
+
+from latentcast.codec import video
+from latentcast.codec.nn.encode import encode_batches
+from latentcast.codec.nn.weights import load_encoder
+from latentcast.codec.scenes import DEFAULT_SENSITIVITY, scene_cuts
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model")
+    p.add_argument("video")
+    p.add_argument("scenes", help="scenes.json from benchmarks/test_movie.py")
+    p.add_argument("--tolerance", type=int, default=1, help="frames a found cut may be off (default 1)")
+    args = p.parse_args(argv)
+    truth = [s["start"] for s in json.load(open(args.scenes))["scenes"][1:]]
+    encoder = load_encoder(args.model)
+    cfg = encoder.cfg
+    with tempfile.TemporaryFile() as spill:
+        n = encode_batches(video.read_batches(args.video, (cfg.width, cfg.height), 32), encoder, spill)
+        spill.seek(0)
+        latents = np.frombuffer(spill.read(), np.float32).reshape(n, cfg.latent_dim)
+    fps = float(video.probe(args.video).fps)
+    print(f"true cuts: {truth}\n")
+    print("| sensitivity | found | true cuts found | false cuts |")
+    print("|---|---|---|---|")
+    for s in sorted({2.0, 3.0, 4.0, DEFAULT_SENSITIVITY, 8.0, 12.0}):
+        found = scene_cuts(latents, fps, sensitivity=s)
+        hits = sum(any(abs(f - t) <= args.tolerance for f in found) for t in truth)
+        false = sum(not any(abs(f - t) <= args.tolerance for t in truth) for f in found)
+        print(f"| {s:g}{' (default)' if s == DEFAULT_SENSITIVITY else ''} | {found} | {hits} of {len(truth)} | "
+              f"{false} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

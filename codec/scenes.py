@@ -1,0 +1,74 @@
+"""Scene cuts from a movie's latents: where the code of one frame jumps away from the last.
+
+Within a shot, consecutive frames' latents move a little; at a cut they jump. Each latent
+dimension is first put on one scale (divided by its spread over the movie), so no dimension's
+range decides alone. The jump at frame t is the distance from frame t-1's latents to frame t's,
+measured against the movie's typical jump (its median): a cut is a jump ``sensitivity`` times
+the typical one, the largest within ``min_scene_s`` of any other cut. numpy alone, so both the
+encoder side (ingest, per-scene training) and the latent tools share this one definition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .format.errors import UsageError
+
+DEFAULT_SENSITIVITY = 6.0  # jumps this many times the median are cuts
+DEFAULT_MIN_SCENE_S = 1.0  # no scene shorter than this, except where the movie is
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Frames [start, end) of a movie."""
+
+    start: int
+    end: int
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+
+def jumps(latents: np.ndarray) -> np.ndarray:
+    """For each frame t >= 1, how far its latents are from frame t-1's, over the median such
+    distance (n - 1 values; 1 is a typical step within a shot). ``latents`` may be a memmap."""
+    z = np.asarray(latents, np.float32)
+    if z.ndim != 2 or len(z) < 2:
+        return np.zeros(max(0, len(z) - 1), np.float32)
+    spread = z.std(axis=0)
+    z = z / np.where(spread > 0, spread, 1)[None, :]
+    step = np.linalg.norm(np.diff(z, axis=0), axis=1)
+    typical = float(np.median(step))
+    return step / typical if typical > 0 else np.where(step > 0, np.inf, 0).astype(np.float32)
+
+
+def scene_cuts(latents: np.ndarray, fps: float, sensitivity: float = DEFAULT_SENSITIVITY,
+               min_scene_s: float = DEFAULT_MIN_SCENE_S) -> list[int]:
+    """The first frame of every scene but the first, in order."""
+    if sensitivity <= 1:
+        raise UsageError(f"scene sensitivity must be above 1 (a typical step), got {sensitivity}")
+    if fps <= 0 or min_scene_s < 0:
+        raise UsageError("scene splitting needs a positive fps and a non-negative minimum length")
+    score = jumps(latents)
+    n = len(score) + 1
+    gap = max(1, int(round(min_scene_s * fps)))
+    cuts: list[int] = []
+    # Strongest jumps first: a weaker one near a stronger one is the same cut's aftermath.
+    for i in np.argsort(-score, kind="stable"):
+        if score[i] < sensitivity:
+            break
+        frame = int(i) + 1
+        if frame < gap or n - frame < gap or any(abs(frame - c) < gap for c in cuts):
+            continue
+        cuts.append(frame)
+    return sorted(cuts)
+
+
+def split_scenes(latents: np.ndarray, fps: float, sensitivity: float = DEFAULT_SENSITIVITY,
+                 min_scene_s: float = DEFAULT_MIN_SCENE_S) -> list[Scene]:
+    """The movie as consecutive scenes, covering every frame once."""
+    bounds = [0, *scene_cuts(latents, fps, sensitivity, min_scene_s), len(latents)]
+    return [Scene(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
