@@ -4,8 +4,9 @@
     latentcast train movie/movie.mkv --seconds-per-second 20 -o models/movie
     python benchmarks/scene_split.py models/movie movie/movie.mkv movie/scenes.json
 
-Prints, per sensitivity, the cuts found, how many of the true cuts are found within
---tolerance frames, and how many found cuts are false.
+Prints, per sensitivity, the cuts found, how many of the movie's source boundaries are found
+within --tolerance frames, and how many other cuts were found: shot changes inside a source
+clip (real cuts the scene list does not name) or false ones, which only a look tells apart.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("scenes", help="scenes.json from benchmarks/test_movie.py")
     p.add_argument("--tolerance", type=int, default=1, help="frames a found cut may be off (default 1)")
     args = p.parse_args(argv)
-    truth = [s["start"] for s in json.load(open(args.scenes))["scenes"][1:]]
+    with open(args.scenes) as f:
+        truth = [s["start"] for s in json.load(f)["scenes"][1:]]
     encoder = load_encoder(args.model)
     cfg = encoder.cfg
     with tempfile.TemporaryFile() as spill:
@@ -38,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         spill.seek(0)
         latents = np.frombuffer(spill.read(), np.float32).reshape(n, cfg.latent_dim)
     fps = float(video.probe(args.video).fps)
-    print(f"true cuts: {truth}\n")
-    print("| sensitivity | found | true cuts found | false cuts |")
+    print(f"source boundaries: {truth}\n")
+    print("| sensitivity | found | source boundaries found | other cuts |")
     print("|---|---|---|---|")
     for s in sorted({2.0, 3.0, 4.0, DEFAULT_SENSITIVITY, 8.0, 12.0}):
         found = scene_cuts(latents, fps, sensitivity=s)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .format.errors import UsageError
 
-DEFAULT_SENSITIVITY = 6.0  # jumps this many times the median are cuts
+DEFAULT_SENSITIVITY = 8.0  # jumps this many times the median are cuts (docs/experiments.md)
 DEFAULT_MIN_SCENE_S = 1.0  # no scene shorter than this, except where the movie is
 
 
