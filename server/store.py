@@ -130,10 +130,12 @@ class Store:
         """Catalogs from before side_bytes existed: add the column, and fill it in from each
         movie's container so that no rate leaves the side information out."""
         with self._db() as db:
+            if "side_bytes" in {r["name"] for r in db.execute("PRAGMA table_info(movies)")}:
+                return  # the usual case: nothing to write, so a read-only store opens too
             db.execute("BEGIN IMMEDIATE")
             try:
                 columns = {r["name"] for r in db.execute("PRAGMA table_info(movies)")}
-                if "side_bytes" not in columns:
+                if "side_bytes" not in columns:  # still missing once the write lock is held
                     db.execute("ALTER TABLE movies ADD COLUMN side_bytes INTEGER NOT NULL DEFAULT 0")
                     for row in db.execute("SELECT id FROM movies").fetchall():
                         try:
@@ -329,6 +331,9 @@ def _verify_movie(path: Path, rec: MovieRecord) -> list[str]:
         if (h.width, h.height, h.frames, h.decoder_sha256) != (rec.width, rec.height, rec.frames,
                                                                 rec.decoder_sha256):
             problems.append(f"movie {rec.id}: container header disagrees with the catalog")
+        if movie.header_bytes != rec.side_bytes:
+            problems.append(f"movie {rec.id}: the catalog counts {rec.side_bytes} bytes of side information, "
+                            f"the container holds {movie.header_bytes}")
         for i in range(len(movie.chunks)):
             try:
                 movie.read_chunk(i)
