@@ -81,11 +81,11 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     if count is not None and count <= 0:
         raise UsageError("--frames must be positive")
     stop = movie.frames if count is None else min(movie.frames, start + count)
+    quant = movie_quantizer(movie)  # checked before the decoder's download, which it would waste
     decoder, downloaded = session.decoder(movie)
     cfg = decoder.cfg
     if (cfg.width, cfg.height, cfg.latent_dim) != (movie.width, movie.height, movie.latent_dim):
         raise ModelError("the downloaded decoder does not fit the movie's size or latent count")
-    quant = movie_quantizer(movie)
     fps = Fraction(movie.fps_num, movie.fps_den)
 
     chunks: queue.Queue = queue.Queue(maxsize=max(4, int(buffer_s * float(fps) / max(1, movie.chunk_frames)) + 4))

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from latentcast.codec.format.errors import UsageError
 from latentcast.codec.nn.encode import encode_batches
 from latentcast.codec.nn.weights import load_encoder
-from latentcast.codec.scenes import Scene, scene_cuts, split_scenes
+from latentcast.codec.scenes import Scene, jumps, scene_cuts, split_scenes
 from synthetic import make_frames
 
 
@@ -51,4 +51,8 @@ def test_a_trained_encoder_sees_the_cut_between_two_clips(trained_model):
         n = encode_batches([frames[:16], frames[16:32], frames[32:]], encoder, spill)
         spill.seek(0)
         latents = np.frombuffer(spill.read(), np.float32).reshape(n, -1)
-    assert scene_cuts(latents, fps=12) == [24]
+    # The cut's jump stands well above every other step: about 8 times the median, where no step
+    # inside either clip reaches 1.5 (the default sensitivity is set on real footage's motion).
+    score = jumps(latents)
+    assert score.argmax() == 23 and np.delete(score, 23).max() < 2 < score[23] / 3
+    assert scene_cuts(latents, fps=12, sensitivity=4) == [24]
