@@ -86,8 +86,8 @@ def markdown(results: dict) -> str:
              f"{results['fps']:g} fps", "",
              "| codec | preset | crf/bits | accounting | kbit/s | bpp | PSNR | PSNR(MSE) | MS-SSIM | Y-PSNR | enc fps "
              "| dec fps |", "|" + "---|" * 12]
-    order = lambda p: (p["codec"] != LEARNED, p["accounting"] != "total", curve_label(p), p["kbps"])  # noqa: E731
-    for p in sorted(results["points"], key=order):
+    for p in sorted(results["points"],
+                    key=lambda p: (p["codec"] != LEARNED, p["accounting"] != "total", curve_label(p), p["kbps"])):
         knob = f"crf {p['crf']}" if p["crf"] is not None else f"{p['bits']} bits"
         codec = p["codec"] if p["codec"] != LEARNED else f"latentcast {p['model']}"
         lines.append(f"| {codec} | {p['preset'] or ''} | {knob} | {p['accounting'] or ''} | {p['kbps']:.1f} | "

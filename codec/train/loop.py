@@ -175,19 +175,19 @@ def start_run(source: str, model_dir: Path, opts: TrainOptions, resume: bool) ->
     # CPU step for this small network. One group: the QAT phase freezes the encoder by leaving its
     # gradients empty, which Adam skips (a group of its own at a zero rate still stepped its moments).
     opt = torch.optim.Adam(model.parameters(), lr=opts.lr, fused=device.type in ("cpu", "cuda"))
-    run = TrainingRun(opts, source, model_dir, cfg, data, device, model, net, opt,
-                      CollapseGuard(model, opt, lr_scale=1.0),
-                      rank=rank, world=world, layout=layout, autocast_dtype=pick_autocast(opts.precision, device))
-    if model.trains_in_blocks:
-        run.pixel_mask = model.block_mask(device).contiguous(memory_format=layout)
+    fresh = {"step": 0, "epoch": 0, "elapsed": 0.0}
+    state, resumed_average = load_checkpoint(model_dir, model, opt) if resume else (fresh, {})
     if resume:
-        state, run.resumed_average = load_checkpoint(model_dir, model, opt)
-        run.step, run.epoch, run.elapsed_before = state["step"], state["epoch"], state["elapsed"]
-        run.history = state.get("history", [])
-        # A run that recovered from a collapse keeps its lower rate.
-        run.guard = CollapseGuard(model, opt, lr_scale=float(state.get("lr_scale", 1.0)))
         # The widths a budget run chose (once its QAT phase began); none when one width was asked for.
         cfg.weight_layer_bits = state.get("weight_layer_bits", {}) if opts.weight_bits is None else {}
+    run = TrainingRun(
+        opts, source, model_dir, cfg, data, device, model, net, opt,
+        # A run that recovered from a collapse keeps its lower rate.
+        CollapseGuard(model, opt, lr_scale=float(state.get("lr_scale", 1.0))),
+        rank=rank, world=world, layout=layout, autocast_dtype=pick_autocast(opts.precision, device),
+        pixel_mask=model.block_mask(device).contiguous(memory_format=layout) if model.trains_in_blocks else None,
+        step=state["step"], epoch=state["epoch"], elapsed_before=state["elapsed"],
+        history=state.get("history", []), resumed_average=resumed_average)
     run.started = time.monotonic() - run.elapsed_before
     return run
 

@@ -25,6 +25,7 @@ from ..nn.model import count_parameters, set_weight_fake_quant
 from ..nn.tensors import to_tensor
 from ..nn.weight_codes import quantize_weight
 from ..nn.weights import int8_state_bytes
+from .distributed import broadcast
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +130,6 @@ def allocate_for_run(model: torch.nn.Module, data, device: torch.device, budget:
                      ) -> dict[str, float]:
     """Per-layer weight widths within ``budget`` bits per decoder parameter, measured on a spread
     of the training video's frames (``data``, a FrameCache); every rank takes rank 0's choice."""
-    from .distributed import broadcast
-
     was_training = model.training
     model.eval()
     with torch.no_grad():
