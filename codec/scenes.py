@@ -1,10 +1,12 @@
 """Scene cuts from a movie's latents: where the code of one frame jumps away from the last.
 
 Within a shot, consecutive frames' latents move a little; at a cut they jump. Each latent
-dimension is first put on one scale (divided by its spread over the movie), so no dimension's
-range decides alone. The jump at frame t is the distance from frame t-1's latents to frame t's,
-measured against the movie's typical jump (its median): a cut is a jump ``sensitivity`` times
-the typical one, the largest within ``min_scene_s`` of any other cut. numpy alone, so both the
+dimension is first measured in its own typical frame-to-frame step (the median absolute step
+over the movie), so a dimension that moves a lot within shots counts no more than one that
+moves only at cuts. Scaling by a dimension's spread instead halves the contrast of a movie with
+few scenes, where the spread is the cut itself. The jump at frame t is the distance from frame
+t-1's latents to frame t's, against the movie's typical jump (its median): a cut is a jump
+``sensitivity`` times the typical one, the largest within ``min_scene_s`` of any other cut. numpy alone, so both the
 encoder side (ingest, per-scene training) and the latent tools share this one definition.
 """
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from .format.errors import UsageError
 
-DEFAULT_SENSITIVITY = 8.0  # jumps this many times the median are cuts (docs/experiments.md)
+DEFAULT_SENSITIVITY = 12.0  # jumps this many times the median are cuts (docs/experiments.md)
 DEFAULT_MIN_SCENE_S = 1.0  # no scene shorter than this, except where the movie is
 
 
@@ -38,9 +40,12 @@ def jumps(latents: np.ndarray) -> np.ndarray:
     z = np.asarray(latents, np.float32)
     if z.ndim != 2 or len(z) < 2:
         return np.zeros(max(0, len(z) - 1), np.float32)
-    spread = z.std(axis=0)
-    z = z / np.where(spread > 0, spread, 1)[None, :]
-    step = np.linalg.norm(np.diff(z, axis=0), axis=1)
+    diff = np.diff(z, axis=0)
+    scale = np.median(np.abs(diff), axis=0)
+    # A dimension that holds still within shots (median step 0) would count any change as
+    # infinite; a floor at a thousandth of the busiest dimension's step keeps it finite.
+    floor = max(float(scale.max()) * 1e-3, np.finfo(np.float32).tiny)
+    step = np.linalg.norm(diff / np.maximum(scale, floor)[None, :], axis=1)
     typical = float(np.median(step))
     return step / typical if typical > 0 else np.where(step > 0, np.inf, 0).astype(np.float32)
 
