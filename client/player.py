@@ -19,12 +19,12 @@ from fractions import Fraction
 from latentcast.codec import video
 from latentcast.codec.format.errors import ModelError, UsageError
 from latentcast.codec.format.rates import kbps
-from latentcast.codec.nn.decode import decode_latents
+from latentcast.codec.nn.decode import decode_frames
 from latentcast.codec.progress import progress_bar
 from latentcast.codec.quality import ReferencePSNR
 
 from .session import Session
-from .wire import chunk_latents, movie_quantizer
+from .wire import chunk_latents, movie_side_information
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,10 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     if count is not None and count <= 0:
         raise UsageError("--frames must be positive")
     stop = movie.frames if count is None else min(movie.frames, start + count)
-    quant = movie_quantizer(movie)  # checked before the decoder's download, which it would waste
-    decoder, downloaded = session.decoder(movie)
-    cfg = decoder.cfg
+    quant, parts = movie_side_information(movie)  # checked before the decoder's download, which it would waste
+    decoders, downloaded = session.decoders(movie, parts)
+    decoders.prefetch(start)  # the first scene's part comes while the stream starts
+    cfg = decoders.cfg
     if (cfg.width, cfg.height, cfg.latent_dim) != (movie.width, movie.height, movie.latent_dim):
         raise ModelError("the downloaded decoder does not fit the movie's size or latent count")
     fps = Fraction(movie.fps_num, movie.fps_den)
@@ -125,7 +126,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                 if isinstance(item, BaseException):
                     raise item
                 latents = chunk_latents(movie, item, quant, start + written, stop)
-                for frames, secs in _timed(decode_latents(decoder, latents, batch)):
+                for frames, secs in _timed(decode_frames(decoders, start + written, latents, batch)):
                     decode_s += secs
                     if realtime and clock0 is None:
                         # Pre-fill the jitter buffer (or take what there is when the stream is short).
@@ -155,12 +156,14 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     finally:
         stop_event.set()
         receiver.join(timeout=5)
+        decoders.close()
     if written != stop - start:
         raise ModelError(f"playback ended after {written} of {stop - start} frames")
     duration = written / float(fps)
     side = movie.ByteSize()
     streaming = side + session.received.latent_bytes
-    decoder_bytes = session.received.decoder_bytes if downloaded else movie.decoder_bytes
+    # A first view downloads the base and the parts of the scenes it reaches.
+    decoder_bytes = session.received.decoder_bytes if downloaded else movie.decoder_bytes + movie.part_bytes
     return PlaybackSummary(
         movie_id=movie.id, title=movie.title, frames=written, duration_s=duration, side_bytes=side,
         latent_bytes=session.received.latent_bytes, decoder_bytes=decoder_bytes, decoder_downloaded=downloaded,

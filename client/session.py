@@ -18,7 +18,7 @@ import grpc
 
 from latentcast.codec.format.atomic import write_bytes_atomic, write_text_atomic
 from latentcast.codec.format.container import chunk_checksum
-from latentcast.codec.format.decoder_file import decompress_decoder
+from latentcast.codec.format.decoder_file import decompress_decoder, sha256_bytes
 from latentcast.codec.format.errors import LatentcastError, ModelError
 from latentcast.codec.nn.config import CodecConfig
 from latentcast.proto import latentcast_pb2 as pb
@@ -122,21 +122,51 @@ class Session:
 
     # -- decoder -------------------------------------------------------------------------------
 
+    def decoders(self, movie: pb.Movie, parts: tuple[tuple[int, str], ...] = ()):
+        """The movie's SceneDecoders: its base decoder from the cache if present and intact, else
+        downloaded once, and its scene parts fetched (and cached) as playback reaches them.
+        Returns (decoders, whether the base was downloaded now)."""
+        from latentcast.codec.nn.parts import SceneDecoders  # torch: only a session that decodes loads it
+
+        data, config, downloaded = self._base_decoder(movie.decoder_sha256)
+        return SceneDecoders(data, config, parts, fetch=self.part_bytes,
+                             what=f"decoder {movie.decoder_sha256[:12]}…"), downloaded
+
     def decoder(self, movie: pb.Movie):
-        """The movie's decoder: from the cache if present and intact, else downloaded once."""
-        sha = movie.decoder_sha256
+        """The movie's base decoder, built, and whether it was downloaded now."""
+        decoders, downloaded = self.decoders(movie)
+        return decoders.decoder_at(0), downloaded
+
+    def _base_decoder(self, sha: str) -> tuple[bytes, CodecConfig, bool]:
+        """The base decoder's verified bytes and config, from the cache or the server; only
+        bytes that hash to ``sha`` under a config that names it are kept or used."""
         path = self.cache_dir / f"{sha}.safetensors"
         cfg_path = path.with_suffix(".json")
         if path.exists() and cfg_path.exists():
             try:
-                return self._build_decoder(path.read_bytes(), cfg_path.read_text(), sha), False
+                data = path.read_bytes()
+                return data, self._checked_config(data, cfg_path.read_text(), sha), False
             except ModelError:
                 log.warning("cached decoder %s… is damaged; downloading again", sha[:12])
         data, config = self._download_decoder(sha)
-        decoder = self._build_decoder(data, config, sha)  # verifies before anything is cached
+        cfg = self._checked_config(data, config, sha)  # verified before anything is cached
         write_text_atomic(cfg_path, config)
         write_bytes_atomic(path, data)
-        return decoder, True
+        return data, cfg, True
+
+    def part_bytes(self, sha: str) -> bytes:
+        """A decoder part's bytes, from the cache or the server, checked against ``sha``."""
+        path = self.cache_dir / f"{sha}.safetensors"
+        if path.exists():
+            data = path.read_bytes()
+            if sha256_bytes(data) == sha:
+                return data
+            log.warning("cached decoder part %s… is damaged; downloading again", sha[:12])
+        data, _config = self._download_decoder(sha)
+        if sha256_bytes(data) != sha:
+            raise ModelError(f"decoder part {sha[:12]}… as received: sha256 mismatch")
+        write_bytes_atomic(path, data)
+        return data
 
     def _download_decoder(self, sha: str) -> tuple[bytes, str]:
         parts, config, total, encoding, decoded, received = [], "", None, "", 0, 0
@@ -165,18 +195,17 @@ class Session:
         return data, config
 
     @staticmethod
-    def _build_decoder(data: bytes, config: str, sha: str):
-        """Load after checking that the config names ``sha`` (the catalog's) and that the bytes
-        hash to it; load_decoder_bytes does the hashing, once."""
-        from latentcast.codec.nn.weights import load_decoder_bytes  # torch: only a session that decodes loads it
-
+    def _checked_config(data: bytes, config: str, sha: str) -> CodecConfig:
+        """The config, once it names ``sha`` (the catalog's) and the bytes hash to it."""
         try:
             cfg = CodecConfig.from_json(config)
         except (ValueError, TypeError) as e:
             raise ModelError(f"decoder config is malformed ({e})") from None
         if cfg.decoder_sha256 != sha:
             raise ModelError("decoder config names another decoder")
-        return load_decoder_bytes(data, cfg, f"decoder {sha[:12]}… as received")
+        if sha256_bytes(data) != sha:
+            raise ModelError(f"decoder {sha[:12]}… as received: sha256 mismatch")
+        return cfg
 
     # -- latents -------------------------------------------------------------------------------
 

@@ -15,6 +15,11 @@ from latentcast.proto import latentcast_pb2 as pb
 def movie_quantizer(movie: pb.Movie) -> Quantizer:
     """The quantizer a GetMovie answer describes: from its side information (``header``), checked
     against the catalog fields beside it, or from a server before that field, its float ranges."""
+    return movie_side_information(movie)[0]
+
+
+def movie_side_information(movie: pb.Movie) -> tuple[Quantizer, tuple[tuple[int, str], ...]]:
+    """The quantizer and the decoder parts (MovieHeader.parts) a GetMovie answer describes."""
     if movie.header:
         try:
             header = MovieHeader.from_bytes(movie.header)
@@ -23,10 +28,10 @@ def movie_quantizer(movie: pb.Movie) -> Quantizer:
         if (header.latent_dim, header.bits, header.frames, header.decoder_sha256) != \
                 (movie.latent_dim, movie.bits, movie.frames, movie.decoder_sha256):
             raise ModelError(f"the server's side information for {movie.id!r} disagrees with its catalog entry")
-        return header.quantizer
+        return header.quantizer, header.parts
     if not len(movie.quant_lo) == len(movie.quant_hi) == movie.latent_dim:
         raise ModelError(f"the server sent no quantization ranges for {movie.id!r}")
-    return Quantizer(movie.bits, np.asarray(movie.quant_lo, np.float32), np.asarray(movie.quant_hi, np.float32))
+    return Quantizer(movie.bits, np.asarray(movie.quant_lo, np.float32), np.asarray(movie.quant_hi, np.float32)), ()
 
 
 def chunk_latents(movie: pb.Movie, chunk: pb.LatentChunk, quantizer: Quantizer, start: int, stop: int) -> np.ndarray:

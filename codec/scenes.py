@@ -40,14 +40,17 @@ def jumps(latents: np.ndarray) -> np.ndarray:
     z = np.asarray(latents, np.float32)
     if z.ndim != 2 or len(z) < 2:
         return np.zeros(max(0, len(z) - 1), np.float32)
-    diff = np.diff(z, axis=0)
-    scale = np.median(np.abs(diff), axis=0)
-    # A dimension that holds still within shots (median step 0) would count any change as
-    # infinite; a floor at a thousandth of the busiest dimension's step keeps it finite.
-    floor = max(float(scale.max()) * 1e-3, np.finfo(np.float32).tiny)
+    diff = np.abs(np.diff(z, axis=0)).astype(np.float64)
+    scale = np.median(diff, axis=0)
+    # A dimension that holds still in most frames (median step 0, as quantized latents do) is
+    # measured in its mean step instead, and a floor at a thousandth of the busiest dimension's
+    # step keeps one that never moves from turning any change into an infinite jump.
+    scale = np.where(scale > 0, scale, diff.mean(axis=0))
+    floor = max(float(scale.max()) * 1e-3, 1e-30)
     step = np.linalg.norm(diff / np.maximum(scale, floor)[None, :], axis=1)
     typical = float(np.median(step))
-    return step / typical if typical > 0 else np.where(step > 0, np.inf, 0).astype(np.float32)
+    score = step / typical if typical > 0 else np.where(step > 0, np.inf, 0)
+    return score.astype(np.float32)
 
 
 def scene_cuts(latents: np.ndarray, fps: float, sensitivity: float = DEFAULT_SENSITIVITY,

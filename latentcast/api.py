@@ -42,26 +42,47 @@ def train(video: PathLike, model_dir: PathLike, *, resume: bool = False, **optio
     from latentcast.codec.train import train as fit
     from latentcast.codec.train.options import with_cleared
 
-    known = {f.name for f in dataclasses.fields(TrainOptions)}
+    options = _checked_options(TrainOptions, options, "training")
+    return fit(str(video), model_dir, TrainOptions(**with_cleared(TrainOptions, options)), resume=resume)
+
+
+def _checked_options(cls: type, options: dict, what: str) -> dict:
+    """``options`` with no progress bar unless asked; UsageError for a name ``cls`` has no field for."""
+    known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise UsageError(f"unknown training option {unknown[0]!r}; known: {', '.join(sorted(known))}")
-    options.setdefault("progress", False)
-    return fit(str(video), model_dir, TrainOptions(**with_cleared(TrainOptions, options)), resume=resume)
+        raise UsageError(f"unknown {what} option {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    return {"progress": False, **options}
 
 
 def encode(video: PathLike, model_dir: PathLike, output: PathLike, *, bits: int | None = None,
            chunk_seconds: float = DEFAULT_CHUNK_SECONDS, max_frames: int | None = None, batch: int = 16,
-           progress: bool = False) -> "EncodeResult":
+           parts: bool = True, progress: bool = False) -> "EncodeResult":
     """Encode ``video`` with a trained model into a ``.lcv`` container at ``output`` (written
-    atomically). ``bits`` defaults to the width the model was trained for."""
+    atomically). ``bits`` defaults to the width the model was trained for. A model with scene
+    parts (``fit_parts``) names them in the container unless ``parts=False``: they are keyed
+    to the frames of the video they were fit to."""
     from latentcast.codec.nn.config import load_config
     from latentcast.codec.nn.encode import encode_video
+    from latentcast.codec.nn.part_index import model_parts
     from latentcast.codec.nn.weights import load_encoder
 
     cfg = load_config(model_dir)
     return encode_video(str(video), load_encoder(model_dir), cfg.decoder_sha256, output, bits=bits,
-                        chunk_seconds=chunk_seconds, batch=batch, max_frames=max_frames, progress=progress)
+                        chunk_seconds=chunk_seconds, batch=batch, max_frames=max_frames, progress=progress,
+                        parts=(lambda n: model_parts(model_dir, cfg.decoder_sha256, n)) if parts else None)
+
+
+def fit_parts(video: PathLike, model_dir: PathLike, **options) -> dict:
+    """Fit a decoder part per scene of ``video`` onto the model in ``model_dir`` (trained on that
+    video) and write its parts.json; returns it as a dict. ``options`` are the fields of
+    ``latentcast.codec.train.scene_parts.PartOptions`` (``seconds_per_second``, ``layers``, ...)."""
+    require_extra("torchvision", "train", "fitting scene parts")
+    from latentcast.codec.train.scene_parts import PartOptions
+    from latentcast.codec.train.scene_parts import fit_parts as fit
+
+    index = fit(str(video), model_dir, PartOptions(**_checked_options(PartOptions, options, "part")))
+    return {} if index is None else dataclasses.asdict(index)
 
 
 def decode(movie: PathLike, model_dir: PathLike, *, start: int = 0, count: int | None = None,
@@ -70,16 +91,19 @@ def decode(movie: PathLike, model_dir: PathLike, *, start: int = 0, count: int |
     array at a time, from frame ``start`` for ``count`` frames (default: to the end)."""
     from latentcast.codec.format.container import Container
     from latentcast.codec.nn.decode import check_decoder_matches, decode_movie
-    from latentcast.codec.nn.weights import load_decoder
+    from latentcast.codec.nn.parts import model_decoders
 
-    decoder = load_decoder(model_dir)
     with Container(movie) as container:
         h = container.header
-        check_decoder_matches(h, decoder)
-        if not 0 <= start < max(1, h.frames) or (count is not None and count <= 0):
-            raise UsageError(f"start {start} and count {count} fall outside the movie's {h.frames} frames")
-        for frames in decode_movie(container, decoder, start, count, batch):
-            yield from frames
+        decoders = model_decoders(model_dir, h.parts)
+        try:
+            check_decoder_matches(h, decoders)
+            if not 0 <= start < max(1, h.frames) or (count is not None and count <= 0):
+                raise UsageError(f"start {start} and count {count} fall outside the movie's {h.frames} frames")
+            for frames in decode_movie(container, decoders, start, count, batch):
+                yield from frames
+        finally:
+            decoders.close()
 
 
 class Client:

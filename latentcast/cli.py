@@ -12,6 +12,7 @@ from . import __version__
 COMMANDS = {
     "demo": "the whole scenario on the bundled sample: train, ingest, serve, play, compare",
     "train": "fit a codec (conv autoencoder) to one video",
+    "parts": "fit a decoder part per scene onto a trained model (base + parts)",
     "encode": "encode a video into a .lcv container with a trained model",
     "decode": "decode a .lcv container back to frames (.mkv, .mp4, .y4m or -)",
     "info": "print a .lcv container's header and size breakdown",

@@ -23,7 +23,7 @@ class GetMovieRequest(_message.Message):
     def __init__(self, movie: _Optional[str] = ...) -> None: ...
 
 class Movie(_message.Message):
-    __slots__ = ("id", "title", "width", "height", "fps_num", "fps_den", "frames", "duration_s", "streaming_kbps", "decoder_sha256", "decoder_bytes", "latent_dim", "bits", "chunk_frames", "quant_lo", "quant_hi", "stored_bytes", "symbols_packed", "total_kbps", "header")
+    __slots__ = ("id", "title", "width", "height", "fps_num", "fps_den", "frames", "duration_s", "streaming_kbps", "decoder_sha256", "decoder_bytes", "latent_dim", "bits", "chunk_frames", "quant_lo", "quant_hi", "stored_bytes", "symbols_packed", "total_kbps", "header", "part_bytes")
     ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class Movie(_message.Message):
     SYMBOLS_PACKED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_KBPS_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
+    PART_BYTES_FIELD_NUMBER: _ClassVar[int]
     id: str
     title: str
     width: int
@@ -64,7 +65,8 @@ class Movie(_message.Message):
     symbols_packed: bool
     total_kbps: float
     header: bytes
-    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps_num: _Optional[int] = ..., fps_den: _Optional[int] = ..., frames: _Optional[int] = ..., duration_s: _Optional[float] = ..., streaming_kbps: _Optional[float] = ..., decoder_sha256: _Optional[str] = ..., decoder_bytes: _Optional[int] = ..., latent_dim: _Optional[int] = ..., bits: _Optional[int] = ..., chunk_frames: _Optional[int] = ..., quant_lo: _Optional[_Iterable[float]] = ..., quant_hi: _Optional[_Iterable[float]] = ..., stored_bytes: _Optional[int] = ..., symbols_packed: _Optional[bool] = ..., total_kbps: _Optional[float] = ..., header: _Optional[bytes] = ...) -> None: ...
+    part_bytes: int
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps_num: _Optional[int] = ..., fps_den: _Optional[int] = ..., frames: _Optional[int] = ..., duration_s: _Optional[float] = ..., streaming_kbps: _Optional[float] = ..., decoder_sha256: _Optional[str] = ..., decoder_bytes: _Optional[int] = ..., latent_dim: _Optional[int] = ..., bits: _Optional[int] = ..., chunk_frames: _Optional[int] = ..., quant_lo: _Optional[_Iterable[float]] = ..., quant_hi: _Optional[_Iterable[float]] = ..., stored_bytes: _Optional[int] = ..., symbols_packed: _Optional[bool] = ..., total_kbps: _Optional[float] = ..., header: _Optional[bytes] = ..., part_bytes: _Optional[int] = ...) -> None: ...
 
 class GetDecoderRequest(_message.Message):
     __slots__ = ("sha256",)

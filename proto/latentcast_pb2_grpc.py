@@ -74,7 +74,8 @@ class LatentcastServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetDecoder(self, request, context):
-        """A decoder's safetensors bytes in chunks of at most 1 MiB; the first chunk carries its config.
+        """A decoder's, or a scene part's, safetensors bytes in chunks of at most 1 MiB; the first
+        chunk carries its config (for a part: {"part_of": base sha256}).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -95,7 +95,7 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         return pb.Movie(
             id=rec.id, title=rec.title, width=rec.width, height=rec.height, fps_num=rec.fps_num,
             fps_den=rec.fps_den, frames=rec.frames, duration_s=rec.duration, streaming_kbps=rec.streaming_kbps,
-            total_kbps=rec.total_kbps,
+            total_kbps=rec.total_kbps, part_bytes=rec.part_bytes,
             decoder_sha256=rec.decoder_sha256, decoder_bytes=rec.decoder_bytes, latent_dim=rec.latent_dim,
             bits=rec.bits, chunk_frames=rec.chunk_frames, stored_bytes=rec.stored_bytes, **extra)
 

@@ -15,6 +15,7 @@ Each call opens its own connection, so the server sees movies ingested while it 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -32,6 +33,7 @@ from latentcast.codec.format.decoder_file import compress_decoder, decompress_de
 from latentcast.codec.format.errors import CorruptContainer, LatentcastError, ModelError, UsageError
 from latentcast.codec.format.rates import kbps
 from latentcast.codec.nn.config import DECODER, load_config, read_model_file
+from latentcast.codec.nn.part_index import model_parts, read_part
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +57,19 @@ CREATE TABLE IF NOT EXISTS movies (
     chunk_frames INTEGER NOT NULL,
     stored_bytes INTEGER NOT NULL, chunk_bytes INTEGER NOT NULL,   -- chunk records + payloads
     created REAL NOT NULL,
-    side_bytes INTEGER NOT NULL DEFAULT 0   -- the container header GetMovie sends (migrate_side_bytes)
+    side_bytes INTEGER NOT NULL DEFAULT 0,  -- the container header GetMovie sends (migrate_side_bytes)
+    part_bytes INTEGER NOT NULL DEFAULT 0   -- its scene parts as sent (zstd), all together
 );
 CREATE INDEX IF NOT EXISTS movies_title ON movies(title);
+-- The decoder parts a movie's scenes use (codec.nn.parts); each is a row in decoders too, so
+-- GetDecoder serves it, and it goes when no movie uses it.
+CREATE TABLE IF NOT EXISTS movie_parts (
+    movie_id TEXT NOT NULL REFERENCES movies(id) ON DELETE CASCADE,
+    start INTEGER NOT NULL,
+    sha256 TEXT NOT NULL REFERENCES decoders(sha256),
+    PRIMARY KEY (movie_id, start)
+);
+CREATE INDEX IF NOT EXISTS movie_parts_sha ON movie_parts(sha256);
 """
 
 
@@ -86,6 +98,7 @@ class MovieRecord:
     chunk_bytes: int
     created: float
     side_bytes: int = 0
+    part_bytes: int = 0
     decoder_bytes: int = 0
 
     @property
@@ -107,8 +120,8 @@ class MovieRecord:
 
     @property
     def total_kbps(self) -> float:
-        """The streaming bytes and the decoder download, over the movie's length."""
-        return kbps(self.streaming_bytes + self.decoder_bytes, self.frames, float(self.fps))
+        """The streaming bytes and the decoder download (base and scene parts), over the movie's length."""
+        return kbps(self.streaming_bytes + self.decoder_bytes + self.part_bytes, self.frames, float(self.fps))
 
 
 class Store:
@@ -128,13 +141,17 @@ class Store:
 
     def _migrate_side_bytes(self) -> None:
         """Catalogs from before side_bytes existed: add the column, and fill it in from each
-        movie's container so that no rate leaves the side information out."""
+        movie's container so that no rate leaves the side information out. Catalogs from before
+        scene parts get part_bytes as 0, which is what their movies use."""
         with self._db() as db:
-            if "side_bytes" in {r["name"] for r in db.execute("PRAGMA table_info(movies)")}:
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(movies)")}
+            if {"side_bytes", "part_bytes"} <= columns:
                 return  # the usual case: nothing to write, so a read-only store opens too
             db.execute("BEGIN IMMEDIATE")
             try:
                 columns = {r["name"] for r in db.execute("PRAGMA table_info(movies)")}
+                if "part_bytes" not in columns:
+                    db.execute("ALTER TABLE movies ADD COLUMN part_bytes INTEGER NOT NULL DEFAULT 0")
                 if "side_bytes" not in columns:  # still missing once the write lock is held
                     db.execute("ALTER TABLE movies ADD COLUMN side_bytes INTEGER NOT NULL DEFAULT 0")
                     for row in db.execute("SELECT id FROM movies").fetchall():
@@ -240,31 +257,30 @@ class Store:
         path = self.movie_path(movie_id)
         try:
             result = encode_video(video, encoder, cfg.decoder_sha256, path, bits=bits, chunk_seconds=chunk_seconds,
-                                  progress=progress)
+                                  progress=progress, parts=lambda n: model_parts(model_dir, cfg.decoder_sha256, n))
             sha = cfg.decoder_sha256
-            wire = compress_decoder(decoder)
-            dpath = self.decoder_path(sha)
-            if not dpath.exists() or sha256_bytes(dpath.read_bytes()) != sha:
-                write_bytes_atomic(dpath, decoder)
-            if not self.decoder_config_path(sha).exists():
-                write_text_atomic(self.decoder_config_path(sha), cfg.to_json() + "\n")
-            wpath = self.decoder_wire_path(sha)
-            if not wpath.exists() or wpath.read_bytes() != wire:
-                write_bytes_atomic(wpath, wire)
+            files = [(sha, decoder, cfg.to_json() + "\n")]
             with Container(path) as c:
                 h, side = c.header, c.header_bytes
+            # A part's "config" names its base: GetDecoder sends it with the part, as it sends a base's.
+            part_config = json.dumps({"part_of": sha}) + "\n"
+            files += [(p, read_part(model_dir, p), part_config) for p in {p for _, p in h.parts}]
+            sizes = {s: self._put_decoder_files(s, data, config) for s, data, config in files}
+            part_bytes = sum(sizes[p][0] for _, p in h.parts)
             with self._db() as db:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    db.execute("INSERT OR IGNORE INTO decoders (sha256, bytes, raw_bytes) VALUES (?, ?, ?)",
-                               (sha, len(wire), len(decoder)))
+                    db.executemany("INSERT OR IGNORE INTO decoders (sha256, bytes, raw_bytes) VALUES (?, ?, ?)",
+                                   [(s, wire, raw) for s, (wire, raw) in sizes.items()])
                     db.execute(
                         "INSERT INTO movies (id, title, decoder_sha256, width, height, fps_num, fps_den, frames, "
-                        "latent_dim, bits, chunk_frames, stored_bytes, chunk_bytes, created, side_bytes) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "latent_dim, bits, chunk_frames, stored_bytes, chunk_bytes, created, side_bytes, part_bytes) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (movie_id, title, sha, h.width, h.height, h.fps.numerator, h.fps.denominator, h.frames,
                          h.latent_dim, h.bits, h.chunk_frames, result.bytes, result.streaming_bytes - side,
-                         time.time(), side))
+                         time.time(), side, part_bytes))
+                    db.executemany("INSERT INTO movie_parts (movie_id, start, sha256) VALUES (?, ?, ?)",
+                                   [(movie_id, start, p) for start, p in h.parts])
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
@@ -274,6 +290,20 @@ class Store:
             raise
         return self.get(movie_id)
 
+    def _put_decoder_files(self, sha: str, data: bytes, config: str) -> tuple[int, int]:
+        """Write a decoder's (or part's) file, zstd copy and config unless sound copies are there;
+        returns (bytes as sent, bytes of the file)."""
+        wire = compress_decoder(data)
+        dpath = self.decoder_path(sha)
+        if not dpath.exists() or sha256_bytes(dpath.read_bytes()) != sha:
+            write_bytes_atomic(dpath, data)
+        if not self.decoder_config_path(sha).exists():
+            write_text_atomic(self.decoder_config_path(sha), config)
+        wpath = self.decoder_wire_path(sha)
+        if not wpath.exists() or wpath.read_bytes() != wire:
+            write_bytes_atomic(wpath, wire)
+        return len(wire), len(data)
+
     def remove(self, movie_id: str) -> tuple[MovieRecord, bool]:
         """Delete a movie, and its decoder when no other movie uses it; returns (movie, decoder_removed)."""
         rec = self.get(movie_id)
@@ -282,27 +312,33 @@ class Store:
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
+                shas = [rec.decoder_sha256] + [r[0] for r in db.execute(
+                    "SELECT DISTINCT sha256 FROM movie_parts WHERE movie_id = ?", (movie_id,))]
+                db.execute("DELETE FROM movie_parts WHERE movie_id = ?", (movie_id,))
                 db.execute("DELETE FROM movies WHERE id = ?", (movie_id,))
-                users = db.execute("SELECT COUNT(*) FROM movies WHERE decoder_sha256 = ?",
-                                   (rec.decoder_sha256,)).fetchone()[0]
-                drop_decoder = users == 0
-                if drop_decoder:
-                    db.execute("DELETE FROM decoders WHERE sha256 = ?", (rec.decoder_sha256,))
+                unused = [sha for sha in dict.fromkeys(shas) if not _in_use(db, sha)]
+                db.executemany("DELETE FROM decoders WHERE sha256 = ?", [(sha,) for sha in unused])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         # Files go after the commit: a crash here leaves orphans, never a row without its file.
         self.movie_path(movie_id).unlink(missing_ok=True)
-        if drop_decoder:
-            for f in self.decoder_files(rec.decoder_sha256):
+        for sha in unused:
+            for f in self.decoder_files(sha):
                 f.unlink(missing_ok=True)
-        return rec, drop_decoder
+        return rec, rec.decoder_sha256 in unused
 
     def movie_header(self, movie_id: str) -> tuple[MovieHeader, bytes]:
         """The stored movie's container header, parsed and as stored (its side information)."""
         with Container(self.movie_path(movie_id)) as c:
             return c.header, c.side_information()
+
+
+def _in_use(db: sqlite3.Connection, sha: str) -> bool:
+    """Whether any movie decodes with ``sha``, as its base or as one of its scene parts."""
+    return db.execute("SELECT EXISTS (SELECT 1 FROM movies WHERE decoder_sha256 = ?) OR "
+                      "EXISTS (SELECT 1 FROM movie_parts WHERE sha256 = ?)", (sha, sha)).fetchone()[0] == 1
 
 
 # -- consistency check and repair ---------------------------------------------------------------
@@ -358,7 +394,8 @@ def check_store(store: "Store", repair: bool = False, min_orphan_age_s: float = 
         problems = _verify_movie(path, rec)
         report.damaged += problems
         report.movies_ok += not problems
-    used = {m.decoder_sha256 for m in movies}
+    with store._db() as db:
+        used = {m.decoder_sha256 for m in movies} | {r[0] for r in db.execute("SELECT sha256 FROM movie_parts")}
     for sha in decoder_rows:
         dpath = store.decoder_path(sha)
         if not dpath.exists():
@@ -390,8 +427,10 @@ def check_store(store: "Store", repair: bool = False, min_orphan_age_s: float = 
         report.orphans.append(f"decoder row {sha[:12]}… (no movie uses it)")
         if repair:
             with store._db() as db:
-                db.execute("DELETE FROM decoders WHERE sha256 = ? AND NOT EXISTS "
-                           "(SELECT 1 FROM movies WHERE decoder_sha256 = ?)", (sha, sha))
+                db.execute("BEGIN IMMEDIATE")
+                if not _in_use(db, sha):
+                    db.execute("DELETE FROM decoders WHERE sha256 = ?", (sha,))
+                db.execute("COMMIT")
             for f in store.decoder_files(sha):
                 f.unlink(missing_ok=True)
             report.removed.append(f"decoder row {sha[:12]}… (no movie uses it)")

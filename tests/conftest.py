@@ -34,12 +34,15 @@ def clip(tmp_path_factory, clip_frames) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, clip) -> Path:
     """A tiny model fitted for a few epochs; shared by the tests that need any trained model."""
+    return _fit_tiny(clip, tmp_path_factory.mktemp("model") / "m", epochs=30)
+
+
+def _fit_tiny(video: Path, out: Path, epochs: int) -> Path:
     from latentcast.codec.train.loop import train
     from latentcast.codec.train.options import TrainOptions
 
-    out = tmp_path_factory.mktemp("model") / "m"
-    train(str(clip), out, TrainOptions(minutes=None, epochs=30, batch_size=4, latent_dim=64, lr=3e-3,
-                                        progress=False))
+    train(str(video), out, TrainOptions(minutes=None, epochs=epochs, batch_size=4, latent_dim=64, lr=3e-3,
+                                         progress=False))
     return out
 
 
@@ -69,3 +72,20 @@ def long_store(tmp_path_factory, trained_model):
     with Container(store.movie_path(rec.id)) as c:
         frames = np.concatenate(list(decode_movie(c, load_decoder(trained_model))))
     return store, rec, frames
+
+
+@pytest.fixture(scope="session")
+def two_scene_clip(tmp_path_factory) -> Path:
+    """Two different 24-frame shots back to back: a movie of two scenes (cut at frame 24)."""
+    frames = np.concatenate([make_frames(24, 64, 48, seed=0), make_frames(24, 64, 48, seed=5)])
+    return write_clip(tmp_path_factory.mktemp("scenes") / "two.mkv", frames)
+
+
+@pytest.fixture(scope="session")
+def parted_model(tmp_path_factory, two_scene_clip) -> Path:
+    """A tiny model of the two-scene clip with a decoder part per scene (codec.nn.parts)."""
+    from latentcast.codec.train.scene_parts import PartOptions, fit_parts
+
+    out = _fit_tiny(two_scene_clip, tmp_path_factory.mktemp("parted") / "m", epochs=20)
+    fit_parts(str(two_scene_clip), out, PartOptions(seconds_per_second=1.0, sensitivity=4, progress=False))
+    return out

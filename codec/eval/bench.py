@@ -32,8 +32,10 @@ from ..nn.config import DECODER, load_config
 from ..nn.decode import decode_movie
 from ..nn.encode import encode_batches
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
+from ..nn.part_index import model_parts, read_part
+from ..nn.parts import model_decoders
 from ..nn.tensors import to_tensor
-from ..nn.weights import load_decoder, load_encoder
+from ..nn.weights import load_encoder
 from ..progress import progress_bar
 from ..quality import Y_PSNR_STANDARD, PSNRMeter, luma, mse_to_psnr
 from .bd import bd_psnr, bd_rate, rd_hull
@@ -122,10 +124,14 @@ def load_frames(source: str, size: tuple[int, int], max_frames: int | None) -> t
 def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Path, opts: BenchOptions,
                   bar) -> list[dict]:
     cfg = load_config(model_dir)
-    encoder, decoder = load_encoder(model_dir), load_decoder(model_dir)
+    encoder = load_encoder(model_dir)
     n, h, w, _ = frames.shape
+    parts = model_parts(model_dir, cfg.decoder_sha256, n)
+    decoders = model_decoders(model_dir, parts)
     decoder_file = Path(model_dir) / DECODER
-    decoder_bytes = len(compress_decoder(decoder_file.read_bytes()))  # exactly what GetDecoder sends
+    # Exactly what GetDecoder sends: the base, and every part the movie's scenes use.
+    decoder_bytes = len(compress_decoder(decoder_file.read_bytes())) + sum(
+        len(compress_decoder(read_part(model_dir, sha))) for _, sha in parts)
     name = Path(model_dir).name
     points = []
     with tempfile.TemporaryFile() as spill:
@@ -137,13 +143,13 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
             path = out_dir / f"{LEARNED}-{name}-{bits}bit.lcv"
             t0 = time.perf_counter()
             res = write_latents(latents, (cfg.width, cfg.height), fps, path, bits,
-                                chunk_frames_for(fps, opts.chunk_seconds), cfg.decoder_sha256)
+                                chunk_frames_for(fps, opts.chunk_seconds), cfg.decoder_sha256, parts)
             write_s = time.perf_counter() - t0
             meter = QualityMeter(frames)
             t0 = time.perf_counter()
             dec_s = 0.0
             with Container(path) as movie:
-                it = decode_movie(movie, decoder)
+                it = decode_movie(movie, decoders)
                 while True:
                     t1 = time.perf_counter()
                     batch = next(it, None)

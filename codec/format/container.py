@@ -90,6 +90,16 @@ class MovieHeader:
     lo: np.ndarray
     hi: np.ndarray
     version: int = VERSION
+    # The decoder parts of a movie decoded as a base plus a part per scene (codec.nn.parts):
+    # (first frame, part sha256) in frame order, each covering frames up to the next's start.
+    # Empty: the base decoder alone decodes every frame, as in every movie before parts.
+    parts: tuple[tuple[int, str], ...] = ()
+
+    def part_at(self, frame: int) -> int | None:
+        """Index into ``parts`` of the part that decodes ``frame``, or None without parts."""
+        if not self.parts:
+            return None
+        return bisect.bisect_right([p[0] for p in self.parts], frame) - 1
 
     @property
     def packed(self) -> bool:
@@ -105,12 +115,15 @@ class MovieHeader:
         return self.frames / float(self.fps)
 
     def _json(self) -> bytes:
-        return json.dumps({
+        meta = {
             "width": self.width, "height": self.height,
             "fps": [self.fps.numerator, self.fps.denominator],
             "frames": self.frames, "latent_dim": self.latent_dim, "bits": self.bits,
             "chunk_frames": self.chunk_frames, "decoder_sha256": self.decoder_sha256,
-        }, sort_keys=True).encode()
+        }
+        if self.parts:  # left out otherwise, so a movie without parts keeps its bytes
+            meta["parts"] = [[start, sha] for start, sha in self.parts]
+        return json.dumps(meta, sort_keys=True).encode()
 
     def to_bytes(self) -> bytes:
         """The header as stored and as GetMovie sends it: the movie's side information."""
@@ -218,13 +231,36 @@ def _parse_header(f: BinaryIO, size: int) -> tuple[MovieHeader, int]:
             frames=int(meta["frames"]), latent_dim=dim, bits=int(meta["bits"]),
             chunk_frames=int(meta["chunk_frames"]), decoder_sha256=str(meta["decoder_sha256"]),
             lo=arr[:dim], hi=arr[dim:], version=version,
+            parts=tuple((int(start), str(sha)) for start, sha in meta.get("parts", ())),
         )
     except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError):
         raise CorruptContainer("header fields are missing or malformed", _PREFIX.size) from None
     if not (1 <= header.bits <= 8 and header.width > 0 and header.height > 0 and header.frames >= 0
             and header.chunk_frames > 0):
         raise CorruptContainer("header values are out of range", _PREFIX.size)
+    problem = parts_problem(header.parts, header.frames)
+    if problem:
+        raise CorruptContainer(f"decoder parts: {problem}", _PREFIX.size)
     return header, end + 8
+
+
+MAX_PARTS = 1 << 16
+_SHA_HEX = frozenset("0123456789abcdef")
+
+
+def parts_problem(parts: tuple[tuple[int, str], ...], frames: int) -> str | None:
+    """What is wrong with a movie's part list, or None: the first starts at frame 0, starts rise
+    strictly and stay inside the movie, and each names a sha256 in lowercase hex."""
+    if not parts:
+        return None
+    if len(parts) > MAX_PARTS:
+        return f"{len(parts)} parts, more than {MAX_PARTS}"
+    starts = [start for start, _ in parts]
+    if starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])) or starts[-1] >= max(frames, 1):
+        return "the parts' first frames must rise from 0 and stay inside the movie"
+    if any(len(sha) != 64 or not set(sha) <= _SHA_HEX for _, sha in parts):
+        return "a part's sha256 is not 64 lowercase hex digits"
+    return None
 
 
 def _read_ranges(f: BinaryIO, version: int, dim: int, at: int, size: int) -> tuple[bytes, int]:
@@ -422,15 +458,19 @@ def chunk_frames_for(fps: Fraction, chunk_seconds: float) -> int:
 
 
 def write_latents(latents: np.ndarray, size: tuple[int, int], fps: Fraction, out: str | os.PathLike, bits: int,
-                  chunk_frames: int, decoder_sha256: str) -> EncodeResult:
+                  chunk_frames: int, decoder_sha256: str, parts: tuple[tuple[int, str], ...] = ()) -> EncodeResult:
     """Quantize float latents (n, dim) of frames of ``size`` (width, height) with per-dimension
-    ranges and write a container."""
+    ranges and write a container; ``parts`` as MovieHeader.parts."""
     check_bits(bits)
     n, dim = latents.shape
     if n == 0:
         raise UsageError("nothing to encode: zero frames")
+    problem = parts_problem(tuple(parts), n)
+    if problem:
+        raise UsageError(f"decoder parts: {problem}")
     quant = Quantizer.fit(latents, bits)  # reads in slices: ``latents`` may be a memmap of a long movie
-    header = MovieHeader(size[0], size[1], fps, n, dim, bits, chunk_frames, decoder_sha256, quant.lo, quant.hi)
+    header = MovieHeader(size[0], size[1], fps, n, dim, bits, chunk_frames, decoder_sha256, quant.lo, quant.hi,
+                         parts=tuple(parts))
 
     def chunks():
         for s in range(0, n, chunk_frames):

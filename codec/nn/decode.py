@@ -11,12 +11,14 @@ import torch
 
 from ..format.container import Container, MovieHeader
 from ..format.errors import ModelError
+from .config import CodecConfig
 from .model import Decoder
+from .parts import SceneDecoders
 from .tensors import to_uint8
 
 
-def check_decoder_matches(header: MovieHeader, decoder: Decoder) -> None:
-    cfg = decoder.cfg
+def check_decoder_matches(header: MovieHeader, decoder: Decoder | SceneDecoders) -> None:
+    cfg: CodecConfig = decoder.cfg
     if cfg.decoder_sha256 and header.decoder_sha256 and cfg.decoder_sha256 != header.decoder_sha256:
         raise ModelError(f"this movie needs decoder {header.decoder_sha256[:12]}…, the model has "
                          f"{cfg.decoder_sha256[:12]}…")
@@ -56,9 +58,27 @@ def _decode_batch(decoder: Decoder, device: torch.device, latents: np.ndarray) -
         return to_uint8(decoder(z))
 
 
-def decode_movie(container: Container, decoder: Decoder, start: int = 0, count: int | None = None,
+def decode_frames(decoders: SceneDecoders, first: int, latents: np.ndarray, batch: int = 16
+                  ) -> Iterator[np.ndarray]:
+    """uint8 frames of latents that start at movie frame ``first``, each scene's with its own
+    decoder; the next scene's part is fetched while this one decodes."""
+    for offset, count in decoders.spans(first, len(latents)):
+        frame = first + offset
+        decoder = decoders.decoder_at(frame)
+        decoders.prefetch(frame + count)
+        yield from decode_latents(decoder, latents[offset : offset + count], batch)
+
+
+def decode_movie(container: Container, decoders: SceneDecoders | Decoder, start: int = 0, count: int | None = None,
                  batch: int = 16) -> Iterator[np.ndarray]:
-    """Yield batches of decoded frames of a container, from ``start`` for ``count`` frames."""
-    check_decoder_matches(container.header, decoder)
-    for _first, latents in container.iter_latents(start, count):
-        yield from decode_latents(decoder, latents, batch)
+    """Yield batches of decoded frames of a container, from ``start`` for ``count`` frames, with
+    a movie's SceneDecoders (parts.model_decoders) or, for a movie without parts, one Decoder."""
+    check_decoder_matches(container.header, decoders)
+    given = decoders.parts if isinstance(decoders, SceneDecoders) else ()
+    if tuple(container.header.parts) != given:
+        raise ModelError("the movie's decoder parts are not the ones these decoders were given")
+    for first, latents in container.iter_latents(start, count):
+        if isinstance(decoders, SceneDecoders):
+            yield from decode_frames(decoders, first, latents, batch)
+        else:
+            yield from decode_latents(decoders, latents, batch)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 import numpy as np
 import torch
@@ -45,9 +45,11 @@ def encode_batches(batches: Iterable[np.ndarray], encoder: Encoder, spill: Binar
 
 def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | os.PathLike,
                  bits: int | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, batch: int = 16,
-                 max_frames: int | None = None, progress: bool = True) -> EncodeResult:
+                 max_frames: int | None = None, progress: bool = True,
+                 parts: Callable[[int], tuple[tuple[int, str], ...]] | None = None) -> EncodeResult:
     """Encode ``source`` at the model's size into a container at ``out`` (written atomically),
-    at ``bits`` per latent or, by default, the width the model was trained for."""
+    at ``bits`` per latent or, by default, the width the model was trained for. ``parts`` gives
+    MovieHeader.parts for the frame count (a model with scene parts: part_index.model_parts)."""
     cfg = encoder.cfg
     bits = check_bits(cfg.trained_bits if bits is None else bits)
     info = video.probe(source)
@@ -59,6 +61,7 @@ def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | 
         n = encode_batches((bar.update(len(b)) or b for b in batches), encoder, spill)
         latents = np.memmap(spill, dtype=np.float32, mode="r", shape=(n, cfg.latent_dim))
         try:
-            return write_latents(latents, (cfg.width, cfg.height), info.fps, out, bits, chunk_frames, decoder_sha256)
+            return write_latents(latents, (cfg.width, cfg.height), info.fps, out, bits, chunk_frames, decoder_sha256,
+                                 parts(n) if parts else ())
         finally:
             del latents

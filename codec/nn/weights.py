@@ -121,6 +121,14 @@ def _load_into(module: torch.nn.Module, data: bytes, sha256: str, what: str) -> 
     return module.eval()
 
 
+def decoder_from_state(state: dict[str, torch.Tensor], cfg: CodecConfig, what: str = DECODER) -> Decoder:
+    """A float32, channels-last decoder from an int8 state already checked (a base with a scene's
+    part applied: codec.nn.parts). load_decoder_bytes builds through here too."""
+    decoder = Decoder(cfg)
+    _apply_state(decoder, state, what)
+    return decoder.eval().to(memory_format=torch.channels_last)
+
+
 def load_decoder_bytes(data: bytes, cfg: CodecConfig, what: str = DECODER) -> Decoder:
     """A float32 decoder from verified safetensors bytes (what the client downloads), ready to run.
 
@@ -128,8 +136,7 @@ def load_decoder_bytes(data: bytes, cfg: CodecConfig, what: str = DECODER) -> De
     spares a layout conversion around each conv and PixelShuffle and about doubles CPU decode
     speed. Every decode path loads through here, so all of them compute the same bytes.
     """
-    decoder = _load_into(Decoder(cfg), data, cfg.decoder_sha256, what)
-    return decoder.to(memory_format=torch.channels_last)
+    return decoder_from_state(load_state_verified(data, cfg.decoder_sha256, what), cfg, what)
 
 
 def load_decoder(model_dir: str | os.PathLike) -> Decoder:

@@ -19,6 +19,9 @@ def build_parser():
     p.add_argument("--size", metavar="WxH", help="check that frames are coded at this size (must be the model's)")
     p.add_argument("--max-frames", type=int, help="encode only the first N frames")
     p.add_argument("--batch-size", type=int, default=16, help="frames per encoder batch (default 16)")
+    p.add_argument("--no-parts", action="store_true",
+                   help="decode with the base decoder alone, though the model has scene parts (fewer decoder "
+                        "bytes, lower quality; needed for a video other than the one the parts were fit to)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -39,7 +42,8 @@ def main(argv: list[str]) -> int:
     if size:
         check_size_fits(*size, cfg.width, cfg.height, "--size")
     res = latentcast.encode(args.video, args.model, args.output, bits=args.bits, chunk_seconds=args.chunk_seconds,
-                            batch=args.batch_size, max_frames=args.max_frames, progress=not args.quiet)
+                            batch=args.batch_size, max_frames=args.max_frames, parts=not args.no_parts,
+                            progress=not args.quiet)
     print(f"encoded {res.frames} frames at {cfg.width}x{cfg.height}, {res.bits} bits: {res.bytes:,} bytes, "
           f"streaming {kbps(res.streaming_bytes, res.frames, float(res.fps)):.1f} kbit/s (side information and "
           f"chunks; `latentcast info --model` adds the decoder for the total)", file=sys.stderr)

@@ -12,7 +12,7 @@ from latentcast import cli
 from latentcast.codec import video
 from latentcast.codec.format.quantizer import DEFAULT_BITS
 from latentcast.commands import decode, encode, info, train
-from synthetic import write_clip
+from synthetic import make_frames, write_clip
 
 
 def _one_line_error(capsys, code):
@@ -185,3 +185,22 @@ def test_training_without_torchvision_names_the_extra(clip, tmp_path, capsys, mo
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else real(name, *a))
     line = _one_line_error(capsys, train.main([str(clip), "-o", str(tmp_path / "m"), "--epochs", "1", "-q"]))
     assert "pip install 'latentcast[train]'" in line
+
+
+def test_parts_errors_are_one_line(trained_model, clip, parted_model, tmp_path, capsys):
+    from latentcast.commands import parts
+
+    assert "no layer 'nope'" in _one_line_error(capsys, parts.main([str(clip), "--model", str(trained_model),
+                                                                    "--layers", "nope", "-q"]))
+    assert "not found" in _one_line_error(capsys, parts.main([str(clip), "--model", str(tmp_path / "none")]))
+    # The clip is 24 frames, the parts were fit to 48: encoding the longer video with them is refused.
+    copy = tmp_path / "m"
+    shutil.copytree(parted_model, copy)
+    longer = write_clip(tmp_path / "longer.mkv", make_frames(60, 64, 48))
+    code = encode.main([str(longer), "--model", str(copy), "-o", str(tmp_path / "x.lcv"), "-q"])
+    assert "--no-parts" in _one_line_error(capsys, code)
+    assert not (tmp_path / "x.lcv").exists()
+    assert encode.main([str(longer), "--model", str(copy), "-o", str(tmp_path / "x.lcv"), "-q", "--no-parts"]) == 0
+    capsys.readouterr()
+    assert info.main([str(tmp_path / "x.lcv"), "--json", "--model", str(copy)]) == 0
+    assert json.loads(capsys.readouterr().out)["decoder_parts"] == 0

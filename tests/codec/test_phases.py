@@ -50,8 +50,8 @@ def test_entry_actions_run_once_each_in_the_declared_order(clip, tmp_path, monke
 
 
 def test_a_budget_per_second_of_video_scales_with_its_length(clip, tmp_path, monkeypatch):
-    from latentcast.codec.train import loop
     from latentcast.codec.format.errors import UsageError
+    from latentcast.codec.train import loop
 
     seen = {}
 
