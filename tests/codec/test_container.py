@@ -154,3 +154,28 @@ def test_damaged_chunk_names_its_frames(movie, tmp_path):
             c.read_chunk(3)
     assert err.value.frames == (15, 20)
     assert err.value.offset == target.offset
+
+
+def _header_with(parts, frames=23):
+    lo, hi = np.zeros(DIM, np.float32), np.ones(DIM, np.float32)
+    return MovieHeader(40, 24, Fraction(25), frames, DIM, 6, 5, "ab" * 32, lo, hi, parts=parts)
+
+
+def test_scene_parts_travel_in_the_side_information():
+    parts = ((0, "1" * 64), (10, "2" * 64))
+    header = MovieHeader.from_bytes(_header_with(parts).to_bytes())
+    assert header.parts == parts and header.part_at(9) == 0 and header.part_at(10) == 1
+    # Without parts the header keeps the bytes it always had: no key at all.
+    assert b"parts" not in _header_with(()).to_bytes() and _header_with(()).part_at(3) is None
+
+
+@pytest.mark.parametrize("parts", [
+    ((1, "1" * 64),),                      # does not start at frame 0
+    ((0, "1" * 64), (0, "2" * 64)),        # starts do not rise
+    ((0, "1" * 64), (23, "2" * 64)),       # starts past the last frame
+    ((0, "1" * 63),),                      # not a sha256
+    ((0, "G" * 64),),                      # not lowercase hex
+])
+def test_a_part_list_a_hostile_server_could_send_is_refused(parts):
+    with pytest.raises(CorruptContainer, match="decoder parts"):
+        MovieHeader.from_bytes(_header_with(parts).to_bytes())
