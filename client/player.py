@@ -47,6 +47,7 @@ class PlaybackSummary:
     stalls: int
     reconnects: int
     psnr: float | None = None
+    parts_fetched: int = 0  # scene parts this playback used (downloaded, or from the cache)
 
     def lines(self) -> list[str]:
         out = [
@@ -54,7 +55,8 @@ class PlaybackSummary:
             f"frames       {self.frames} ({self.duration_s:.2f} s of video) in {self.wall_s:.2f} s",
             f"received     side information {self.side_bytes:,} bytes; latents {self.latent_bytes:,} bytes; "
             + (f"decoder {self.decoder_bytes:,} bytes" if self.decoder_downloaded else
-               f"decoder cached ({self.decoder_bytes:,} bytes on a first view)"),
+               f"decoder cached ({self.decoder_bytes:,} bytes on a first view)")
+            + (f"; scene parts used: {self.parts_fetched}" if self.parts_fetched else ""),
             f"bitrate      total {self.total_kbps:.1f} kbit/s (a first view, decoder included); streaming "
             f"{self.streaming_kbps:.1f} kbit/s (side information and latents)",
             f"decode       {self.decode_fps:.1f} frames/s",
@@ -171,7 +173,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                                                                           float(fps)),
         decode_fps=written / max(decode_s, 1e-9), wall_s=time.monotonic() - t0,
         first_frame_s=first_frame_s or 0.0, stalls=stalls, reconnects=session.received.reconnects,
-        psnr=meter.psnr if meter else None)
+        psnr=meter.psnr if meter else None, parts_fetched=len(decoders.fetched))
 
 
 def _timed(it):

@@ -33,7 +33,7 @@ from latentcast.codec.format.decoder_file import compress_decoder, decompress_de
 from latentcast.codec.format.errors import CorruptContainer, LatentcastError, ModelError, UsageError
 from latentcast.codec.format.rates import kbps
 from latentcast.codec.nn.config import DECODER, load_config, read_model_file
-from latentcast.codec.nn.part_index import model_parts, read_part
+from latentcast.codec.nn.part_index import model_parts, part_shas, read_part
 
 log = logging.getLogger(__name__)
 
@@ -264,9 +264,9 @@ class Store:
                 h, side = c.header, c.header_bytes
             # A part's "config" names its base: GetDecoder sends it with the part, as it sends a base's.
             part_config = json.dumps({"part_of": sha}) + "\n"
-            files += [(p, read_part(model_dir, p), part_config) for p in {p for _, p in h.parts}]
+            files += [(p, read_part(model_dir, p), part_config) for p in part_shas(h.parts, sha)]
             sizes = {s: self._put_decoder_files(s, data, config) for s, data, config in files}
-            part_bytes = sum(sizes[p][0] for _, p in h.parts)
+            part_bytes = sum(sizes[p][0] for p in part_shas(h.parts, sha))
             with self._db() as db:
                 db.execute("BEGIN IMMEDIATE")
                 try:

@@ -87,5 +87,5 @@ def parted_model(tmp_path_factory, two_scene_clip) -> Path:
     from latentcast.codec.train.scene_parts import PartOptions, fit_parts
 
     out = _fit_tiny(two_scene_clip, tmp_path_factory.mktemp("parted") / "m", epochs=20)
-    fit_parts(str(two_scene_clip), out, PartOptions(seconds_per_second=1.0, sensitivity=4, progress=False))
+    fit_parts(str(two_scene_clip), out, PartOptions(seconds_per_second=1.0, sensitivity=4, rd_slope=0, progress=False))
     return out

@@ -32,7 +32,7 @@ from ..nn.config import DECODER, load_config
 from ..nn.decode import decode_movie
 from ..nn.encode import encode_batches
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
-from ..nn.part_index import model_parts, read_part
+from ..nn.part_index import model_parts, part_shas, read_part
 from ..nn.parts import model_decoders
 from ..nn.tensors import to_tensor
 from ..nn.weights import load_encoder
@@ -131,7 +131,7 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
     decoder_file = Path(model_dir) / DECODER
     # Exactly what GetDecoder sends: the base, and every part the movie's scenes use.
     decoder_bytes = len(compress_decoder(decoder_file.read_bytes())) + sum(
-        len(compress_decoder(read_part(model_dir, sha))) for _, sha in parts)
+        len(compress_decoder(read_part(model_dir, sha))) for sha in part_shas(parts, cfg.decoder_sha256))
     name = Path(model_dir).name
     points = []
     with tempfile.TemporaryFile() as spill:

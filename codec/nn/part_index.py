@@ -34,8 +34,13 @@ class PartEntry:
     end: int
     sha256: str
     psnr_base: float = 0.0  # the scene's PSNR with the base alone, as the trainer measured it
-    psnr_part: float = 0.0  # and with its part
-    bytes_sent: int = 0  # the part as it travels (zstd)
+    psnr_part: float = 0.0  # and with what ships for it: its part, or the base again
+    bytes_sent: int = 0  # the part as it travels (zstd); 0 where the scene ships with the base
+    psnr_fit: float = 0.0  # what the fitted part reached, sent or not
+    scene_bytes: int = 0  # the scene's latents and its share of the base: what a part is weighed against
+
+    def uses_base(self, base_sha256: str) -> bool:
+        return self.sha256 == base_sha256
 
 
 @dataclass
@@ -45,8 +50,10 @@ class PartIndex:
     parts: list[PartEntry] = field(default_factory=list)
 
     def header_parts(self, frames: int) -> tuple[tuple[int, str], ...]:
-        """MovieHeader.parts for the first ``frames`` frames of the video the parts were fit to."""
-        return tuple((p.start, p.sha256) for p in self.parts if p.start < frames)
+        """MovieHeader.parts for the first ``frames`` frames of the video the parts were fit to: a
+        scene that ships with the base names the base; () when every scene does."""
+        parts = tuple((p.start, p.sha256) for p in self.parts if p.start < frames)
+        return () if all(sha == self.base_sha256 for _, sha in parts) else parts
 
     @property
     def bytes_sent(self) -> int:
@@ -60,6 +67,12 @@ class PartIndex:
         body = self._body()
         return json.dumps({**json.loads(body), "sha256": hashlib.sha256(body.encode()).hexdigest()},
                           indent=1, sort_keys=True)
+
+
+def part_shas(parts: tuple[tuple[int, str], ...], base_sha256: str) -> list[str]:
+    """The distinct parts a movie's header names, in order, leaving out the base (named for a
+    scene that ships with the base alone): what a viewer of the whole movie downloads."""
+    return [sha for sha in dict.fromkeys(sha for _, sha in parts) if sha != base_sha256]
 
 
 def part_path(model_dir: str | os.PathLike, sha256: str) -> Path:

@@ -125,10 +125,14 @@ class SceneDecoders:
             return None
         return int(np.searchsorted([p[0] for p in self.parts], frame, side="right")) - 1
 
+    def _uses_base(self, i: int | None) -> bool:
+        """A scene that ships with the base alone (its part entry names the base)."""
+        return i is None or self.parts[i][1] == self.cfg.decoder_sha256
+
     def prefetch(self, frame: int) -> None:
         """Start fetching the part that decodes ``frame``, if it is not built or on its way."""
         i = self.part_at(frame)
-        if i is None:
+        if self._uses_base(i):
             return
         with self._lock:
             if i not in self._built and i not in self._pending:
@@ -143,6 +147,8 @@ class SceneDecoders:
     def decoder_at(self, frame: int) -> Decoder:
         """The decoder for ``frame``'s scene, fetching and building it if needed."""
         i = self.part_at(frame)
+        if self._uses_base(i):
+            i = None  # every scene that ships with the base shares one built decoder
         with self._lock:
             if i in self._built:
                 self._built.move_to_end(i)

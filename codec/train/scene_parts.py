@@ -19,7 +19,9 @@ on disk with a record of it, so a run cut short resumes at the first scene it ha
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import tempfile
 import time
@@ -34,6 +36,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from ..format.atomic import write_bytes_atomic, write_text_atomic
+from ..format.chunks import encode_chunk
 from ..format.decoder_file import compress_decoder, sha256_bytes
 from ..format.errors import UsageError
 from ..format.quantizer import Quantizer
@@ -51,6 +54,10 @@ from .data import CACHE_DIR, FrameCache, build_cache
 from .distributed import rank_and_world
 
 AFFINE = "affine"
+# What doubling a scene's bytes buys on the usual rate-distortion curves (x264 and x265 gain
+# about 6 dB a doubling at these rates): a part is sent only where it buys more than its bytes
+# would elsewhere on the curve.
+DEFAULT_RD_SLOPE = 6.0
 DEFAULT_LAYERS = (AFFINE,)
 DONE_DIR = "done"  # parts/done/<start>.json: one record per finished scene, for resuming
 
@@ -66,6 +73,7 @@ class PartOptions:
     batch_size: int = 4
     sensitivity: float = DEFAULT_SENSITIVITY
     min_scene_s: float = DEFAULT_MIN_SCENE_S
+    rd_slope: float = DEFAULT_RD_SLOPE
     seed: int = 0
     threads: int | None = None
     progress: bool = True
@@ -77,6 +85,8 @@ class PartOptions:
             raise UsageError("--layers needs at least one of: affine, or a decoder layer's name")
         if not (self.lr > 0 and self.batch_size >= 1):
             raise UsageError("--lr must be positive and --batch-size at least 1")
+        if not self.rd_slope >= 0:
+            raise UsageError("--rd-slope must be 0 or more (dB a doubling of the rate buys)")
 
 
 class _ChannelGain(nn.Module):
@@ -171,9 +181,10 @@ def fit_scene(base_state: dict[str, torch.Tensor], cfg, data: FrameCache, latent
     return state, before, after, steps
 
 
-def movie_latents(model_dir: Path, data: FrameCache, bits: int, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """The movie's float latents, and the same as ``encode`` will send them: quantized and
-    dequantized over ranges fit to the whole movie, as write_latents fits them."""
+def movie_latents(model_dir: Path, data: FrameCache, bits: int, batch: int = 32
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The movie's float latents, their quantized symbols, and the latents as ``encode`` will
+    send them (dequantized), over ranges fit to the whole movie, as write_latents fits them."""
     encoder = load_encoder(model_dir)
     with tempfile.TemporaryFile() as spill:
         n = encode_batches((data.stack(range(s, min(len(data), s + batch))) for s in range(0, len(data), batch)),
@@ -181,7 +192,8 @@ def movie_latents(model_dir: Path, data: FrameCache, bits: int, batch: int = 32)
         spill.seek(0)
         z = np.frombuffer(spill.read(), np.float32).reshape(n, encoder.cfg.latent_dim)
     quant = Quantizer.fit(z, bits)
-    return z, quant.dequantize(quant.quantize(z)).astype(np.float32)
+    q = quant.quantize(z)
+    return z, q, quant.dequantize(q).astype(np.float32)
 
 
 def fit_parts(source: str, model_dir: str | os.PathLike, opts: PartOptions) -> PartIndex | None:
@@ -198,9 +210,13 @@ def fit_parts(source: str, model_dir: str | os.PathLike, opts: PartOptions) -> P
     check_layers(Decoder(cfg), opts.layers)  # before the long part: caching frames and encoding them
     data, meta = build_cache(source, (cfg.width, cfg.height), model_dir / CACHE_DIR, None, opts.progress and rank == 0)
     fps = meta["fps"][0] / meta["fps"][1]
-    floats, latents = movie_latents(model_dir, data, cfg.trained_bits)
+    floats, symbols, latents = movie_latents(model_dir, data, cfg.trained_bits)
     scenes = split_scenes(floats, fps, opts.sensitivity, opts.min_scene_s)  # cuts are sharper before quantizing
     del floats
+    base_sent = len(compress_decoder(base_bytes))
+    # What a scene costs without a part: its latents, and its frames' share of the base.
+    scene_bytes = {s.start: len(encode_chunk(symbols[s.start : s.end], cfg.trained_bits))
+                   + base_sent * s.frames / len(data) for s in scenes}
     done = model_dir / PARTS_DIR / DONE_DIR
     done.mkdir(parents=True, exist_ok=True)
     budget = opts.seconds_per_second * len(data) / fps
@@ -210,14 +226,27 @@ def fit_parts(source: str, model_dir: str | os.PathLike, opts: PartOptions) -> P
         for scene in mine:
             if _finished(done, scene, cfg.decoder_sha256, opts) is None:
                 _fit_and_keep(scene, budget * scene.frames / len(data), base_state, cfg, data, latents, opts,
-                              model_dir, done)
+                              model_dir, done, rank, scene_bytes[scene.start])
             bar.update(1)
     if rank != 0:
         return None
-    entries = _wait_for_all(done, scenes, cfg.decoder_sha256, opts, world)
-    index = PartIndex(cfg.decoder_sha256, len(data), entries)
+    fitted = _wait_for_all(done, scenes, cfg.decoder_sha256, opts, world)
+    index = PartIndex(cfg.decoder_sha256, len(data), [_decide(e, cfg.decoder_sha256, opts.rd_slope) for e in fitted])
     save_part_index(model_dir, index)
     return index
+
+
+def worth_sending(gain_db: float, part_bytes: int, scene_bytes: float, rd_slope: float) -> bool:
+    """Whether a part buys more than its bytes would elsewhere on a curve of ``rd_slope`` dB per
+    doubling of the scene's bytes (``scene_bytes``: what the scene costs without it)."""
+    return gain_db > 0 and gain_db >= rd_slope * math.log2(1 + part_bytes / max(scene_bytes, 1.0))
+
+
+def _decide(fit: PartEntry, base_sha256: str, rd_slope: float) -> PartEntry:
+    """What ships for a scene: its fitted part if it is worth its bytes, else the base alone."""
+    if worth_sending(fit.psnr_fit - fit.psnr_base, fit.bytes_sent, fit.scene_bytes, rd_slope):
+        return dataclasses.replace(fit, psnr_part=fit.psnr_fit)
+    return dataclasses.replace(fit, sha256=base_sha256, psnr_part=fit.psnr_base, bytes_sent=0)
 
 
 def _record_key(scene: Scene, base_sha256: str, opts: PartOptions) -> dict:
@@ -240,14 +269,16 @@ def _finished(done: Path, scene: Scene, base_sha256: str, opts: PartOptions) -> 
 
 
 def _fit_and_keep(scene: Scene, seconds: float, base_state, cfg, data, latents, opts: PartOptions, model_dir: Path,
-                  done: Path) -> PartEntry:
-    state, before, after, _steps = fit_scene(base_state, cfg, data, latents, scene, seconds, opts)
+                  done: Path, rank: int, scene_bytes: float) -> PartEntry:
+    state, before, after, steps = fit_scene(base_state, cfg, data, latents, scene, seconds, opts)
     part = make_part(base_state, state, cfg.decoder_sha256)
     sha = sha256_bytes(part)
     write_bytes_atomic(part_path(model_dir, sha), part)
-    entry = PartEntry(scene.start, scene.end, sha, round(before, 3), round(after, 3), len(compress_decoder(part)))
+    entry = PartEntry(scene.start, scene.end, sha, round(before, 3), round(after, 3), len(compress_decoder(part)),
+                      psnr_fit=round(after, 3), scene_bytes=round(scene_bytes))
     write_text_atomic(done / f"{scene.start}.json",
-                      json.dumps({"key": _record_key(scene, cfg.decoder_sha256, opts), "entry": entry.__dict__}))
+                      json.dumps({"key": _record_key(scene, cfg.decoder_sha256, opts), "entry": entry.__dict__,
+                                  "rank": rank, "steps": steps}))
     return entry
 
 

@@ -26,7 +26,7 @@ def describe(path: str, model_dir: str | None = None) -> dict:
     from latentcast.codec.format.errors import ModelError
     from latentcast.codec.format.rates import kbps
     from latentcast.codec.nn.config import DECODER, load_config, read_model_file
-    from latentcast.codec.nn.part_index import read_part
+    from latentcast.codec.nn.part_index import part_shas, read_part
 
     with Container(path) as c:
         for i in range(len(c.chunks)):
@@ -40,7 +40,8 @@ def describe(path: str, model_dir: str | None = None) -> dict:
                 raise ModelError(f"{model_dir} holds another decoder than the one this movie needs")
             decoder_bytes = len(compress_decoder(read_model_file(Path(model_dir) / DECODER)))
             # Every scene part the movie names, as GetDecoder sends each once.
-            decoder_bytes += sum(len(compress_decoder(read_part(model_dir, sha))) for sha in {p for _, p in h.parts})
+            decoder_bytes += sum(len(compress_decoder(read_part(model_dir, sha)))
+                                 for sha in part_shas(h.parts, h.decoder_sha256))
         streaming = c.streaming_bytes
         return {
             "total_kbps": None if decoder_bytes is None else round(kbps(streaming + decoder_bytes, h.frames, fps), 3),
@@ -48,7 +49,7 @@ def describe(path: str, model_dir: str | None = None) -> dict:
             "file": path, "width": h.width, "height": h.height, "fps": f"{h.fps.numerator}/{h.fps.denominator}",
             "frames": h.frames, "duration_s": round(h.duration, 3), "latent_dim": h.latent_dim, "bits": h.bits,
             "symbols_packed": h.packed, "chunk_frames": h.chunk_frames, "chunks": len(c.chunks),
-            "decoder_sha256": h.decoder_sha256, "decoder_parts": len({p for _, p in h.parts}),
+            "decoder_sha256": h.decoder_sha256, "decoder_parts": len(part_shas(h.parts, h.decoder_sha256)),
             "bytes": {**parts, "streaming": streaming, "decoder_as_sent": decoder_bytes},  # base and parts
             "file_kbps": round(kbps(parts["total"], h.frames, fps), 3),
             "streaming_bytes_per_frame": round(streaming / max(1, h.frames), 2),

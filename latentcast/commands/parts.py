@@ -53,6 +53,10 @@ def build_parser():
                         f"shorter scenes, each with a part to send (default {d.sensitivity:g})")
     p.add_argument("--min-scene", type=float, default=d.min_scene_s, metavar="SECONDS",
                    help=f"no scene shorter than this (default {d.min_scene_s:g})")
+    p.add_argument("--rd-slope", type=float, default=d.rd_slope, metavar="DB",
+                   help="send a scene's part only if its gain in dB beats this many dB per doubling of the scene's "
+                        "bytes (latents and its share of the base); 0 sends every part that helps. Changing it "
+                        f"refits nothing (default {d.rd_slope:g}, about what x264 and x265 buy a doubling)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -66,18 +70,23 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     index = latentcast.fit_parts(args.video, args.model, seconds_per_second=args.seconds_per_second,
                                  layers=args.layers, lr=args.lr, batch_size=args.batch_size,
-                                 sensitivity=args.sensitivity, min_scene_s=args.min_scene, threads=args.threads,
+                                 sensitivity=args.sensitivity, min_scene_s=args.min_scene, rd_slope=args.rd_slope,
+                                 threads=args.threads,
                                  seed=args.seed, progress=not args.quiet)
     if index:
         parts = index["parts"]
-        print("| scene | frames | PSNR base | PSNR with part | part bytes |", file=sys.stderr)
-        print("|---|---|---|---|---|", file=sys.stderr)
+        print("| scene | frames | PSNR base | PSNR part fitted | sent | PSNR as sent | part bytes |", file=sys.stderr)
+        print("|---|---|---|---|---|---|---|", file=sys.stderr)
         for i, p in enumerate(parts):
-            print(f"| {i} | {p['start']}-{p['end'] - 1} | {p['psnr_base']:.2f} | {p['psnr_part']:.2f} | "
-                  f"{p['bytes_sent']:,} |", file=sys.stderr)
+            sent = p["sha256"] != index["base_sha256"]
+            print(f"| {i} | {p['start']}-{p['end'] - 1} | {p['psnr_base']:.2f} | {p['psnr_fit']:.2f} | "
+                  f"{'yes' if sent else 'no, the base'} | {p['psnr_part']:.2f} | {p['bytes_sent']:,} |",
+                  file=sys.stderr)
         frames = sum(p["end"] - p["start"] for p in parts)
         mean = lambda key: sum(p[key] * (p["end"] - p["start"]) for p in parts) / frames  # noqa: E731
-        print(f"{len(parts)} scenes: {mean('psnr_base'):.2f} dB with the base alone, {mean('psnr_part'):.2f} dB "
-              f"with parts, for {sum(p['bytes_sent'] for p in parts):,} more decoder bytes", file=sys.stderr)
+        print(f"{len(parts)} scenes, {sum(p['bytes_sent'] > 0 for p in parts)} with a part sent: "
+              f"{mean('psnr_base'):.2f} dB with the base alone, {mean('psnr_part'):.2f} dB as sent "
+              f"({mean('psnr_fit'):.2f} with every fitted part), for {sum(p['bytes_sent'] for p in parts):,} more "
+              "decoder bytes", file=sys.stderr)
         print(args.model)
     return 0

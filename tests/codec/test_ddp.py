@@ -42,3 +42,23 @@ def test_two_gloo_processes_match_single_process(clip, tmp_path):
     assert ddp["averaged_steps"] > 0
     assert steps[0][1] == ddp["steps"] - ddp["averaged_steps"]
     assert steps[-1][1] == ddp["steps"]
+
+
+def test_torchrun_ranks_share_the_scene_parts(parted_model, two_scene_clip, tmp_path):
+    import json
+    import shutil
+
+    from latentcast.codec.nn.part_index import load_part_index
+
+    model = tmp_path / "m"
+    shutil.copytree(parted_model, model, ignore=shutil.ignore_patterns("parts", "parts.json"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+           f"--master_port={_free_port()}", "--master_addr=127.0.0.1", "-m", "latentcast", "parts",
+           str(two_scene_clip), "--model", str(model), "--seconds-per-second", "0.5", "--sensitivity", "4", "--rd-slope", "0", "-q"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    index = load_part_index(model, load_config(model).decoder_sha256)
+    assert [(p.start, p.end) for p in index.parts] == [(0, 24), (24, 48)]
+    ranks = [json.loads((model / "parts" / "done" / f"{p.start}.json").read_text())["rank"] for p in index.parts]
+    assert ranks == [0, 1]  # each rank fit every second scene

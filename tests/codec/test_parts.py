@@ -173,10 +173,43 @@ def test_fitting_resumes_at_the_scene_without_a_part(parted_model, two_scene_cli
     (model / PART_INDEX).unlink()
     kept = part_path(model, first.sha256).stat().st_mtime_ns
     after = fit_parts(str(two_scene_clip), model, PartOptions(seconds_per_second=1.0, sensitivity=4,
-                                                                progress=False))
+                                                                rd_slope=0, progress=False))
     assert after.parts[0] == first  # not fit again
     assert part_path(model, first.sha256).stat().st_mtime_ns == kept
     assert after.parts[1].start == second.start and part_path(model, after.parts[1].sha256).exists()
     # Other options are another fit: nothing of the last one is taken for it.
     with pytest.raises(UsageError, match="no layer"):
         fit_parts(str(two_scene_clip), model, PartOptions(layers=("nope",), progress=False))
+
+
+def test_a_part_is_sent_only_where_it_is_worth_its_bytes(parted_model, two_scene_clip, tmp_path):
+    import shutil
+
+    from latentcast.codec.train.scene_parts import worth_sending
+
+    # 0.5 dB for bytes that double the scene is worth it at 0.4 dB a doubling, not at 6.
+    assert worth_sending(0.5, 1000, 1000, 0.4) and not worth_sending(0.5, 1000, 1000, 6.0)
+    assert not worth_sending(0.0, 10, 1000, 0.0) and worth_sending(0.01, 10, 1000, 0.0)
+    model = tmp_path / "m"
+    shutil.copytree(parted_model, model)
+    cfg = load_config(model)
+    fitted = load_part_index(model, cfg.decoder_sha256)
+    stamps = {p.sha256: part_path(model, p.sha256).stat().st_mtime_ns for p in fitted.parts}
+    strict = fit_parts(str(two_scene_clip), model, PartOptions(seconds_per_second=1.0, sensitivity=4,
+                                                                 rd_slope=1000, progress=False))
+    # Re-decided from the kept fits, nothing refit: every scene now ships with the base alone.
+    assert {p.sha256: part_path(model, p.sha256).stat().st_mtime_ns for p in fitted.parts} == stamps
+    assert all(p.sha256 == cfg.decoder_sha256 and p.bytes_sent == 0 and p.psnr_part == p.psnr_base
+               for p in strict.parts)
+    assert [p.psnr_fit for p in strict.parts] == [p.psnr_fit for p in fitted.parts]
+    assert strict.header_parts(48) == ()
+    latentcast.encode(two_scene_clip, model, tmp_path / "m.lcv")
+    with Container(tmp_path / "m.lcv") as c:
+        assert c.header.parts == ()
+    # One scene with the base, one with its part: the base's scene needs no fetch.
+    mixed = ((0, cfg.decoder_sha256), (24, fitted.parts[1].sha256))
+    decoders = model_decoders(model, mixed)
+    decoders.decoder_at(3)
+    decoders.decoder_at(30)
+    assert decoders.fetched == [fitted.parts[1].sha256]
+    decoders.close()
