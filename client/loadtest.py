@@ -22,11 +22,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from latentcast.codec.format.address import is_loopback
 from latentcast.codec.format.container import chunk_checksum
 from latentcast.codec.format.errors import UsageError
-from latentcast.codec.nn.decode import decode_latents
+from latentcast.codec.nn.decode import decode_frames
 from latentcast.proto import latentcast_pb2 as pb
 
 from .session import Session
-from .wire import chunk_latents, movie_quantizer
+from .wire import chunk_latents, movie_side_information
 
 
 def check_loopback(address: str) -> None:
@@ -116,7 +116,9 @@ def run_loadtest(address: str, clients: int, seconds: float, token: str | None =
     decoders = {}
     if decode:
         for m in movies:
-            decoders[m.id] = (session.decoder(m)[0], movie_quantizer(m))
+            quant, parts = movie_side_information(m)
+            # Streams at every point of the movie share one set: every scene's decoder stays built.
+            decoders[m.id] = (session.decoders(m, parts, keep=len(parts) + 1)[0], quant)
     report = LoadReport(clients, seconds)
     lock = threading.Lock()
     cpu0 = proc_stats(server_pid)[0] if server_pid else None
@@ -162,7 +164,7 @@ def run_loadtest(address: str, clients: int, seconds: float, token: str | None =
                         dec, quant = decoders[m.id]
                         latents = chunk_latents(m, chunk, quant, lo, stop_frame)
                         t1 = time.perf_counter()
-                        for out in decode_latents(dec, latents, 16):
+                        for out in decode_frames(dec, lo, latents, 16):
                             dec_n += len(out)
                         dec_s += time.perf_counter() - t1
                     if time.monotonic() > t_end + 5 or stop.is_set():

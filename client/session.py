@@ -122,20 +122,15 @@ class Session:
 
     # -- decoder -------------------------------------------------------------------------------
 
-    def decoders(self, movie: pb.Movie, parts: tuple[tuple[int, str], ...] = ()):
+    def decoders(self, movie: pb.Movie, parts: tuple[tuple[int, str], ...] = (), keep: int = 2):
         """The movie's SceneDecoders: its base decoder from the cache if present and intact, else
         downloaded once, and its scene parts fetched (and cached) as playback reaches them.
         Returns (decoders, whether the base was downloaded now)."""
         from latentcast.codec.nn.parts import SceneDecoders  # torch: only a session that decodes loads it
 
         data, config, downloaded = self._base_decoder(movie.decoder_sha256)
-        return SceneDecoders(data, config, parts, fetch=self.part_bytes,
+        return SceneDecoders(data, config, parts, fetch=self.part_bytes, keep=keep,
                              what=f"decoder {movie.decoder_sha256[:12]}…"), downloaded
-
-    def decoder(self, movie: pb.Movie):
-        """The movie's base decoder, built, and whether it was downloaded now."""
-        decoders, downloaded = self.decoders(movie)
-        return decoders.decoder_at(0), downloaded
 
     def _base_decoder(self, sha: str) -> tuple[bytes, CodecConfig, bool]:
         """The base decoder's verified bytes and config, from the cache or the server; only

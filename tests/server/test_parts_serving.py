@@ -89,3 +89,14 @@ def test_removing_the_movie_removes_its_parts(tmp_path, parted_model, two_scene_
     assert dropped and not any(store.decoder_path(p.sha256).exists() for p in index.parts)
     report = check_store(store)
     assert report.clean and not report.orphans
+
+
+def test_the_load_test_decodes_every_scene_with_its_part(parted_store, tmp_path):
+    from latentcast.client.loadtest import run_loadtest
+
+    store, _rec, _ = parted_store
+    with run_server(store) as srv:
+        report = run_loadtest(srv.address, clients=2, seconds=1.5, decode=True, cache_dir=tmp_path / "cache")
+    d = report.as_dict()
+    assert report.ok and d["decoded_frames"] == d["frames"] > 0 and d["missing_frames"] == 0, d
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 3  # the base and both parts
