@@ -102,6 +102,8 @@ class SceneDecoders:
     applied. A scene's decoder is built the first time a frame of it is asked for, from part
     bytes that ``fetch(sha256)`` returns; ``prefetch`` starts that fetch early, on a thread, so
     the next scene's part arrives while this one plays. At most ``keep`` built decoders are held.
+    A scene whose entry names the base itself (no part was worth sending) decodes with the base,
+    fetching nothing.
     """
 
     def __init__(self, base: bytes, cfg: CodecConfig, parts: tuple[tuple[int, str], ...] = (),
