@@ -40,7 +40,7 @@ from ..format.chunks import encode_chunk
 from ..format.decoder_file import compress_decoder, sha256_bytes
 from ..format.errors import UsageError
 from ..format.quantizer import Quantizer
-from ..nn.config import DECODER, load_config, read_model_file
+from ..nn.config import DECODER, load_config, read_model_file, top_code
 from ..nn.encode import encode_batches
 from ..nn.model import Decoder, QuantAwareConv2d, set_weight_fake_quant
 from ..nn.part_index import PARTS_DIR, PartEntry, PartIndex, part_path, save_part_index
@@ -74,6 +74,7 @@ class PartOptions:
     sensitivity: float = DEFAULT_SENSITIVITY
     min_scene_s: float = DEFAULT_MIN_SCENE_S
     rd_slope: float = DEFAULT_RD_SLOPE
+    delta_penalty: float = 0.0
     seed: int = 0
     threads: int | None = None
     progress: bool = True
@@ -85,6 +86,8 @@ class PartOptions:
             raise UsageError("--layers needs at least one of: affine, or a decoder layer's name")
         if not (self.lr > 0 and self.batch_size >= 1):
             raise UsageError("--lr must be positive and --batch-size at least 1")
+        if not self.delta_penalty >= 0:
+            raise UsageError("--delta-penalty must be 0 or more")
         if not self.rd_slope >= 0:
             raise UsageError("--rd-slope must be 0 or more (dB a doubling of the rate buys)")
 
@@ -149,6 +152,26 @@ def _scene_psnr(decoder: nn.Module, data: FrameCache, latents: np.ndarray, scene
     return meter.psnr
 
 
+def _delta_anchors(decoder: nn.Module) -> list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]]:
+    """For each whole layer a part retunes: its weight, the base's, and one code step per channel."""
+    out = []
+    for conv in decoder.modules():
+        # A gain-only layer's weight is recomputed every step (parametrized): it has no codes to move.
+        if isinstance(conv, QuantAwareConv2d) and not parametrize.is_parametrized(conv, "weight") \
+                and conv.weight.requires_grad and conv.fake_quant_bits is not None:
+            w0 = conv.weight.detach().clone()
+            step = w0.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) / top_code(conv.fake_quant_bits)
+            out.append((conv.weight, w0, step))
+    return out
+
+
+def _delta_cost(anchors) -> torch.Tensor:
+    """How far the retuned layers moved from the base, in code steps, per weight: an L1 pull that
+    leaves most codes where the base has them, so the part's deltas are mostly 0."""
+    total = sum((w - w0).abs().div(step).sum() for w, w0, step in anchors)
+    return total / sum(w.numel() for w, _, _ in anchors)
+
+
 def fit_scene(base_state: dict[str, torch.Tensor], cfg, data: FrameCache, latents: np.ndarray, scene: Scene,
               seconds: float, opts: PartOptions) -> tuple[dict[str, torch.Tensor], float, float, int]:
     """One scene's int8 state, fit for ``seconds``; returns it with the scene's PSNR with the base
@@ -159,6 +182,7 @@ def fit_scene(base_state: dict[str, torch.Tensor], cfg, data: FrameCache, latent
     params = _trainable(decoder, opts.layers)
     set_weight_fake_quant(decoder, widths)
     opt = torch.optim.Adam(params, lr=opts.lr)
+    anchors = _delta_anchors(decoder) if opts.delta_penalty else []
     gen = torch.Generator().manual_seed(opts.seed + scene.start)
     decoder.train()
     steps, t0 = 0, time.monotonic()
@@ -167,6 +191,8 @@ def fit_scene(base_state: dict[str, torch.Tensor], cfg, data: FrameCache, latent
         target = to_tensor(data.stack(idx), torch.device("cpu"))
         z = torch.from_numpy(np.ascontiguousarray(latents[idx]))
         loss = F.mse_loss(decoder(z), target)
+        if anchors:
+            loss = loss + opts.delta_penalty * _delta_cost(anchors)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -251,7 +277,7 @@ def _decide(fit: PartEntry, base_sha256: str, rd_slope: float) -> PartEntry:
 
 def _record_key(scene: Scene, base_sha256: str, opts: PartOptions) -> dict:
     return {"start": scene.start, "end": scene.end, "base_sha256": base_sha256, "layers": list(opts.layers),
-            "seconds_per_second": opts.seconds_per_second}
+            "seconds_per_second": opts.seconds_per_second, "delta_penalty": opts.delta_penalty}
 
 
 def _finished(done: Path, scene: Scene, base_sha256: str, opts: PartOptions) -> PartEntry | None:

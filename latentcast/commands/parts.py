@@ -53,6 +53,9 @@ def build_parser():
                         f"shorter scenes, each with a part to send (default {d.sensitivity:g})")
     p.add_argument("--min-scene", type=float, default=d.min_scene_s, metavar="SECONDS",
                    help=f"no scene shorter than this (default {d.min_scene_s:g})")
+    p.add_argument("--delta-penalty", type=float, default=d.delta_penalty, metavar="L",
+                   help="with whole layers in --layers: pull their weights toward the base's by L per code step "
+                        "moved, so fewer codes change and the part codes smaller, for less gain (default 0: none)")
     p.add_argument("--rd-slope", type=float, default=d.rd_slope, metavar="DB",
                    help="send a scene's part only if its gain in dB beats this many dB per doubling of the scene's "
                         "bytes (latents and its share of the base); 0 sends every part that helps. Changing it "
@@ -71,6 +74,7 @@ def main(argv: list[str]) -> int:
     index = latentcast.fit_parts(args.video, args.model, seconds_per_second=args.seconds_per_second,
                                  layers=args.layers, lr=args.lr, batch_size=args.batch_size,
                                  sensitivity=args.sensitivity, min_scene_s=args.min_scene, rd_slope=args.rd_slope,
+                                 delta_penalty=args.delta_penalty,
                                  threads=args.threads,
                                  seed=args.seed, progress=not args.quiet)
     if index:

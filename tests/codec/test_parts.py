@@ -213,3 +213,21 @@ def test_a_part_is_sent_only_where_it_is_worth_its_bytes(parted_model, two_scene
     decoders.decoder_at(30)
     assert decoders.fetched == [fitted.parts[1].sha256]
     decoders.close()
+
+
+def test_the_delta_penalty_leaves_more_codes_where_the_base_has_them(parted_model, two_scene_clip, tmp_path):
+    import shutil
+
+    def changed_codes(penalty):
+        model = tmp_path / f"p{penalty}"
+        shutil.copytree(parted_model, model, ignore=shutil.ignore_patterns("parts", "parts.json"))
+        index = fit_parts(str(two_scene_clip), model, PartOptions(
+            seconds_per_second=0.5, sensitivity=4, rd_slope=0, layers=("affine", "head"), delta_penalty=penalty,
+            progress=False))
+        part = index.parts[1]
+        assert part.sha256 != index.base_sha256  # a part was fit and kept, so its deltas are what it holds
+        deltas = st_load(read_part(model, part.sha256))
+        return sum(int((v != 0).sum()) for k, v in deltas.items() if k.endswith(DELTA))
+
+    free, pulled = changed_codes(0.0), changed_codes(1.0)
+    assert pulled < free / 2, (pulled, free)
