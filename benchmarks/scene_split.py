@@ -14,12 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-
-import numpy as np
 
 from latentcast.codec import video
-from latentcast.codec.nn.encode import encode_batches
+from latentcast.codec.nn.encode import latents_of
 from latentcast.codec.nn.weights import load_encoder
 from latentcast.codec.scenes import DEFAULT_SENSITIVITY, scene_cuts
 
@@ -35,10 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         truth = [s["start"] for s in json.load(f)["scenes"][1:]]
     encoder = load_encoder(args.model)
     cfg = encoder.cfg
-    with tempfile.TemporaryFile() as spill:
-        n = encode_batches(video.read_batches(args.video, (cfg.width, cfg.height), 32), encoder, spill)
-        spill.seek(0)
-        latents = np.frombuffer(spill.read(), np.float32).reshape(n, cfg.latent_dim)
+    latents = latents_of(video.read_batches(args.video, (cfg.width, cfg.height), 32), encoder)
     fps = float(video.probe(args.video).fps)
     print(f"source boundaries: {truth}\n")
     print("| sensitivity | found | source boundaries found | other cuts |")

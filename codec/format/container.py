@@ -97,9 +97,7 @@ class MovieHeader:
 
     def part_at(self, frame: int) -> int | None:
         """Index into ``parts`` of the part that decodes ``frame``, or None without parts."""
-        if not self.parts:
-            return None
-        return bisect.bisect_right([p[0] for p in self.parts], frame) - 1
+        return part_at(self.parts, frame)
 
     @property
     def packed(self) -> bool:
@@ -242,6 +240,13 @@ def _parse_header(f: BinaryIO, size: int) -> tuple[MovieHeader, int]:
     if problem:
         raise CorruptContainer(f"decoder parts: {problem}", _PREFIX.size)
     return header, end + 8
+
+
+def part_at(parts: tuple[tuple[int, str], ...], frame: int) -> int | None:
+    """Index into a movie's part list (MovieHeader.parts) of the part that decodes ``frame``."""
+    if not parts:
+        return None
+    return bisect.bisect_right([start for start, _ in parts], frame) - 1
 
 
 MAX_PARTS = 1 << 16

@@ -43,6 +43,15 @@ def encode_batches(batches: Iterable[np.ndarray], encoder: Encoder, spill: Binar
     return n
 
 
+def latents_of(batches: Iterable[np.ndarray], encoder: Encoder) -> np.ndarray:
+    """float32 latents (n, latent_dim) of uint8 frame batches, in memory (2 kB a frame at 512
+    dims): for tools that read a whole movie's codes at once. encode_video keeps them on disk."""
+    with tempfile.TemporaryFile() as spill:
+        n = encode_batches(batches, encoder, spill)
+        spill.seek(0)
+        return np.frombuffer(spill.read(), np.float32).reshape(n, encoder.cfg.latent_dim)
+
+
 def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | os.PathLike,
                  bits: int | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, batch: int = 16,
                  max_frames: int | None = None, progress: bool = True,

@@ -39,9 +39,6 @@ class PartEntry:
     psnr_fit: float = 0.0  # what the fitted part reached, sent or not
     scene_bytes: int = 0  # the scene's latents and its share of the base: what a part is weighed against
 
-    def uses_base(self, base_sha256: str) -> bool:
-        return self.sha256 == base_sha256
-
 
 @dataclass
 class PartIndex:

@@ -22,12 +22,13 @@ import struct
 import threading
 from collections import OrderedDict
 from concurrent import futures
+from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from safetensors.torch import save as st_save
 
+from ..format.container import part_at
 from ..format.errors import ModelError
 from .config import DECODER, CodecConfig, load_config, read_model_file
 from .model import Decoder
@@ -123,9 +124,7 @@ class SceneDecoders:
         self.fetched: list[str] = []  # sha256 of every part fetched, in order (what a viewer downloaded)
 
     def part_at(self, frame: int) -> int | None:
-        if not self.parts:
-            return None
-        return int(np.searchsorted([p[0] for p in self.parts], frame, side="right")) - 1
+        return part_at(self.parts, frame)
 
     def _uses_base(self, i: int | None) -> bool:
         """A scene that ships with the base alone (its part entry names the base)."""
@@ -189,12 +188,9 @@ class SceneDecoders:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-
 def model_decoders(model_dir, parts: tuple[tuple[int, str], ...] = ()) -> SceneDecoders:
     """A model directory's decoders for a movie with ``parts`` (MovieHeader.parts), the parts
     read from its parts/ folder."""
-    from pathlib import Path
-
     d = Path(model_dir)
     return SceneDecoders(read_model_file(d / DECODER), load_config(d), parts,
                          fetch=lambda sha: read_part(d, sha), what=str(d / DECODER))

@@ -23,7 +23,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from ..format.decoder_file import compress_decoder, sha256_bytes
 from ..format.errors import UsageError
 from ..format.quantizer import Quantizer
 from ..nn.config import DECODER, load_config, read_model_file, top_code
-from ..nn.encode import encode_batches
+from ..nn.encode import latents_of
 from ..nn.model import Decoder, QuantAwareConv2d, set_weight_fake_quant
 from ..nn.part_index import PARTS_DIR, PartEntry, PartIndex, part_path, save_part_index
 from ..nn.parts import make_part
@@ -211,12 +210,8 @@ def movie_latents(model_dir: Path, data: FrameCache, bits: int, batch: int = 32
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The movie's float latents, their quantized symbols, and the latents as ``encode`` will
     send them (dequantized), over ranges fit to the whole movie, as write_latents fits them."""
-    encoder = load_encoder(model_dir)
-    with tempfile.TemporaryFile() as spill:
-        n = encode_batches((data.stack(range(s, min(len(data), s + batch))) for s in range(0, len(data), batch)),
-                           encoder, spill)
-        spill.seek(0)
-        z = np.frombuffer(spill.read(), np.float32).reshape(n, encoder.cfg.latent_dim)
+    z = latents_of((data.stack(range(s, min(len(data), s + batch))) for s in range(0, len(data), batch)),
+                   load_encoder(model_dir))
     quant = Quantizer.fit(z, bits)
     q = quant.quantize(z)
     return z, q, quant.dequantize(q).astype(np.float32)

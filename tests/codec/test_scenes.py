@@ -6,7 +6,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from latentcast.codec.format.errors import UsageError
-from latentcast.codec.nn.encode import encode_batches
+from latentcast.codec.nn.encode import latents_of
 from latentcast.codec.nn.weights import load_encoder
 from latentcast.codec.scenes import Scene, jumps, scene_cuts, split_scenes
 from synthetic import make_frames
@@ -45,13 +45,7 @@ def test_scenes_cover_every_frame_once_and_respect_the_minimum_length():
 
 def test_a_trained_encoder_sees_the_cut_between_two_clips(trained_model):
     frames = np.concatenate([make_frames(24, 64, 48, seed=0), make_frames(24, 64, 48, seed=5)])
-    import tempfile
-
-    encoder = load_encoder(trained_model)
-    with tempfile.TemporaryFile() as spill:
-        n = encode_batches([frames[:16], frames[16:32], frames[32:]], encoder, spill)
-        spill.seek(0)
-        latents = np.frombuffer(spill.read(), np.float32).reshape(n, -1)
+    latents = latents_of([frames[:16], frames[16:32], frames[32:]], load_encoder(trained_model))
     # The cut's jump stands well above every other step: about 8 times the median, where no step
     # inside either clip reaches 1.5 (the default sensitivity is set on real footage's motion).
     score = jumps(latents)
