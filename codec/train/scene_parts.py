@@ -64,9 +64,11 @@ DONE_DIR = "done"  # parts/done/<start>.json: one record per finished scene, for
 @dataclass
 class PartOptions:
     """How to fit scene parts. The budget is ``seconds_per_second`` of wall clock per second of
-    video, shared among the scenes by their length."""
+    video, shared among the scenes by their length, or ``epochs`` passes over each scene's frames
+    (repeatable on any machine, however loaded)."""
 
     seconds_per_second: float = 4.0
+    epochs: float | None = None
     layers: tuple[str, ...] = DEFAULT_LAYERS
     lr: float = 1e-3
     batch_size: int = 4
@@ -81,6 +83,8 @@ class PartOptions:
     def validate(self) -> None:
         if not self.seconds_per_second > 0:
             raise UsageError("--seconds-per-second must be positive")
+        if self.epochs is not None and not self.epochs > 0:
+            raise UsageError("--epochs must be positive")
         if not self.layers:
             raise UsageError("--layers needs at least one of: affine, or a decoder layer's name")
         if not (self.lr > 0 and self.batch_size >= 1):
@@ -173,7 +177,7 @@ def _delta_cost(anchors) -> torch.Tensor:
 
 def fit_scene(base_state: dict[str, torch.Tensor], cfg, data: FrameCache, latents: np.ndarray, scene: Scene,
               seconds: float, opts: PartOptions) -> tuple[dict[str, torch.Tensor], float, float, int]:
-    """One scene's int8 state, fit for ``seconds``; returns it with the scene's PSNR with the base
+    """One scene's int8 state, fit for ``seconds`` (or ``opts.epochs``); returns it with the scene's PSNR with the base
     and with the part, and the steps taken."""
     decoder = decoder_from_state(base_state, cfg).to(memory_format=torch.contiguous_format)
     before = _scene_psnr(decoder, data, latents, scene)
@@ -185,7 +189,8 @@ def fit_scene(base_state: dict[str, torch.Tensor], cfg, data: FrameCache, latent
     gen = torch.Generator().manual_seed(opts.seed + scene.start)
     decoder.train()
     steps, t0 = 0, time.monotonic()
-    while time.monotonic() - t0 < seconds or steps == 0:
+    fixed = math.ceil(opts.epochs * scene.frames / opts.batch_size) if opts.epochs else None
+    while steps < fixed if fixed else (time.monotonic() - t0 < seconds or steps == 0):
         idx = (scene.start + torch.randint(0, scene.frames, (opts.batch_size,), generator=gen)).tolist()
         target = to_tensor(data.stack(idx), torch.device("cpu"))
         z = torch.from_numpy(np.ascontiguousarray(latents[idx]))
@@ -272,7 +277,8 @@ def _decide(fit: PartEntry, base_sha256: str, rd_slope: float) -> PartEntry:
 
 def _record_key(scene: Scene, base_sha256: str, opts: PartOptions) -> dict:
     return {"start": scene.start, "end": scene.end, "base_sha256": base_sha256, "layers": list(opts.layers),
-            "seconds_per_second": opts.seconds_per_second, "delta_penalty": opts.delta_penalty}
+            "seconds_per_second": opts.seconds_per_second, "delta_penalty": opts.delta_penalty,
+            **({"epochs": opts.epochs} if opts.epochs else {})}
 
 
 def _finished(done: Path, scene: Scene, base_sha256: str, opts: PartOptions) -> PartEntry | None:

@@ -42,6 +42,9 @@ def build_parser():
     p.add_argument("--seconds-per-second", type=float, default=d.seconds_per_second, metavar="S",
                    help=f"wall-clock budget per second of video, shared by the scenes by length; more buys each "
                         f"part more steps (default {d.seconds_per_second:g})")
+    p.add_argument("--epochs", type=float, metavar="N",
+                   help="instead of --seconds-per-second: N passes over each scene's frames, the same fit on "
+                        "any machine however busy (a budget that no longer follows the clock)")
     p.add_argument("--layers", type=_layers, default=d.layers, metavar="LIST",
                    help="what a part retunes: 'affine' (a gain and a bias per channel of every layer: a few kB a "
                         "scene) and/or decoder layer names (head, stem, stages.1: their weights too, as code "
@@ -72,6 +75,7 @@ def main(argv: list[str]) -> int:
 
     args = build_parser().parse_args(argv)
     index = latentcast.fit_parts(args.video, args.model, seconds_per_second=args.seconds_per_second,
+                                 epochs=args.epochs,
                                  layers=args.layers, lr=args.lr, batch_size=args.batch_size,
                                  sensitivity=args.sensitivity, min_scene_s=args.min_scene, rd_slope=args.rd_slope,
                                  delta_penalty=args.delta_penalty,

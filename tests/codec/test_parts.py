@@ -172,7 +172,7 @@ def test_fitting_resumes_at_the_scene_without_a_part(parted_model, two_scene_cli
     part_path(model, second.sha256).unlink()
     (model / PART_INDEX).unlink()
     kept = part_path(model, first.sha256).stat().st_mtime_ns
-    after = fit_parts(str(two_scene_clip), model, PartOptions(seconds_per_second=1.0, sensitivity=4,
+    after = fit_parts(str(two_scene_clip), model, PartOptions(epochs=30, sensitivity=4,
                                                                 rd_slope=0, progress=False))
     assert after.parts[0] == first  # not fit again
     assert part_path(model, first.sha256).stat().st_mtime_ns == kept
@@ -195,7 +195,7 @@ def test_a_part_is_sent_only_where_it_is_worth_its_bytes(parted_model, two_scene
     cfg = load_config(model)
     fitted = load_part_index(model, cfg.decoder_sha256)
     stamps = {p.sha256: part_path(model, p.sha256).stat().st_mtime_ns for p in fitted.parts}
-    strict = fit_parts(str(two_scene_clip), model, PartOptions(seconds_per_second=1.0, sensitivity=4,
+    strict = fit_parts(str(two_scene_clip), model, PartOptions(epochs=30, sensitivity=4,
                                                                  rd_slope=1000, progress=False))
     # Re-decided from the kept fits, nothing refit: every scene now ships with the base alone.
     assert {p.sha256: part_path(model, p.sha256).stat().st_mtime_ns for p in fitted.parts} == stamps
@@ -222,7 +222,7 @@ def test_the_delta_penalty_leaves_more_codes_where_the_base_has_them(parted_mode
         model = tmp_path / f"p{penalty}"
         shutil.copytree(parted_model, model, ignore=shutil.ignore_patterns("parts", "parts.json"))
         index = fit_parts(str(two_scene_clip), model, PartOptions(
-            seconds_per_second=0.5, sensitivity=4, rd_slope=0, layers=("affine", "head"), delta_penalty=penalty,
+            epochs=30, sensitivity=4, rd_slope=0, layers=("affine", "head"), delta_penalty=penalty,
             progress=False))
         part = index.parts[1]
         assert part.sha256 != index.base_sha256  # a part was fit and kept, so its deltas are what it holds
