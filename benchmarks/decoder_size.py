@@ -5,7 +5,7 @@
 The float weights come from the model's final checkpoint (``checkpoint/state.safetensors``,
 the weights training ended with). The first row is the file as shipped, with the per-layer
 widths training chose and fine-tuned for; then, for each uniform bit width, the script
-quantizes the same weights as the shipped file does. Each row zstd-codes the file as it
+quantizes the same weights as the shipped file does. Each row codes the file as it
 travels and decodes the video's frames (float latents from the model's encoder) with the float
 and the quantized weights. The uniform rows show what re-quantizing without fine-tuning costs.
 """
@@ -58,7 +58,7 @@ def main() -> None:
     trained = shipped_widths(model.decoder)
     print(f"{cfg.width}x{cfg.height}, {n:,} decoder params, fp32 file {fp32:,} bytes; trained for "
           f"{trained}; float weights {base:.2f} dB on {len(frames)} frames")
-    print("| weight bits | file bytes | zstd bytes (sent) | % of fp32 | bits/weight | PSNR | change |")
+    print("| weight bits | file bytes | bytes sent | % of fp32 | bits/weight | PSNR | change |")
     print("|---|---|---|---|---|---|---|")
     for label, bits in [("as trained", trained)] + [(str(b), b) for b in args.bits]:
         data = int8_state_bytes(model.decoder, bits)

@@ -7,7 +7,7 @@
     PSNR / MS-SSIM / Y-PSNR against the ground truth; bitrate from real bytes
 
 Learned bitrates count the container's chunk bytes (``streaming``), and those plus the
-zstd-compressed decoder file spread over the clip (``total``). Classical bitrates count the
+coded decoder download spread over the clip (``total``). Classical bitrates count the
 encoded packets' bytes. Every codec's RGB<->YUV conversion is swscale's, the same for all.
 """
 

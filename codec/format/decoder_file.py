@@ -1,6 +1,6 @@
-"""The decoder file as it is stored and sent: safetensors bytes, their sha256, and the zstd
-coding that travels (one frame per tensor). No torch: the server and the store check and send
-decoders without building one.
+"""The decoder file as it is stored and sent: safetensors bytes, their sha256, and the coding
+that travels (one zstd frame or rANS payload per tensor). No torch: the server and the store
+check and send decoders without building one.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import os
 import struct
 
+from . import rans
 from .compress import compressor, decompress_exact
 from .errors import ModelError
 
@@ -28,35 +29,80 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _frame_spans(data: bytes) -> list[tuple[int, int]]:
+def _frame_spans(data: bytes) -> list[tuple[int, int, bool]]:
     """Where compress_decoder cuts a safetensors file: the header, then each tensor's bytes, small
-    neighbours merged. One zstd frame per span gives every layer's codes their own literal
-    statistics; a single frame over the whole file codes about 3 % larger. A file that does not
-    parse as safetensors is one span."""
+    neighbours merged, each span saying whether it is exactly one int8 tensor (weight codes, which
+    the rANS coder may take). One frame per span gives every layer's codes their own statistics;
+    a single zstd frame over the whole file codes about 3 % larger. A file that does not parse as
+    safetensors is one span."""
     try:
         (n,) = struct.unpack("<Q", data[:8])
         entries = json.loads(data[8 : 8 + n])
-        starts = sorted(8 + n + int(v["data_offsets"][0]) for k, v in entries.items() if k != "__metadata__")
-    except (struct.error, ValueError, TypeError, KeyError):
-        return [(0, len(data))]
+        tensors = {8 + n + int(v["data_offsets"][0]): (8 + n + int(v["data_offsets"][1]), v["dtype"] == "I8")
+                   for k, v in entries.items() if k != "__metadata__"}
+    except (struct.error, ValueError, TypeError, KeyError, AttributeError):
+        return [(0, len(data), False)]
     cuts = [0]
-    for s in [8 + n, *starts, len(data)]:
+    for s in [8 + n, *sorted(tensors), len(data)]:
         if s - cuts[-1] >= MIN_FRAME_BYTES and s < len(data):
             cuts.append(s)
-    return list(zip(cuts, cuts[1:] + [len(data)]))
+    spans = list(zip(cuts, cuts[1:] + [len(data)]))
+    return [(a, b, tensors.get(a, (None, False)) == (b, True)) for a, b in spans]
 
 
 MIN_FRAME_BYTES = 4096  # below this a frame's own header and tables cost more than they save
 
+# The download's framing: the magic, then spans of (u8 coding, u32 raw bytes, u32 coded bytes,
+# payload), where coding is SPAN_ZSTD (one zstd frame) or SPAN_RANS (codec.format.rans). Files
+# written before it are bare zstd frames, told apart by zstd's own magic.
+WIRE_MAGIC = b"LCW1"
+SPAN_ZSTD, SPAN_RANS = 0, 1
+_SPAN = struct.Struct("<BII")
+
 
 def compress_decoder(data: bytes) -> bytes:
-    """What travels and what the benchmark's `total` counts: the decoder file as zstd frames back
-    to back, one per tensor (a stream any zstd decoder reads as the whole file)."""
+    """What travels and what every reported `total` counts: the decoder file as one coded span per
+    tensor, each weight-code tensor rANS-coded where that is smaller than its zstd frame."""
     zc = compressor()
-    return b"".join(zc.compress(data[a:b]) for a, b in _frame_spans(data))
+    out = [WIRE_MAGIC]
+    for a, b, codes in _frame_spans(data):
+        kind, payload = SPAN_ZSTD, zc.compress(data[a:b])
+        if codes:
+            coded = rans.encode(data[a:b])
+            if len(coded) < len(payload):
+                kind, payload = SPAN_RANS, coded
+        out += [_SPAN.pack(kind, b - a, len(payload)), payload]
+    return b"".join(out)
 
 
 MAX_DECODER_BYTES = 1 << 30
+
+
+def wire_spans(data: bytes):
+    """(coding, raw bytes, payload) of each span of a download compress_decoder wrote, in order;
+    ValueError where the framing is malformed."""
+    pos = len(WIRE_MAGIC)
+    while pos < len(data):
+        if pos + _SPAN.size > len(data):
+            raise ValueError("ends inside a span header")
+        kind, raw, coded = _SPAN.unpack_from(data, pos)
+        pos += _SPAN.size
+        if pos + coded > len(data) or kind not in (SPAN_ZSTD, SPAN_RANS):
+            raise ValueError("has a malformed span")
+        yield kind, raw, data[pos : pos + coded]
+        pos += coded
+
+
+def _decode_spans(data: bytes, expected_size: int) -> bytes:
+    out, left = [], expected_size
+    for kind, raw, payload in wire_spans(data):
+        if raw > left:
+            raise ValueError(f"holds more than the {expected_size} bytes expected")
+        out.append(decompress_exact(payload, raw) if kind == SPAN_ZSTD else rans.decode(payload, raw))
+        left -= raw
+    if left:
+        raise ValueError(f"holds {expected_size - left} bytes, expected {expected_size}")
+    return b"".join(out)
 
 
 def decompress_decoder(data: bytes, expected_size: int) -> bytes:
@@ -64,6 +110,8 @@ def decompress_decoder(data: bytes, expected_size: int) -> bytes:
     if not 0 < expected_size <= MAX_DECODER_BYTES:
         raise ModelError(f"decoder size {expected_size} is out of range")
     try:
+        if data.startswith(WIRE_MAGIC):
+            return _decode_spans(data, expected_size)
         return decompress_exact(data, expected_size)
     except ValueError as e:
         raise ModelError(f"decoder download {e}") from None

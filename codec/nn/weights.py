@@ -7,7 +7,7 @@ matches the one recorded in ``config.json``::
       config.json            CodecConfig, including encoder_sha256 and decoder_sha256
       encoder.safetensors    fp32, stays with the company
       decoder.safetensors    int8 codes of 4-8 bits with per-channel scales, the file clients
-                             download (zstd-coded on the wire)
+                             download (entropy-coded on the wire)
       train_log.jsonl
 """
 
@@ -41,8 +41,8 @@ QSCALE = ".qscale"  # suffix of the per-output-channel scale stored beside each 
 def int8_state_bytes(module: torch.nn.Module, bits: float | dict[str, float] = 8) -> bytes:
     """safetensors bytes with every conv weight as int8 codes of ``bits`` bits (one width, or a
     width per weight name) plus a float32 scale per output channel (symmetric, max-abs); biases
-    stay fp16. The codes are small, zero-centred integers, which zstd codes in about as many
-    bits as their entropy."""
+    stay fp16. The codes are small, zero-centred integers, which the download codes in about as many
+    bits as their entropy (decoder_file.compress_decoder)."""
     state: dict[str, torch.Tensor] = {}
     for k, v in module.state_dict().items():
         v = v.detach().cpu().float()

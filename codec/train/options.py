@@ -71,7 +71,7 @@ class TrainOptions:
         None, f"one code width ({MIN_WEIGHT_BITS}-{MAX_WEIGHT_BITS}) for every decoder layer instead of "
               "--weight-budget: simpler, but spends bytes where they buy least", group="weights", parse=int)
     weight_budget: float = option(
-        DEFAULT_WEIGHT_BUDGET, "size of the decoder clients download, in bits per weight after zstd. Each "
+        DEFAULT_WEIGHT_BUDGET, "size of the decoder clients download, in bits per weight as coded for the wire. Each "
                                "layer gets the code width (4-8 bits, in quarters) that loses least within it. "
                                "Smaller: a smaller download for a little PSNR", group="weights", metavar="BITS")
     ms_ssim_weight: float = option(

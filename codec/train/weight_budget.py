@@ -6,7 +6,7 @@ its errors average out. The stem and the RGB head hold few weights, and each of 
 lot. One width for every layer therefore spends bytes where they buy least. Here each layer's
 cost is measured at every width: the bytes its codes take, and the error they add to the
 decoder's output when only that layer is quantized. Widths then come down greedily, where the
-least error is added per byte saved, until the zstd-coded file fits the budget.
+least error is added per byte saved, until the coded download fits the budget.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .distributed import broadcast
 
 log = logging.getLogger(__name__)
 
-# Bits per decoder parameter in the download, zstd, scales and biases included: 14.4 % of the
+# Bits per decoder parameter in the download, coded, scales and biases included: 14.4 % of the
 # fp32 file's 32, with room under 15 %. The widths it gives, fine-tuned in the QAT phase, lose
 # almost nothing against float weights (docs/experiments.md).
 DEFAULT_WEIGHT_BUDGET = 4.6
@@ -47,9 +47,10 @@ def check_weight_budget(bits_per_weight: float) -> float:
 
 
 def coded_size(codes: torch.Tensor) -> int:
-    """About the bytes zstd takes for one tensor of codes: their order-0 entropy, which zstd's
-    frame of them exceeds by about 1 %. Counting is instant where a level-19 compression of
-    every layer at every width took seconds; the real file settles the budget at the end."""
+    """About the bytes the download takes for one tensor of codes: their order-0 entropy, which
+    its rANS span (or a zstd frame, where smaller) exceeds by well under 1 %. Counting is instant
+    where coding every layer at every width took seconds; the real file settles the budget at
+    the end."""
     counts = torch.bincount(codes.flatten().to(torch.int64) + 128, minlength=256).double()
     p = counts[counts > 0] / codes.numel()
     return math.ceil(-(p * torch.log2(p)).sum().item() * codes.numel() / 8)

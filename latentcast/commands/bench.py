@@ -12,7 +12,7 @@ The source is decoded once at the benchmark size; those RGB frames are the groun
 every codec. latentcast is measured at 2..8 latent bits per model; x264 (medium, veryslow),
 x265 (medium) and SVT-AV1 (preset 8) run CRF sweeps, widened until they span latentcast's
 PSNR range. Bitrates come from real bytes: the container's chunks ('streaming'), plus the
-zstd-compressed decoder file spread over the clip ('total'), and the classical codecs' packets.
+entropy-coded decoder download spread over the clip ('total'), and the classical codecs' packets.
 
 Writes RESULTS_DIR/results.json, results.csv, rd.png (and the .lcv files), and prints a
 markdown table with BD-rate and BD-PSNR of latentcast against each classical codec.

@@ -8,7 +8,7 @@ from ._common import add_dataclass_options, command, dataclass_options, parser
 
 EPILOG = """\
 The model dir gets config.json, encoder.safetensors, decoder.safetensors (weight codes of 4-8
-bits with per-channel scales: the file clients download, zstd-coded on the wire; its sha256 is
+bits with per-channel scales: the file clients download, entropy-coded on the wire; its sha256 is
 in config.json), preview.png (source frames above their reconstructions) and train_log.jsonl.
 A checkpoint is written every --checkpoint-every seconds; after a crash or Ctrl-C, run the same
 command with --resume.

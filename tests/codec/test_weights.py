@@ -40,23 +40,38 @@ def test_int8_decoder_is_small_and_close():
         assert (dec(z) - back(z)).abs().mean() < 0.02
 
 
-def test_the_download_is_a_zstd_frame_per_tensor_and_old_single_frame_files_still_load():
+def _old_wire(data: bytes) -> bytes:
+    """The download as it was coded before the rANS spans: bare zstd frames, one per span."""
+    from latentcast.codec.format.compress import compressor
+    from latentcast.codec.format.decoder_file import _frame_spans
+
+    return b"".join(compressor().compress(data[a:b]) for a, b, _ in _frame_spans(data))
+
+
+def test_the_download_codes_each_tensor_and_old_zstd_downloads_still_load():
     import zstandard
 
+    from latentcast.codec.format.decoder_file import SPAN_RANS, WIRE_MAGIC, wire_spans
+
     torch.manual_seed(0)
-    dec = build_model(CodecConfig.plan(64, 48, 64)).decoder.eval()
+    dec = build_model(CodecConfig.plan(128, 96, 256)).decoder.eval()
     data = int8_state_bytes(dec, 6)
     wire = compress_decoder(data)
-    assert decompress_decoder(wire, len(data)) == data
-    assert len(wire) < len(zstandard.ZstdCompressor(level=19).compress(data))
-    # Each tensor's frame stands alone: the stream holds several frames, and a plain zstd reader
-    # that stops after one gets only the first of them.
-    assert len(zstandard.ZstdDecompressor().decompress(wire)) < len(data)
+    assert wire.startswith(WIRE_MAGIC) and decompress_decoder(wire, len(data)) == data
+    old = _old_wire(data)
+    # rANS takes the weight codes wherever it beats their zstd frame, so the file never grows
+    assert SPAN_RANS in [kind for kind, _, _ in wire_spans(wire)]
+    assert len(wire) < len(old) < len(zstandard.ZstdCompressor(level=19).compress(data))
     single = zstandard.ZstdCompressor(level=19, write_content_size=True).compress(data)
-    assert decompress_decoder(single, len(data)) == data
-    for cut in (len(wire) - 3, len(wire) // 2):
+    for earlier in (old, single):
+        assert decompress_decoder(earlier, len(data)) == data
+    for cut in (len(wire) - 3, len(wire) // 2, 7):
         with pytest.raises(ModelError):
             decompress_decoder(wire[:cut], len(data))
+    with pytest.raises(ModelError):
+        decompress_decoder(wire, len(data) - 1)  # a span would inflate past what was announced
+    with pytest.raises(ModelError):
+        decompress_decoder(wire + b"\1", len(data))
 
 
 def test_decompress_is_bounded():
