@@ -203,15 +203,22 @@ def bench_classical(codec: ClassicalCodec, frames: np.ndarray, fps: Fraction, ta
 
 # A Bjøntegaard delta through fewer points than this rests on too little of the curve.
 MIN_BD_POINTS = 4
+LADDER = "ladder"  # the curve of all the benchmarked models together
 
 
 def bd_table(points: list[dict]) -> list[dict]:
     """BD-rate and BD-PSNR of each learned curve (total accounting first) against each classical
-    curve, over every non-dominated point of each, with how many points each curve has."""
+    curve, over every non-dominated point of each, with how many points each curve has. With
+    several models, their pooled points are one more curve, the ladder's."""
     curves: dict[tuple, list[dict]] = {}
     for p in sorted(points, key=lambda p: p["accounting"] != "total"):
         key = (p["codec"], p["preset"], p["accounting"], p["model"])
         curves.setdefault(key, []).append(p)
+    models = {p["model"] for p in points if p["codec"] == LEARNED}
+    if len(models) > 1:  # several models are a preset ladder: its curve is every model's best points
+        for p in points:
+            if p["codec"] == LEARNED:
+                curves.setdefault((LEARNED, None, p["accounting"], LADDER), []).append(p)
     rows = []
     anchors = [k for k in curves if k[0] != LEARNED]
     tests = [k for k in curves if k[0] == LEARNED]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..format.atomic import atomic_path, write_text_atomic
 from ..format.errors import UsageError
+from .bd import rd_hull
 
 LEARNED = "latentcast"
 
@@ -52,6 +53,7 @@ def plot(runs: list[dict], path: Path, labels: list[str] | None = None) -> None:
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)  # enough distinct colours for a ladder of models
     for r, run in enumerate(runs):
         curves: dict[str, list[dict]] = {}
         for p in run["points"]:
@@ -64,6 +66,11 @@ def plot(runs: list[dict], path: Path, labels: list[str] | None = None) -> None:
             if learned and pts[0]["accounting"] == "total":
                 style = ":o"
             ax.plot([p["kbps"] for p in pts], [p["psnr"] for p in pts], style, markersize=4, label=prefix + label)
+        total = [p for p in run["points"] if p["codec"] == LEARNED and p["accounting"] == "total"]
+        if len({p["model"] for p in total}) > 1:  # a ladder: the best of its models, as a viewer pays
+            rates, psnrs = rd_hull([p["kbps"] for p in total], [p["psnr"] for p in total])
+            ax.plot(rates, psnrs, "-", color="black", linewidth=2.5, alpha=0.6,
+                    label=prefix + "latentcast ladder (total)")
     ax.set_xscale("log")
     ax.set_xlabel("bitrate (kbit/s, log scale)")
     ax.set_ylabel("PSNR (dB, RGB, mean over frames)")

@@ -38,3 +38,22 @@ def test_pchip_passes_through_points_and_stays_monotone():
     assert np.allclose(f(x), y)
     t = np.linspace(0, 5, 500)
     assert np.all(np.diff(f(t)) >= -1e-12)
+
+
+def test_several_models_make_a_ladder_curve_of_their_best_points():
+    from latentcast.codec.eval.bench import LADDER, bd_table
+
+    def pts(codec, model, rates, psnrs, accounting="total"):
+        return [{"codec": codec, "preset": "medium" if model is None else None, "accounting": accounting,
+                 "model": model, "kbps": r, "psnr": p} for r, p in zip(rates, psnrs)]
+
+    anchor = pts("libx264", None, [50, 100, 200, 400], [30, 33, 36, 39], None)
+    small = pts("latentcast", "s", [60, 70, 90], [30.5, 31, 31.2])
+    large = pts("latentcast", "l", [150, 170, 210], [34, 35, 35.3])
+    rows = {r["test"]: r for r in bd_table(anchor + small + large)}
+    ladder = rows[f"latentcast {LADDER} (total)"]
+    # Each model alone spans too little to say much; together their hull has 6 points.
+    assert ladder["test_points"] == 6 and rows["latentcast s (total)"]["test_points"] == 3
+    assert "fewer than" not in (ladder["note"] or "") and "fewer than" in rows["latentcast s (total)"]["note"]
+    assert ladder["bd_rate_percent"] is not None
+    assert len(bd_table(anchor + small)) == 1  # one model: no ladder
