@@ -121,6 +121,37 @@ def _geometric(n_stages: int, first: int, last: int) -> tuple[int, ...]:
     return tuple(int(round(first * (last / first) ** (i / (n_stages - 1)))) for i in range(n_stages))
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """One rung of the decoder-size ladder: the stem's width, then stage widths falling
+    geometrically from ``first`` to ``last`` (the channels the RGB head sees)."""
+
+    name: str
+    stem: int
+    first: int
+    last: int
+
+
+# The ladder, smallest first. "large" is the architecture every model had before the ladder.
+# The head sees 24 channels from "small" up: against 16 it buys quality for more MACs a pixel,
+# and 32 costs much of the 720p decode speed (docs/experiments.md, as are each rung's results).
+CAPACITIES = {c.name: c for c in (
+    Capacity("tiny", 32, 24, 16),
+    Capacity("small", 64, 32, 24),
+    Capacity("medium", 64, 48, 24),
+    Capacity("large", 128, 64, 24),
+    Capacity("huge", 192, 96, 32),
+)}
+DEFAULT_CAPACITY = "large"
+
+
+def capacity_of(name: str) -> Capacity:
+    try:
+        return CAPACITIES[name]
+    except KeyError:
+        raise UsageError(f"unknown capacity {name!r}; known: {', '.join(CAPACITIES)}") from None
+
+
 @dataclass
 class CodecConfig:
     """Everything needed to rebuild the model; saved as ``config.json`` beside the weights."""
@@ -152,10 +183,13 @@ class CodecConfig:
     trained: dict = field(default_factory=dict)
 
     @classmethod
-    def plan(cls, width: int, height: int, latent_dim: int = 512, **overrides) -> "CodecConfig":
-        """A config with grid, strides and widths chosen for this frame size."""
+    def plan(cls, width: int, height: int, latent_dim: int = 512, capacity: str = DEFAULT_CAPACITY,
+             **overrides) -> "CodecConfig":
+        """A config with grid, strides and widths chosen for this frame size, at one of the
+        CAPACITIES (the decoder's widths); ``overrides`` set fields directly."""
         channels, gh, gw, strides = plan_architecture(width, height, latent_dim)
         n = len(strides) - 1  # the last stride belongs to the shuffle head
+        rung = capacity_of(capacity)
         cfg = cls(
             width=width,
             height=height,
@@ -163,9 +197,8 @@ class CodecConfig:
             latent_channels=channels,
             grid=(gh, gw),
             strides=strides,
-            # The head sees 24 channels: against 16 it buys quality for more MACs a pixel, and 32
-            # costs much of the 720p decode speed (docs/experiments.md).
-            decoder_channels=_geometric(n, 64, 24),
+            stem_channels=rung.stem,
+            decoder_channels=_geometric(n, rung.first, rung.last),
             encoder_channels=_geometric(n + 1, 16, 64),
         )
         cfg = dataclasses.replace(cfg, **overrides)
@@ -200,6 +233,19 @@ class CodecConfig:
     def weight_width(self, name: str) -> float:
         """Bits of the shipped codes of the decoder weight ``name``."""
         return self.weight_layer_bits.get(name, self.weight_bits)
+
+    @property
+    def decoder_parameters(self) -> int:
+        """The decoder's weight count, from the config alone (its 3x3 convs and their biases)."""
+        def conv(c_in: int, c_out: int) -> int:
+            return c_in * c_out * 9 + c_out
+
+        n = conv(self.latent_channels, self.stem_channels)
+        c_in = self.stem_channels
+        for s, c_out in zip(self.strides, self.decoder_channels):
+            n += conv(c_in, c_out * s * s)
+            c_in = c_out
+        return n + conv(c_in, 3 * self.strides[-1] ** 2 if self.head == "shuffle" else 3)
 
     @property
     def total_stride(self) -> int:

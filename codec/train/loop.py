@@ -43,6 +43,7 @@ from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
 from ..nn.weights import int8_state_bytes, save_model, shipped_widths
 from ..progress import progress_bar
 from ..quality import mse_to_psnr
+from .capacity import AUTO, auto_capacity
 from .checkpoint import load_checkpoint, save_checkpoint
 from .collapse_guard import CollapseGuard
 from .data import CACHE_DIR, FrameCache, build_cache
@@ -159,10 +160,17 @@ def start_run(source: str, model_dir: Path, opts: TrainOptions, resume: bool) ->
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     info = video.probe(source)
     size = opts.size or (info.width, info.height)
-    cfg = CodecConfig.plan(size[0], size[1], opts.latent_dim,
-                           **{"weight_bits": opts.shipped_weight_bits, **(opts.arch or {})})
     data, meta = _shared_cache(source, size, model_dir, opts, rank, world)
-    cfg.fps = meta["fps"][0] / meta["fps"][1]
+    fps = meta["fps"][0] / meta["fps"][1]
+    # From the frames trained on, so a resumed run plans the same decoder
+    capacity = opts.capacity if opts.capacity != AUTO else auto_capacity(
+        size[0], size[1], opts.latent_dim, len(data) / fps, opts.weight_bits or opts.weight_budget)
+    cfg = CodecConfig.plan(size[0], size[1], opts.latent_dim, capacity=capacity,
+                           **{"weight_bits": opts.shipped_weight_bits, **(opts.arch or {})})
+    cfg.fps = fps
+    # arch overrides (the Python API's) that set widths make a decoder off the ladder
+    custom = bool({"stem_channels", "decoder_channels"} & set(opts.arch or {}))
+    cfg.trained = {"capacity": "custom" if custom else capacity}
 
     torch.manual_seed(opts.seed)
     layout = torch.channels_last if opts.channels_last else torch.contiguous_format
@@ -390,6 +398,7 @@ def _evaluate_and_save(run: TrainingRun, averaged_steps: int) -> dict:
         "frames": len(run.data), "steps": run.step, "epochs": run.epoch, "seconds": round(run.elapsed, 1),
         "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
         "collapse_restores": run.guard.restores, "lr_scale": run.guard.lr_scale, "averaged_steps": averaged_steps,
+        "capacity": run.cfg.trained.get("capacity"),
         "weight_widths": widths, "decoder_bytes_sent": sent, "decoder_params": params,
         "decoder_bits_per_weight": round(8 * sent / params, 3),
         "decoder_macs_per_pixel": round(macs_per_pixel(model.decoder)),

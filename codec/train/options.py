@@ -14,7 +14,14 @@ from typing import Any, Callable
 
 from ..format.errors import UsageError
 from ..format.quantizer import DEFAULT_BITS, check_bits
-from ..nn.config import DEFAULT_WEIGHT_BITS, MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, check_weight_bits
+from ..nn.config import (
+    CAPACITIES,
+    DEFAULT_WEIGHT_BITS,
+    MAX_WEIGHT_BITS,
+    MIN_WEIGHT_BITS,
+    capacity_of,
+    check_weight_bits,
+)
 from ..video import parse_size
 from .weight_budget import DEFAULT_WEIGHT_BUDGET, check_weight_budget
 
@@ -39,6 +46,11 @@ class TrainOptions:
         None, "train at this frame size (default: the video's own)", metavar="WxH", parse=parse_size)
     latent_dim: int = option(
         512, "latent values per frame; fewer: fewer bytes a frame and lower quality", metavar="N")
+    capacity: str = option(
+        "auto", "the decoder's size, a rung of the ladder tiny < small < medium < large < huge: bigger holds "
+                "more detail but every byte of it is downloaded before the first frame, so it pays only on "
+                "longer videos. auto takes the largest rung whose decoder costs at most "
+                "128 kbit/s over the video's length, up to large", choices=("auto", *CAPACITIES))
     minutes: float | None = option(
         5.0, "wall-clock training budget in minutes; more buys quality with diminishing returns",
         group="budget", parse=float)
@@ -97,6 +109,8 @@ class TrainOptions:
     def validate(self) -> None:
         """Raise UsageError for values that cannot train."""
         check_bits(self.bits)
+        if self.capacity != "auto":
+            capacity_of(self.capacity)
         if self.weight_bits is not None:
             check_weight_bits(self.weight_bits)
         check_weight_budget(self.weight_budget)

@@ -44,7 +44,8 @@ def main(argv: list[str]) -> int:
     if summary:
         print(f"trained {summary['width']}x{summary['height']} on {summary['frames']} frames: "
               f"{summary['steps']} steps in {summary['seconds']:.0f} s; PSNR {summary['psnr_float']:.2f} dB "
-              f"(float), {summary['psnr_quantized']:.2f} dB at {summary['qat_bits']} bits; decoder "
+              f"(float), {summary['psnr_quantized']:.2f} dB at {summary['qat_bits']} bits; "
+              f"{summary['capacity']} decoder "
               f"{summary['decoder_params']:,} params, {summary['decoder_bytes_sent']:,} bytes to download "
               f"({summary['decoder_bits_per_weight']:.2f} bits/weight), "
               f"{summary['decoder_macs_per_pixel']:,} MACs/pixel",

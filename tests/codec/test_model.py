@@ -156,3 +156,22 @@ def test_field_defaults_are_todays_architecture_and_old_configs_say_what_they_we
     assert {k: old[k] for k in LEGACY_FIELDS} == {"stem_channels": 96, "head": "conv", "weight_bits": 8}
     # a field the file names is never overridden by the compatibility step
     assert upgrade_config(json.loads(planned.to_json()))["head"] == "shuffle"
+
+
+@pytest.mark.parametrize("head", ["shuffle", "conv"])
+def test_every_capacity_counts_its_decoder_weights_without_building_it(head):
+    from latentcast.codec.nn.config import CAPACITIES
+
+    sizes = []
+    for name in CAPACITIES:
+        for w, h in ((320, 180), (128, 96)):
+            cfg = CodecConfig.plan(w, h, 256, capacity=name)
+            if head == "conv":
+                cfg = CodecConfig.plan(w, h, 256, capacity=name, head="conv",
+                                       decoder_channels=cfg.decoder_channels + (16,))
+            assert cfg.decoder_parameters == count_parameters(build_model(cfg).decoder), (name, w, h)
+        sizes.append(CodecConfig.plan(320, 180, capacity=name).decoder_parameters)
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)  # a ladder: each rung bigger
+    assert CodecConfig.plan(320, 180).decoder_parameters == 823595  # "large", every earlier model's size
+    with pytest.raises(UsageError, match="unknown capacity"):
+        CodecConfig.plan(320, 180, capacity="giant")
