@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
+from latentcast.client.checks import printable
 from latentcast.codec import video
 from latentcast.codec.format.errors import ModelError, UsageError
 from latentcast.codec.format.rates import kbps
@@ -51,7 +52,7 @@ class PlaybackSummary:
 
     def lines(self) -> list[str]:
         out = [
-            f"movie        {self.title} ({self.movie_id})",
+            f"movie        {printable(self.title)} ({self.movie_id})",
             f"frames       {self.frames} ({self.duration_s:.2f} s of video) in {self.wall_s:.2f} s",
             f"received     side information {self.side_bytes:,} bytes; latents {self.latent_bytes:,} bytes; "
             + (f"decoder {self.decoder_bytes:,} bytes" if self.decoder_downloaded else
@@ -96,7 +97,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
 
     def receive():
         try:
-            for chunk in session.stream_latents(movie.id, start, stop):
+            for chunk in session.stream_latents(movie, start, stop):
                 while not stop_event.is_set():
                     try:
                         chunks.put(chunk, timeout=0.1)

@@ -16,10 +16,21 @@ from typing import Callable, Iterator
 
 import grpc
 
+from latentcast.client.checks import (
+    SHA256,
+    UntrustedMessage,
+    check_decoder_config,
+    check_fields,
+    check_latent_chunk,
+    check_movie,
+    check_movie_list,
+    printable,
+)
+from latentcast.codec.format.address import is_loopback
 from latentcast.codec.format.atomic import write_bytes_atomic, write_text_atomic
 from latentcast.codec.format.container import chunk_checksum
 from latentcast.codec.format.decoder_file import decompress_decoder, sha256_bytes
-from latentcast.codec.format.errors import LatentcastError, ModelError
+from latentcast.codec.format.errors import LatentcastError, ModelError, UsageError
 from latentcast.codec.nn.config import CodecConfig
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
@@ -69,8 +80,13 @@ class Session:
     retry_s: float = 30.0  # how long to keep reconnecting after the server goes away
     cache_dir: Path = field(default_factory=default_cache_dir)
     received: Received = field(default_factory=Received)
+    insecure: bool = False  # allow a token over plaintext to an address off loopback
 
     def __post_init__(self):
+        if self.token is not None and self.root_certificates is None and not self.insecure \
+                and not is_loopback(self.address):
+            raise UsageError(f"refusing to send a token in the clear to {self.address}: connect with TLS "
+                             "(--tls-ca), or give --insecure on a trusted network")
         options = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
                    ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0)]
         if self.root_certificates is not None:
@@ -115,10 +131,12 @@ class Session:
     # -- catalog -------------------------------------------------------------------------------
 
     def list_movies(self) -> list[pb.Movie]:
-        return list(self._with_retry(self.stub.ListMovies, pb.ListMoviesRequest()).movies)
+        """The server's movies, each description checked (client.checks)."""
+        return check_movie_list(self._with_retry(self.stub.ListMovies, pb.ListMoviesRequest()))
 
     def get_movie(self, movie: str) -> pb.Movie:
-        return self._with_retry(self.stub.GetMovie, pb.GetMovieRequest(movie=movie))
+        """One movie's description, checked (client.checks)."""
+        return check_movie(self._with_retry(self.stub.GetMovie, pb.GetMovieRequest(movie=movie)))
 
     # -- decoder -------------------------------------------------------------------------------
 
@@ -135,7 +153,7 @@ class Session:
     def _base_decoder(self, sha: str) -> tuple[bytes, CodecConfig, bool]:
         """The base decoder's verified bytes and config, from the cache or the server; only
         bytes that hash to ``sha`` under a config that names it are kept or used."""
-        path = self.cache_dir / f"{sha}.safetensors"
+        path = self._cache_path(sha)
         cfg_path = path.with_suffix(".json")
         if path.exists() and cfg_path.exists():
             try:
@@ -151,7 +169,7 @@ class Session:
 
     def part_bytes(self, sha: str) -> bytes:
         """A decoder part's bytes, from the cache or the server, checked against ``sha``."""
-        path = self.cache_dir / f"{sha}.safetensors"
+        path = self._cache_path(sha)
         if path.exists():
             data = path.read_bytes()
             if sha256_bytes(data) == sha:
@@ -163,11 +181,19 @@ class Session:
         write_bytes_atomic(path, data)
         return data
 
+    def _cache_path(self, sha: str) -> Path:
+        """Where a decoder lives in the cache; the name comes from the server, so only a sha256's
+        form may make it (no empty, relative or foreign names)."""
+        if not SHA256.match(sha):
+            raise UntrustedMessage(f"the server named a decoder {printable(sha[:80])!r}, which is not a sha256")
+        return self.cache_dir / f"{sha}.safetensors"
+
     def _download_decoder(self, sha: str) -> tuple[bytes, str]:
         parts, config, total, encoding, decoded, received = [], "", None, "", 0, 0
         try:
             for chunk in self.stub.GetDecoder(pb.GetDecoderRequest(sha256=sha), timeout=max(60.0, self.timeout_s),
                                               metadata=self._metadata):
+                check_fields(chunk, "decoder chunk")
                 self.received.decoder_bytes += chunk.ByteSize()
                 if chunk.offset == 0:
                     config, total = chunk.config_json, chunk.total_bytes
@@ -185,17 +211,15 @@ class Session:
             raise ModelError(f"decoder download incomplete ({len(data)} of {total} bytes)")
         if encoding == "zstd":
             data = decompress_decoder(data, decoded)
-        elif encoding:
-            raise ModelError(f"decoder sent in an unknown encoding {encoding[:20]!r}")
         return data, config
 
     @staticmethod
     def _checked_config(data: bytes, config: str, sha: str) -> CodecConfig:
         """The config, once it names ``sha`` (the catalog's) and the bytes hash to it."""
         try:
-            cfg = CodecConfig.from_json(config)
+            cfg = check_decoder_config(CodecConfig.from_json(config))
         except (ValueError, TypeError) as e:
-            raise ModelError(f"decoder config is malformed ({e})") from None
+            raise ModelError(f"decoder config is malformed ({printable(str(e)[:200])})") from None
         if cfg.decoder_sha256 != sha:
             raise ModelError("decoder config names another decoder")
         if sha256_bytes(data) != sha:
@@ -204,16 +228,17 @@ class Session:
 
     # -- latents -------------------------------------------------------------------------------
 
-    def stream_latents(self, movie: str, start: int, stop: int) -> Iterator[pb.LatentChunk]:
-        """Verified chunks covering frames [start, stop). If the server goes away, reconnect with
-        backoff and ask again from the first frame not yet delivered, so each frame comes once."""
+    def stream_latents(self, movie: pb.Movie, start: int, stop: int) -> Iterator[pb.LatentChunk]:
+        """Verified chunks of ``movie`` (as get_movie described it) covering frames [start, stop).
+        If the server goes away, reconnect with backoff and ask again from the first frame not
+        yet delivered, so each frame comes once."""
         next_frame = start
         deadline = None
         delay = 0.1
         t0 = time.monotonic()
         while next_frame < stop:
             call = self.stub.StreamLatents(
-                pb.StreamLatentsRequest(movie=movie, start_frame=next_frame, frame_count=stop - next_frame),
+                pb.StreamLatentsRequest(movie=movie.id, start_frame=next_frame, frame_count=stop - next_frame),
                 metadata=self._metadata, timeout=None)
             try:
                 for chunk in call:
@@ -221,12 +246,11 @@ class Session:
                         self.received.first_chunk_s = time.monotonic() - t0
                     self.received.latent_bytes += chunk.ByteSize()
                     self.received.chunks += 1
+                    check_latent_chunk(chunk, movie, next_frame, stop)  # bounds first: the checksum packs them
                     if chunk_checksum(chunk.start_frame, chunk.n_frames, chunk.payload) != chunk.checksum:
                         raise ServerError(grpc.StatusCode.DATA_LOSS,
                                           f"chunk for frames {chunk.start_frame}+{chunk.n_frames} failed its checksum")
                     end = chunk.start_frame + chunk.n_frames
-                    if end <= next_frame or chunk.start_frame > next_frame:
-                        raise ServerError(grpc.StatusCode.INTERNAL, "server sent chunks out of order")
                     deadline, delay = None, 0.1  # progress: the retry window starts over
                     yield chunk
                     next_frame = min(end, stop)

@@ -31,7 +31,10 @@ def movie_side_information(movie: pb.Movie) -> tuple[Quantizer, tuple[tuple[int,
         return header.quantizer, header.parts
     if not len(movie.quant_lo) == len(movie.quant_hi) == movie.latent_dim:
         raise ModelError(f"the server sent no quantization ranges for {movie.id!r}")
-    return Quantizer(movie.bits, np.asarray(movie.quant_lo, np.float32), np.asarray(movie.quant_hi, np.float32)), ()
+    lo, hi = np.asarray(movie.quant_lo, np.float32), np.asarray(movie.quant_hi, np.float32)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (lo <= hi).all()):
+        raise ModelError(f"the server's quantization ranges for {movie.id!r} are not finite, rising pairs")
+    return Quantizer(movie.bits, lo, hi), ()
 
 
 def chunk_latents(movie: pb.Movie, chunk: pb.LatentChunk, quantizer: Quantizer, start: int, stop: int) -> np.ndarray:

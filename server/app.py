@@ -36,6 +36,9 @@ class ServerOptions:
     max_request_bytes: int = MAX_RECEIVE
     max_workers: int | None = None  # default: every allowed stream plus room for unary calls and health
     limits: Limits = field(default_factory=Limits)
+    # Off loopback without TLS, tokens and streams would cross the network in the clear: refused
+    # unless this says the network is trusted (a private link, TLS ended by a proxy in front).
+    insecure: bool = False
 
 
 @dataclass
@@ -60,6 +63,9 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
     if not opts.tokens and not is_loopback(opts.listen):
         raise ValueError(f"refusing to listen on {opts.listen} without a token: "
                          "give --token (or LATENTCAST_TOKENS), or listen on 127.0.0.1")
+    if not (opts.tls_cert or opts.insecure or is_loopback(opts.listen)):
+        raise ValueError(f"refusing to listen on {opts.listen} without TLS, which would send tokens in the clear: "
+                         "give --tls-cert and --tls-key, or --insecure on a trusted network")
     interceptors = [TokenInterceptor(opts.tokens)] if opts.tokens else []
     # A sync gRPC stream holds a worker thread for its whole life. With a worker for every stream
     # the limits allow, plus spare ones, health checks and catalog calls never wait behind streams;

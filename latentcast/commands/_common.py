@@ -107,10 +107,34 @@ def add_coding_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_connection_args(p: argparse.ArgumentParser) -> None:
-    """--server, --token and --tls-ca, shared by the client commands."""
+    """--server, the token options, --tls-ca and --insecure, shared by the client commands."""
     p.add_argument("--server", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
-    p.add_argument("--token", help="bearer token (default: the LATENTCAST_TOKEN variable)")
+    token = p.add_mutually_exclusive_group()
+    token.add_argument("--token", help="bearer token (default: --token-file, else the LATENTCAST_TOKEN variable); "
+                                       "other users can read it in the process list, so prefer those")
+    token.add_argument("--token-file", metavar="PATH",
+                       help="read the bearer token from this file, which must not be readable by other users")
     p.add_argument("--tls-ca", metavar="PEM", help="connect with TLS, trusting this CA certificate")
+    p.add_argument("--insecure", action="store_true",
+                   help="send the token over plaintext to an address off loopback (otherwise refused): only on a "
+                        "trusted network")
+
+
+def read_token_file(path: str) -> str:
+    """The token in ``path``; UsageError when other users may read it or it is empty."""
+    import os
+    import stat
+
+    from latentcast.codec.format.errors import UsageError
+
+    mode = os.stat(path).st_mode
+    if mode & stat.S_IROTH:
+        raise UsageError(f"{path} is readable by every user: chmod o-r it (or 600) before it holds a token")
+    with open(path, encoding="utf-8") as f:
+        token = f.read().strip()
+    if not token:
+        raise UsageError(f"{path} holds no token")
+    return token
 
 
 def open_client(args: argparse.Namespace, **kwargs):
@@ -119,5 +143,9 @@ def open_client(args: argparse.Namespace, **kwargs):
 
     import latentcast
 
-    token = args.token if args.token is not None else os.environ.get("LATENTCAST_TOKEN")
-    return latentcast.Client(args.server, token=token, tls_ca=args.tls_ca, **kwargs)
+    token = args.token
+    if token is None and args.token_file:
+        token = read_token_file(args.token_file)
+    if token is None:
+        token = os.environ.get("LATENTCAST_TOKEN")
+    return latentcast.Client(args.server, token=token, tls_ca=args.tls_ca, insecure=args.insecure, **kwargs)

@@ -13,6 +13,8 @@ def build_parser():
 
 @command("list")
 def main(argv: list[str]) -> int:
+    from latentcast.client.checks import printable
+
     args = build_parser().parse_args(argv)
     with open_client(args, retry_s=2.0) as client:
         movies = client.list()
@@ -20,5 +22,5 @@ def main(argv: list[str]) -> int:
           "title   (kbit/s: total counts the decoder, stream the side information and latents)")
     for m in movies:
         print(f"{m.id:<12}  {f'{m.width}x{m.height}':>9}  {m.fps_num / m.fps_den:>6.2f}  {m.frames:>7}  "
-              f"{m.duration_s:>7.1f}s  {m.total_kbps:>7.1f}  {m.streaming_kbps:>7.1f}  {m.title}")
+              f"{m.duration_s:>7.1f}s  {m.total_kbps:>7.1f}  {m.streaming_kbps:>7.1f}  {printable(m.title)}")
     return 0

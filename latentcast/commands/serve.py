@@ -26,6 +26,9 @@ def build_parser():
     p.add_argument("--tokens-file", help="file with one accepted token per line")
     p.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (needs --tls-key)")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow listening off loopback without TLS: tokens then cross the network in the clear, "
+                        "so only on a trusted network or behind a proxy that ends TLS")
     p.add_argument("--max-workers", type=int, help="RPC worker threads (default: --max-streams + 32)")
     p.add_argument("--max-lead", type=float, default=0.0, metavar="SECONDS",
                    help="pace each stream to at most this many seconds ahead of real time (default 0: unpaced); "
@@ -70,7 +73,8 @@ def main(argv: list[str]) -> int:
     opts = ServerOptions(listen=args.listen, tokens=tokens, max_workers=args.max_workers, limits=limits,
                          max_request_bytes=args.max_request_bytes,
                          tls_cert=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
-                         tls_key=Path(args.tls_key).read_bytes() if args.tls_key else None)
+                         tls_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
+                         insecure=args.insecure)
     try:
         srv = start_server(store, opts)
     except ValueError as e:

@@ -85,3 +85,28 @@ def test_side_information_that_disagrees_with_the_catalog_is_refused(store_with_
                 setattr(movie, key, value)
         with pytest.raises(ModelError):
             movie_quantizer(movie)
+
+
+def test_a_token_is_never_sent_in_the_clear_off_loopback(tmp_path, capsys):
+    from latentcast.client.session import Session
+    from latentcast.codec.format.errors import UsageError
+
+    with pytest.raises(UsageError, match="in the clear"):
+        Session("10.1.2.3:50051", token="tok")
+    Session("10.1.2.3:50051", token="tok", insecure=True).close()  # asked for: allowed
+    Session("10.1.2.3:50051").close()  # no token, nothing to leak
+    code = list_cmd.main(["--server", "10.1.2.3:50051", "--token", "tok"])
+    assert "--insecure" in _err_line(capsys, code)
+
+
+def test_token_file_is_read_and_must_not_be_world_readable(server, tmp_path, capsys):
+    import os
+
+    path = tmp_path / "token"
+    path.write_text("tok\n")
+    os.chmod(path, 0o644)
+    code = list_cmd.main(["--server", server.address, "--token-file", str(path)])
+    assert "readable by every user" in _err_line(capsys, code)
+    os.chmod(path, 0o600)
+    assert list_cmd.main(["--server", server.address, "--token-file", str(path)]) == 0
+    assert "Shapes" in capsys.readouterr().out

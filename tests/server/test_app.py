@@ -45,6 +45,19 @@ def test_refuses_public_address_without_token(store_with_movie):
         start_server(store, ServerOptions(listen="0.0.0.0:0"))
 
 
+def test_refuses_a_public_address_without_tls_unless_told_the_network_is_trusted(store_with_movie, capsys):
+    from latentcast.commands import serve
+
+    store, _ = store_with_movie
+    with pytest.raises(ValueError, match="without TLS"):
+        start_server(store, ServerOptions(listen="0.0.0.0:0", tokens=["t"]))
+    srv = start_server(store, ServerOptions(listen="0.0.0.0:0", tokens=["t"], insecure=True))
+    srv.stop(0)
+    assert serve.main(["--store", str(store.root), "--listen", "0.0.0.0:0", "--token", "t"]) == 1
+    err = capsys.readouterr().err
+    assert "without TLS" in err and "--insecure" in err and len(err.strip().splitlines()) == 1
+
+
 def test_movies_ingested_while_serving_are_served(trained_model, clip, tmp_path):
     store = Store(tmp_path / "s", create=True)
     with run_server(store) as srv, Session(srv.address, cache_dir=tmp_path / "c") as s:

@@ -120,7 +120,7 @@ def test_tokens(store_with_movie, tmp_path):
         with _session(srv, tmp_path, token="s3cret") as s:
             assert len(s.list_movies()) == 1
         with _session(srv, tmp_path, token="wrong") as s, pytest.raises(ServerError) as err:
-            list(s.stream_latents("Shapes", 0, 24))
+            list(s.stream_latents(s.get_movie("Shapes"), 0, 24))
         assert err.value.code == grpc.StatusCode.UNAUTHENTICATED
         # health answers without a token
         health = health_pb2_grpc.HealthStub(grpc.insecure_channel(srv.address))
