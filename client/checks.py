@@ -42,6 +42,7 @@ MAX_CHANNELS = 2048  # any one layer's width in a decoder config
 MAX_DECODER_WEIGHTS = 64 << 20  # 256 MiB as float32
 MAX_KBPS = 1e9
 MAX_MOVIES = 100_000
+MAX_PAGE_TOKEN = 1024
 
 
 def _fail(message: str, field: str, why: str) -> None:
@@ -120,7 +121,8 @@ MOVIE_FIELDS: dict[str, Callable] = {
     "header": _at_most_bytes(MAX_HEADER),
 }
 LIST_FIELDS: dict[str, Callable] = {
-    "movies": _checked_elsewhere("check_movie, on each, and at most MAX_MOVIES of them"),
+    "movies": _checked_elsewhere("check_movie, on each, and at most MAX_MOVIES over all pages"),
+    "next_page_token": _text(MAX_PAGE_TOKEN),
 }
 DECODER_CHUNK_FIELDS: dict[str, Callable] = {
     "offset": _bounded(0, MAX_DECODER_DOWNLOAD),
@@ -161,9 +163,13 @@ def check_movie(movie: pb.Movie) -> pb.Movie:
     return movie
 
 
-def check_movie_list(answer: pb.ListMoviesResponse) -> list[pb.Movie]:
-    if len(answer.movies) > MAX_MOVIES:
-        _fail("movie list", "length", f"is {len(answer.movies)}, over {MAX_MOVIES}")
+def check_movie_page(answer: pb.ListMoviesResponse, so_far: int) -> list[pb.Movie]:
+    """One page of the movie list, ``so_far`` movies having come before it."""
+    check_fields(answer, "movie list")
+    if so_far + len(answer.movies) > MAX_MOVIES:
+        _fail("movie list", "length", f"is over {MAX_MOVIES} movies")
+    if answer.next_page_token and not answer.movies:
+        _fail("movie list", "page", "is empty but names a next page")
     return [check_movie(m) for m in answer.movies]
 
 

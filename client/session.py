@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from latentcast.client.checks import (
     check_fields,
     check_latent_chunk,
     check_movie,
-    check_movie_list,
+    check_movie_page,
     printable,
 )
 from latentcast.codec.format.address import is_loopback
@@ -39,6 +40,18 @@ log = logging.getLogger(__name__)
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
              grpc.StatusCode.ABORTED}
+
+
+def retryable(code: grpc.StatusCode, details: str) -> bool:
+    """Whether asking again may help: not when RESOURCE_EXHAUSTED is this client's own receive
+    cap refusing a message too large, which the same request would only meet again."""
+    return code in RETRYABLE and not (code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details)
+
+
+def jittered(delay: float) -> float:
+    """``delay`` spread over [delay/2, delay): viewers cut off together by a restart come back
+    spread out instead of all at once."""
+    return delay * (0.5 + 0.5 * random.random())
 
 
 class ServerError(LatentcastError):
@@ -123,16 +136,23 @@ class Session:
             try:
                 return self._call(fn, request)
             except ServerError as e:
-                if e.code not in RETRYABLE or time.monotonic() + delay > deadline:
+                if not retryable(e.code, e.details) or time.monotonic() + delay > deadline:
                     raise
-                time.sleep(delay)
+                time.sleep(jittered(delay))
                 delay = min(delay * 2, 2.0)
 
     # -- catalog -------------------------------------------------------------------------------
 
     def list_movies(self) -> list[pb.Movie]:
-        """The server's movies, each description checked (client.checks)."""
-        return check_movie_list(self._with_retry(self.stub.ListMovies, pb.ListMoviesRequest()))
+        """The server's movies, page by page, each description checked (client.checks)."""
+        movies: list[pb.Movie] = []
+        token = ""
+        while True:
+            page = self._with_retry(self.stub.ListMovies, pb.ListMoviesRequest(page_token=token))
+            movies += check_movie_page(page, len(movies))
+            if not page.next_page_token:
+                return movies
+            token = page.next_page_token
 
     def get_movie(self, movie: str) -> pb.Movie:
         """One movie's description, checked (client.checks)."""
@@ -260,14 +280,15 @@ class Session:
                 raise _EndedEarly()
             except (grpc.RpcError, _EndedEarly) as e:
                 code = e.code() if isinstance(e, grpc.RpcError) else grpc.StatusCode.UNAVAILABLE
-                if code not in RETRYABLE | {grpc.StatusCode.CANCELLED}:
-                    raise ServerError(code, e.details() or "") from None
+                details = (e.details() or "") if isinstance(e, grpc.RpcError) else ""
+                if not (retryable(code, details) or code == grpc.StatusCode.CANCELLED):
+                    raise ServerError(code, details) from None
                 deadline = deadline or time.monotonic() + self.retry_s
                 if time.monotonic() + delay > deadline:
                     raise ServerError(code, f"server unreachable for {self.retry_s:.0f} s") from None
                 log.info("stream interrupted at frame %d (%s); reconnecting", next_frame, code.name)
                 self.received.reconnects += 1
-                time.sleep(delay)
+                time.sleep(jittered(delay))
                 delay = min(delay * 2, 2.0)
             finally:
                 call.cancel()

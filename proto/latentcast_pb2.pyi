@@ -7,14 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ListMoviesRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListMoviesResponse(_message.Message):
-    __slots__ = ("movies",)
+    __slots__ = ("movies", "next_page_token")
     MOVIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     movies: _containers.RepeatedCompositeFieldContainer[Movie]
-    def __init__(self, movies: _Optional[_Iterable[_Union[Movie, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, movies: _Optional[_Iterable[_Union[Movie, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetMovieRequest(_message.Message):
     __slots__ = ("movie",)

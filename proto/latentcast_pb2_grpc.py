@@ -60,7 +60,7 @@ class LatentcastServicer:
     """Missing associated documentation comment in .proto file."""
 
     def ListMovies(self, request, context):
-        """Every movie in the catalog.
+        """The catalog's movies, oldest first, a page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -85,7 +85,7 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
         ],
         maximum_concurrent_rpcs=workers,
     )
-    servicer = LatentcastServicer(store, opts.limits)
+    servicer = LatentcastServicer(store, opts.limits, keyed_by_token=bool(opts.tokens))
     pb_grpc.add_LatentcastServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

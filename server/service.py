@@ -6,8 +6,10 @@ checksum is verified, so a damaged chunk is answered with DATA_LOSS instead of g
 
 from __future__ import annotations
 
+import base64
 import collections
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -41,21 +43,42 @@ class Limits:
     max_stream_seconds: float = 6 * 3600.0  # longer than any movie played in real time
 
 
+DEFAULT_PAGE, MAX_PAGE = 100, 1000
+DECODER_CACHE_BYTES = 256 << 20  # decoders as sent, kept in memory: they are read on every view
+
+
+def page_token(rec) -> str:
+    """An opaque token naming where a page of ListMovies ended."""
+    return base64.urlsafe_b64encode(json.dumps([rec.created, rec.id]).encode()).decode()
+
+
+def parse_page_token(token: str) -> tuple[float, str]:
+    """(created, id) from page_token's output; ValueError for anything else."""
+    created, movie_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+    if not isinstance(created, (int, float)) or not isinstance(movie_id, str) or len(movie_id) > 64:
+        raise ValueError("not a page token")
+    return float(created), movie_id
+
+
 class LatentcastServicer(pb_grpc.LatentcastServicer):
-    def __init__(self, store: Store, limits: Limits | None = None):
+    def __init__(self, store: Store, limits: Limits | None = None, keyed_by_token: bool = False):
         self.store = store
         self.limits = limits or Limits()
+        # With tokens, a client is its token; without, any caller could mint a new "client" per
+        # call with a random authorization header, so a client is its address alone.
+        self.keyed_by_token = keyed_by_token
         self.active_streams = 0
         self._per_client: collections.Counter = collections.Counter()
         self._lock = threading.Lock()
+        self._decoders: collections.OrderedDict = collections.OrderedDict()  # sha -> (wire, config, size)
+        self._decoder_cache_bytes = 0
 
     # -- helpers -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _client_key(context) -> str:
-        """Who a stream counts against: a hash of the bearer token (the token itself is never
-        kept), else the peer's address."""
-        for key, value in context.invocation_metadata() or ():
+    def _client_key(self, context) -> str:
+        """Who a stream counts against: with tokens, a hash of the bearer token (the token itself
+        is never kept); otherwise the peer's address."""
+        for key, value in (context.invocation_metadata() or ()) if self.keyed_by_token else ():
             if key == "authorization":
                 return "token:" + hashlib.sha256(str(value).encode()).hexdigest()[:16]
         peer = context.peer() or ""
@@ -110,30 +133,64 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
     # -- RPCs ----------------------------------------------------------------------------------
 
     def ListMovies(self, request, context):
+        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
         try:
-            records = self.store.list()
+            after = parse_page_token(request.page_token) if request.page_token else None
+        except (ValueError, TypeError, UnicodeDecodeError):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this server gave")
+        try:
+            records = self.store.list(after, size + 1)  # one more: is there a next page?
         except StoreError as e:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        more = len(records) > size
+        records = records[:size]
         # The list leaves out quantization ranges: GetMovie carries them.
-        return pb.ListMoviesResponse(movies=[self._movie_message(r) for r in records])
+        return pb.ListMoviesResponse(movies=[self._movie_message(r) for r in records],
+                                     next_page_token=page_token(records[-1]) if more else "")
 
     def GetMovie(self, request, context):
         return self._describe(self._movie(request.movie, context), context)
 
-    def GetDecoder(self, request, context):
+    def _decoder(self, sha: str, context) -> tuple[bytes, str, int]:
+        """A decoder as sent, from memory or the store (content-addressed, so a cached copy is
+        never stale), the least recently sent ones dropped past DECODER_CACHE_BYTES."""
+        with self._lock:
+            if sha in self._decoders:
+                self._decoders.move_to_end(sha)
+                return self._decoders[sha]
         try:
-            data, config, decoded = self.store.decoder_bytes(request.sha256)
+            entry = self.store.decoder_bytes(sha)
         except NotFound as e:
             context.abort(grpc.StatusCode.NOT_FOUND, str(e))
         except OSError as e:
-            context.abort(grpc.StatusCode.DATA_LOSS, f"decoder {request.sha256[:12]}… unreadable: {e.strerror}")
-        for offset in range(0, max(1, len(data)), DECODER_CHUNK):
-            if not context.is_active():
-                return
-            first = offset == 0
-            yield pb.DecoderChunk(offset=offset, total_bytes=len(data), data=data[offset : offset + DECODER_CHUNK],
-                                  config_json=config if first else "", encoding="zstd" if first else "",
-                                  decoded_bytes=decoded if first else 0)
+            context.abort(grpc.StatusCode.DATA_LOSS, f"decoder {sha[:12]}… unreadable: {e.strerror}")
+        with self._lock:
+            if sha not in self._decoders and len(entry[0]) <= DECODER_CACHE_BYTES:
+                self._decoders[sha] = entry
+                self._decoder_cache_bytes += len(entry[0])
+                while self._decoder_cache_bytes > DECODER_CACHE_BYTES:
+                    _, (old, _, _) = self._decoders.popitem(last=False)
+                    self._decoder_cache_bytes -= len(old)
+        return entry
+
+    def GetDecoder(self, request, context):
+        if len(request.sha256) > self.limits.max_request_text:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "decoder hash too long")
+        # A download holds a worker as a stream does, so it is admitted like one.
+        key = self._client_key(context)
+        self._admit(key, context)
+        try:
+            data, config, decoded = self._decoder(request.sha256, context)
+            for offset in range(0, max(1, len(data)), DECODER_CHUNK):
+                if not context.is_active():
+                    return
+                first = offset == 0
+                yield pb.DecoderChunk(offset=offset, total_bytes=len(data),
+                                      data=data[offset : offset + DECODER_CHUNK],
+                                      config_json=config if first else "", encoding="zstd" if first else "",
+                                      decoded_bytes=decoded if first else 0)
+        finally:
+            self._release(key)
 
     def StreamLatents(self, request, context):
         rec = self._movie(request.movie, context)

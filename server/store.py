@@ -208,9 +208,15 @@ class Store:
     _SELECT = ("SELECT m.*, d.bytes AS decoder_bytes FROM movies m JOIN decoders d "
                "ON d.sha256 = m.decoder_sha256")
 
-    def list(self) -> list[MovieRecord]:
+    def list(self, after: tuple[float, str] | None = None, limit: int | None = None) -> list[MovieRecord]:
+        """Movies oldest first; with ``after`` (a movie's (created, id)) only those after it, and
+        at most ``limit`` of them: pages that stay right while movies are added."""
+        where, args = "", []
+        if after is not None:
+            where, args = " WHERE (m.created, m.id) > (?, ?)", [after[0], after[1]]
+        page = f" LIMIT {int(limit)}" if limit is not None else ""
         with self._db() as db:
-            rows = db.execute(self._SELECT + " ORDER BY m.created, m.id").fetchall()
+            rows = db.execute(self._SELECT + where + " ORDER BY m.created, m.id" + page, args).fetchall()
         return [MovieRecord(**dict(r)) for r in rows]
 
     def get(self, movie: str) -> MovieRecord:

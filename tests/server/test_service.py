@@ -227,7 +227,9 @@ def test_tampered_decoder_on_server_is_refused(store_with_movie, trained_model, 
     with run_server(store) as srv, _session(srv, tmp_path) as s:
         with pytest.raises(Exception, match="sha256 mismatch"):
             play(s, rec.id, str(tmp_path / "x.mkv"), progress=False)
-        store.decoder_wire_path(rec.decoder_sha256).write_bytes(b"\x28\xb5\x2f\xfd garbage")
+    store.decoder_wire_path(rec.decoder_sha256).write_bytes(b"\x28\xb5\x2f\xfd garbage")
+    # a new server: a running one keeps the copy it read in memory
+    with run_server(store) as srv, _session(srv, tmp_path) as s:
         with pytest.raises(Exception, match="does not decompress"):
             play(s, rec.id, str(tmp_path / "x.mkv"), progress=False)
     assert not list((tmp_path / "cache").glob("*.safetensors"))
