@@ -18,6 +18,7 @@ from fractions import Fraction
 
 from latentcast.client.checks import printable
 from latentcast.codec import video
+from latentcast.codec.chapters import chapters_within, container_chapters
 from latentcast.codec.format.errors import ModelError, UsageError
 from latentcast.codec.format.rates import kbps
 from latentcast.codec.nn.decode import decode_frames
@@ -25,7 +26,7 @@ from latentcast.codec.progress import progress_bar
 from latentcast.codec.quality import ReferencePSNR
 
 from .session import Session
-from .wire import chunk_latents, movie_side_information
+from .wire import chunk_latents, movie_chapters, movie_side_information
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,9 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     if (cfg.width, cfg.height, cfg.latent_dim) != (movie.width, movie.height, movie.latent_dim):
         raise ModelError("the downloaded decoder does not fit the movie's size or latent count")
     fps = Fraction(movie.fps_num, movie.fps_den)
+    chapters = None
+    if video.output_kind(output) in ("mkv", "mp4"):  # the scenes, as chapters of what is played
+        chapters = container_chapters(chapters_within(movie_chapters(movie), start, stop), fps)
 
     chunks: queue.Queue = queue.Queue(maxsize=max(4, int(buffer_s * float(fps) / max(1, movie.chunk_frames)) + 4))
     stop_event = threading.Event()
@@ -120,7 +124,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     clock0 = None
     frame_period = 1 / float(fps)
     try:
-        with video.open_writer(output, movie.width, movie.height, fps) as writer, \
+        with video.open_writer(output, movie.width, movie.height, fps, chapters) as writer, \
                 progress_bar(progress, total=stop - start, desc="playing", unit="frame") as bar:
             while True:
                 item = chunks.get()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from latentcast.codec.chapters import stored_chapters
 from latentcast.codec.format.chunks import decode_chunk, frames_in
 from latentcast.codec.format.container import MovieHeader
 from latentcast.codec.format.errors import CorruptContainer, ModelError
 from latentcast.codec.format.quantizer import Quantizer
+from latentcast.codec.scenes import Chapter
 from latentcast.proto import latentcast_pb2 as pb
 
 
@@ -35,6 +37,18 @@ def movie_side_information(movie: pb.Movie) -> tuple[Quantizer, tuple[tuple[int,
     if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (lo <= hi).all()):
         raise ModelError(f"the server's quantization ranges for {movie.id!r} are not finite, rising pairs")
     return Quantizer(movie.bits, lo, hi), ()
+
+
+def movie_chapters(movie: pb.Movie) -> list[Chapter]:
+    """The scenes a GetMovie answer's side information names (none from servers or movies
+    before them)."""
+    if not movie.header:
+        return []
+    try:
+        header = MovieHeader.from_bytes(movie.header)
+    except CorruptContainer as e:
+        raise ModelError(f"the server's side information for {movie.id!r} is damaged ({e})") from None
+    return stored_chapters(header.scenes, header.frames)
 
 
 def chunk_latents(movie: pb.Movie, chunk: pb.LatentChunk, quantizer: Quantizer, start: int, stop: int) -> np.ndarray:

@@ -20,6 +20,13 @@ from .format.errors import UsageError
 
 DEFAULT_SENSITIVITY = 12.0  # jumps this many times the median are cuts (docs/experiments.md)
 DEFAULT_MIN_SCENE_S = 1.0  # no scene shorter than this, except where the movie is
+DEFAULT_MIN_SHOT_S = 0.3  # shots for chapters: a cut this close to another is its aftermath
+# Neighbouring shots whose mean latents lie within this RMS distance (each dimension in its
+# spread within shots) are one scene: their means differ by less than a shot moves. On the test
+# movie its 12 shots' neighbours lay 1.2-1.9 apart, from one source or two alike, so at 1 every
+# shot is its own scene there: a per-movie code does not group shots by setting
+# (docs/experiments.md).
+DEFAULT_SCENE_DISTANCE = 1.0
 
 
 @dataclass(frozen=True)
@@ -34,20 +41,32 @@ class Scene:
         return self.end - self.start
 
 
+SCALE_SAMPLE = 20_000  # frame steps the per-dimension scale is measured on, spread over the movie
+SLICE = 4096  # frames at a time, so a 2-hour movie's latents (a memmap) are never all in memory
+
+
 def jumps(latents: np.ndarray) -> np.ndarray:
     """For each frame t >= 1, how far its latents are from frame t-1's, over the median such
-    distance (n - 1 values; 1 is a typical step within a shot). ``latents`` may be a memmap."""
-    z = np.asarray(latents, np.float32)
-    if z.ndim != 2 or len(z) < 2:
-        return np.zeros(max(0, len(z) - 1), np.float32)
-    diff = np.abs(np.diff(z, axis=0)).astype(np.float64)
-    scale = np.median(diff, axis=0)
+    distance (n - 1 values; 1 is a typical step within a shot). ``latents`` may be a memmap:
+    it is read a slice at a time."""
+    n = len(latents)
+    if np.ndim(latents) != 2 or n < 2:
+        return np.zeros(max(0, n - 1), np.float32)
+    # The median step of each dimension, measured on at most SCALE_SAMPLE steps spread evenly
+    # over the movie (all of them in anything under 17 minutes at 20 fps).
+    at = np.unique(np.linspace(1, n - 1, min(n - 1, SCALE_SAMPLE)).round().astype(np.int64))
+    sample = np.abs(np.asarray(latents[at], np.float64) - np.asarray(latents[at - 1], np.float64))
+    scale = np.median(sample, axis=0)
     # A dimension that holds still in most frames (median step 0, as quantized latents do) is
     # measured in its mean step instead, and a floor at a thousandth of the busiest dimension's
     # step keeps one that never moves from turning any change into an infinite jump.
-    scale = np.where(scale > 0, scale, diff.mean(axis=0))
-    floor = max(float(scale.max()) * 1e-3, 1e-30)
-    step = np.linalg.norm(diff / np.maximum(scale, floor)[None, :], axis=1)
+    scale = np.where(scale > 0, scale, sample.mean(axis=0))
+    scale = np.maximum(scale, max(float(scale.max()) * 1e-3, 1e-30))
+    step = np.empty(n - 1, np.float64)
+    for s in range(1, n, SLICE):
+        e = min(n, s + SLICE)
+        z = np.asarray(latents[s - 1 : e], np.float64)
+        step[s - 1 : e - 1] = np.linalg.norm(np.diff(z, axis=0) / scale, axis=1)
     typical = float(np.median(step))
     score = step / typical if typical > 0 else np.where(step > 0, np.inf, 0)
     return score.astype(np.float32)
@@ -80,3 +99,66 @@ def split_scenes(latents: np.ndarray, fps: float, sensitivity: float = DEFAULT_S
     """The movie as consecutive scenes, covering every frame once."""
     bounds = [0, *scene_cuts(latents, fps, sensitivity, min_scene_s), len(latents)]
     return [Scene(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A scene as chapters show it: frames [start, end), made of ``shots`` shots."""
+
+    start: int
+    end: int
+    shots: int
+
+
+def group_shots(latents: np.ndarray, cuts: list[int], distance: float = DEFAULT_SCENE_DISTANCE) -> list[Chapter]:
+    """Shots (the spans between ``cuts``) grouped into scenes: neighbouring groups whose mean
+    latents are closest merge first (agglomerative, average linkage, neighbours only so a scene
+    stays one span of the movie) until no two neighbours are within ``distance``."""
+    if distance < 0:
+        raise UsageError(f"scene distance must be 0 or more, got {distance}")
+    n = len(latents)
+    if n == 0:
+        return []
+    bounds = [0, *cuts, n]
+    spans = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    # Each shot's sum and sum of squares, a slice at a time (``latents`` may be a memmap).
+    sums, squares = [], []
+    for a, b in spans:
+        total, sq = 0.0, 0.0
+        for s in range(a, b, SLICE):
+            z = np.asarray(latents[s : min(b, s + SLICE)], np.float64)
+            total, sq = total + z.sum(axis=0), sq + (z * z).sum(axis=0)
+        sums.append(total)
+        squares.append(sq)
+    # Each dimension in its spread within shots (pooled): how far apart two shots' means are,
+    # against how much a shot moves. The spread over the whole movie would be mostly the
+    # differences between shots themselves, and shrink them where there are few.
+    within = sum(sq - t * t / (b - a) for (a, b), t, sq in zip(spans, sums, squares)) / n
+    spread = np.sqrt(np.maximum(within, 0))
+    spread = np.maximum(spread, max(float(spread.max()) * 1e-3, 1e-30))
+    groups = [[a, b, 1, t / spread] for (a, b), t in zip(spans, sums)]
+
+    def gap(i: int) -> float:
+        (a0, b0, _, s0), (a1, b1, _, s1) = groups[i], groups[i + 1]
+        return float(np.sqrt(np.mean((s0 / (b0 - a0) - s1 / (b1 - a1)) ** 2)))
+
+    gaps = [gap(i) for i in range(len(groups) - 1)]
+    while gaps:
+        i = int(np.argmin(gaps))
+        if gaps[i] > distance:
+            break
+        (a0, _, k0, s0), (_, b1, k1, s1) = groups[i], groups.pop(i + 1)
+        groups[i] = [a0, b1, k0 + k1, s0 + s1]
+        del gaps[i]  # only the merged group's two gaps change
+        for j in (i - 1, i):
+            if 0 <= j < len(gaps):
+                gaps[j] = gap(j)
+    return [Chapter(a, b, k) for a, b, k, _ in groups]
+
+
+def chapters(latents: np.ndarray, fps: float, sensitivity: float = DEFAULT_SENSITIVITY,
+             min_shot_s: float = DEFAULT_MIN_SHOT_S, distance: float = DEFAULT_SCENE_DISTANCE
+             ) -> tuple[list[int], list[Chapter]]:
+    """(shot cuts, scenes) of a movie from its latents."""
+    cuts = scene_cuts(latents, fps, sensitivity, min_shot_s)
+    return cuts, group_shots(latents, cuts, distance)

@@ -169,12 +169,14 @@ class Y4MWriter:
 
 class _AVWriter:
     def __init__(self, path: Path, fmt: str, codec: str, pix_fmt: str, width: int, height: int, fps: Fraction,
-                 options: dict[str, str]):
+                 options: dict[str, str], chapters: list[dict] | None = None):
         self.container = av.open(str(path), mode="w", format=fmt)
         self.stream = self.container.add_stream(codec, rate=fps)
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = pix_fmt
         self.stream.options = options
+        if chapters:  # before the first packet: the header carries them
+            self.container.set_chapters(chapters)
         self.pix_fmt = pix_fmt
         self._convert = VideoReformatter()
 
@@ -200,8 +202,9 @@ def output_kind(path: str) -> str:
 
 
 @contextlib.contextmanager
-def open_writer(path: str, width: int, height: int, fps: Fraction | float):
-    """A frame writer for ``path``; files appear atomically, complete or not at all."""
+def open_writer(path: str, width: int, height: int, fps: Fraction | float, chapters: list[dict] | None = None):
+    """A frame writer for ``path``; files appear atomically, complete or not at all. ``chapters``
+    (as codec.chapters.container_chapters gives them) go into .mkv and .mp4 files."""
     kind = output_kind(path)
     fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
     if path == "-":
@@ -217,10 +220,11 @@ def open_writer(path: str, width: int, height: int, fps: Fraction | float):
                 writer.close()
             return
         if kind == "mkv":
-            writer = _AVWriter(tmp, "matroska", "ffv1", "bgr0", width, height, fps, {"level": "3"})
+            writer = _AVWriter(tmp, "matroska", "ffv1", "bgr0", width, height, fps, {"level": "3"}, chapters)
         else:
             pix = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-            writer = _AVWriter(tmp, "mp4", "libx264", pix, width, height, fps, {"crf": "18", "preset": "medium"})
+            writer = _AVWriter(tmp, "mp4", "libx264", pix, width, height, fps, {"crf": "18", "preset": "medium"},
+                               chapters)
         try:
             yield writer
         finally:

@@ -106,6 +106,61 @@ def decode(movie: PathLike, model_dir: PathLike, *, start: int = 0, count: int |
             decoders.close()
 
 
+@dataclasses.dataclass
+class SceneList:
+    """A movie's shot cuts (first frames of every shot but the first) and its scenes."""
+
+    cuts: list[int]
+    scenes: list  # codec.scenes.Chapter: start, end, shots
+    fps: "Fraction"
+    frames: int
+
+    def to_json(self) -> dict:
+        return {"cuts": self.cuts, "scenes": [dataclasses.asdict(c) for c in self.scenes]}
+
+
+def scenes(source: PathLike, model_dir: PathLike, *, sensitivity: float | None = None,
+           min_shot_s: float | None = None, distance: float | None = None) -> SceneList:
+    """Shot cuts and scenes of ``source``, from latents alone: for a ``.lcv`` container, those its
+    encoder stored (found on the float latents), or with any option given, those its quantized
+    latents show (no frame decoded, no torch loaded); for a video, the model's encoder's."""
+    from fractions import Fraction
+
+    from latentcast.codec import scenes as sc
+    from latentcast.codec.chapters import stored_chapters
+    from latentcast.codec.format.container import Container
+    from latentcast.codec.format.errors import ModelError
+    from latentcast.codec.nn.config import load_config
+
+    cfg = load_config(model_dir)
+    if str(source).endswith(".lcv"):
+        with Container(source) as c:
+            h = c.header
+            if h.decoder_sha256 != cfg.decoder_sha256:
+                raise ModelError(f"{source} was encoded with another model than {model_dir}: it needs decoder "
+                                 f"{h.decoder_sha256[:12]}…, the model has {cfg.decoder_sha256[:12]}…")
+            if h.scenes and sensitivity is min_shot_s is distance is None:
+                # what the encoder found on the float latents, sharper than the stored codes show
+                return SceneList(list(h.cuts), stored_chapters(h.scenes, h.frames), h.fps, h.frames)
+            fps = h.fps
+            latents = np.concatenate([z for _, z in c.iter_latents()] or [np.zeros((0, cfg.latent_dim))])
+    else:
+        require_extra("torchvision", "train", "finding scenes in a video")
+        from latentcast.codec import video
+        from latentcast.codec.nn.encode import latents_of
+        from latentcast.codec.nn.weights import load_encoder
+
+        fps = Fraction(video.probe(str(source)).fps)
+        latents = latents_of(video.read_batches(str(source), (cfg.width, cfg.height), 32), load_encoder(model_dir))
+    if not len(latents):
+        raise UsageError(f"{source} holds no frames")
+    cuts, chapters = sc.chapters(
+        latents, float(fps), sc.DEFAULT_SENSITIVITY if sensitivity is None else sensitivity,
+        sc.DEFAULT_MIN_SHOT_S if min_shot_s is None else min_shot_s,
+        sc.DEFAULT_SCENE_DISTANCE if distance is None else distance)
+    return SceneList(cuts, chapters, Fraction(fps), len(latents))
+
+
 class Client:
     """A viewer's connection to a latentcast server.
 

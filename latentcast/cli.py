@@ -16,6 +16,7 @@ COMMANDS = {
     "encode": "encode a video into a .lcv container with a trained model",
     "decode": "decode a .lcv container back to frames (.mkv, .mp4, .y4m or -)",
     "info": "print a .lcv container's header and size breakdown",
+    "scenes": "shot cuts and scenes from the latents, as text, JSON or chapter files",
     "ingest": "encode a movie and register it in a store (company side)",
     "rm": "remove a movie from a store",
     "store": "check a store's catalog, files and checksums (and --repair orphans)",

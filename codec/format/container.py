@@ -94,6 +94,11 @@ class MovieHeader:
     # (first frame, part sha256) in frame order, each covering frames up to the next's start.
     # Empty: the base decoder alone decodes every frame, as in every movie before parts.
     parts: tuple[tuple[int, str], ...] = ()
+    # Shot cuts and scenes found by the encoder on its float latents (codec.scenes), sharper than
+    # anything the quantized ones show: the first frame of each shot but the first, and each
+    # scene's (first frame, shots). Empty in movies encoded before them.
+    cuts: tuple[int, ...] = ()
+    scenes: tuple[tuple[int, int], ...] = ()
 
     def part_at(self, frame: int) -> int | None:
         """Index into ``parts`` of the part that decodes ``frame``, or None without parts."""
@@ -121,6 +126,9 @@ class MovieHeader:
         }
         if self.parts:  # left out otherwise, so a movie without parts keeps its bytes
             meta["parts"] = [[start, sha] for start, sha in self.parts]
+        if self.scenes:
+            meta["cuts"] = list(self.cuts)
+            meta["scenes"] = [[start, shots] for start, shots in self.scenes]
         return json.dumps(meta, sort_keys=True).encode()
 
     def to_bytes(self) -> bytes:
@@ -230,6 +238,8 @@ def _parse_header(f: BinaryIO, size: int) -> tuple[MovieHeader, int]:
             chunk_frames=int(meta["chunk_frames"]), decoder_sha256=str(meta["decoder_sha256"]),
             lo=arr[:dim], hi=arr[dim:], version=version,
             parts=tuple((int(start), str(sha)) for start, sha in meta.get("parts", ())),
+            cuts=tuple(int(c) for c in meta.get("cuts", ())),
+            scenes=tuple((int(start), int(shots)) for start, shots in meta.get("scenes", ())),
         )
     except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError):
         raise CorruptContainer("header fields are missing or malformed", _PREFIX.size) from None
@@ -239,7 +249,27 @@ def _parse_header(f: BinaryIO, size: int) -> tuple[MovieHeader, int]:
     problem = parts_problem(header.parts, header.frames)
     if problem:
         raise CorruptContainer(f"decoder parts: {problem}", _PREFIX.size)
+    problem = scenes_problem(header.cuts, header.scenes, header.frames)
+    if problem:
+        raise CorruptContainer(f"scenes: {problem}", _PREFIX.size)
     return header, end + 8
+
+
+def scenes_problem(cuts: tuple[int, ...], scenes: tuple[tuple[int, int], ...], frames: int) -> str | None:
+    """What is wrong with a movie's cuts and scenes, or None: cuts rise strictly inside the
+    movie, and scenes start at 0 and at cuts, in order, their shots adding up to every shot."""
+    if not scenes:
+        return None if not cuts else "cuts without scenes"
+    rising = all(b > a for a, b in zip(cuts, cuts[1:]))
+    if len(cuts) > frames or not rising or (cuts and not 0 < cuts[0] <= cuts[-1] < frames):
+        return "cuts must rise strictly inside the movie"
+    starts = [0, *cuts]
+    at = 0
+    for start, shots in scenes:
+        if shots < 1 or at >= len(starts) or starts[at] != start:
+            return "a scene does not start at the movie's start or at a cut"
+        at += shots
+    return None if at == len(starts) else "the scenes' shots do not add up to the movie's"
 
 
 def part_at(parts: tuple[tuple[int, str], ...], frame: int) -> int | None:
@@ -463,19 +493,20 @@ def chunk_frames_for(fps: Fraction, chunk_seconds: float) -> int:
 
 
 def write_latents(latents: np.ndarray, size: tuple[int, int], fps: Fraction, out: str | os.PathLike, bits: int,
-                  chunk_frames: int, decoder_sha256: str, parts: tuple[tuple[int, str], ...] = ()) -> EncodeResult:
+                  chunk_frames: int, decoder_sha256: str, parts: tuple[tuple[int, str], ...] = (),
+                  cuts: tuple[int, ...] = (), scenes: tuple[tuple[int, int], ...] = ()) -> EncodeResult:
     """Quantize float latents (n, dim) of frames of ``size`` (width, height) with per-dimension
-    ranges and write a container; ``parts`` as MovieHeader.parts."""
+    ranges and write a container; ``parts``, ``cuts`` and ``scenes`` as MovieHeader has them."""
     check_bits(bits)
     n, dim = latents.shape
     if n == 0:
         raise UsageError("nothing to encode: zero frames")
-    problem = parts_problem(tuple(parts), n)
+    problem = parts_problem(tuple(parts), n) or scenes_problem(tuple(cuts), tuple(scenes), n)
     if problem:
-        raise UsageError(f"decoder parts: {problem}")
+        raise UsageError(f"decoder parts or scenes: {problem}")
     quant = Quantizer.fit(latents, bits)  # reads in slices: ``latents`` may be a memmap of a long movie
     header = MovieHeader(size[0], size[1], fps, n, dim, bits, chunk_frames, decoder_sha256, quant.lo, quant.hi,
-                         parts=tuple(parts))
+                         parts=tuple(parts), cuts=tuple(cuts), scenes=tuple(scenes))
 
     def chunks():
         for s in range(0, n, chunk_frames):

@@ -19,6 +19,7 @@ from ..format.container import DEFAULT_CHUNK_SECONDS, EncodeResult, chunk_frames
 from ..format.errors import UsageError
 from ..format.quantizer import check_bits
 from ..progress import progress_bar
+from ..scenes import chapters
 from .model import Encoder
 from .tensors import to_tensor
 
@@ -70,7 +71,10 @@ def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | 
         n = encode_batches((bar.update(len(b)) or b for b in batches), encoder, spill)
         latents = np.memmap(spill, dtype=np.float32, mode="r", shape=(n, cfg.latent_dim))
         try:
+            # Scenes from the float latents, while they are at hand: quantized, a cut stands out
+            # far less from fast motion (docs/experiments.md).
+            cuts, found = chapters(latents, float(info.fps)) if n else ([], [])
             return write_latents(latents, (cfg.width, cfg.height), info.fps, out, bits, chunk_frames, decoder_sha256,
-                                 parts(n) if parts else ())
+                                 parts(n) if parts else (), tuple(cuts), tuple((c.start, c.shots) for c in found))
         finally:
             del latents

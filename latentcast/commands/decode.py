@@ -20,6 +20,9 @@ def build_parser():
     p.add_argument("--start", type=int, default=0, metavar="FRAME", help="first frame to decode (default 0)")
     p.add_argument("--frames", type=int, metavar="N", help="decode N frames (default: to the end)")
     p.add_argument("--batch-size", type=int, default=16, help="frames per decoder batch (default 16)")
+    p.add_argument("--no-chapters", action="store_true",
+                   help="leave scene chapters out of .mkv and .mp4 outputs (found from the latents, as "
+                        "`latentcast scenes` finds them)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -28,6 +31,7 @@ def build_parser():
 def main(argv: list[str]) -> int:
     import latentcast
     from latentcast.codec import video
+    from latentcast.codec.chapters import chapters_within, container_chapters
     from latentcast.codec.format.container import Container
     from latentcast.codec.progress import progress_bar
     from latentcast.codec.quality import ReferencePSNR
@@ -38,10 +42,14 @@ def main(argv: list[str]) -> int:
         h = movie.header
     count = h.frames - args.start if args.frames is None else min(args.frames, h.frames - args.start)
     frames = latentcast.decode(args.movie, args.model, start=args.start, count=args.frames, batch=args.batch_size)
+    chapters = None
+    if not args.no_chapters and video.output_kind(args.output) in ("mkv", "mp4"):
+        found = latentcast.scenes(args.movie, args.model)  # those its encoder stored, if it did
+        chapters = container_chapters(chapters_within(found.scenes, args.start, args.start + count), h.fps)
     meter = ReferencePSNR(args.reference, (h.width, h.height), args.start) if args.reference else None
     t0 = time.perf_counter()
     done = 0
-    with video.open_writer(args.output, h.width, h.height, h.fps) as writer, \
+    with video.open_writer(args.output, h.width, h.height, h.fps, chapters) as writer, \
             progress_bar(not args.quiet, total=max(count, 0), desc="decoding", unit="frame") as bar:
         for frame in frames:
             writer.write(frame)
