@@ -4,6 +4,9 @@
     python tests/fuzz/fuzz.py header      -runs=100000    # a valid .lcv with its header bytes replaced
     python tests/fuzz/fuzz.py y4m         -runs=100000    # YUV4MPEG2 input through PyAV
     python tests/fuzz/fuzz.py safetensors -runs=100000    # decoder files as a client receives them
+    python tests/fuzz/fuzz.py movie       -runs=100000    # GetMovie answers, through the client's handlers
+    python tests/fuzz/fuzz.py latent_chunk -runs=100000   # streamed chunks of a movie
+    python tests/fuzz/fuzz.py decoder_chunk -runs=100000  # a decoder download's chunk
 
 Only the project's own error types may escape; anything else is a crash that libFuzzer reports
 (with the input saved as crash-*). Needs atheris: pip install atheris.

@@ -87,9 +87,98 @@ def target_safetensors(data: bytes) -> None:
         pass
 
 
+def _valid_movie():
+    """A GetMovie answer for the seed container, as a server would send it."""
+    from latentcast.proto import latentcast_pb2 as pb
+
+    with Container(_write(SEED, "movie.lcv")) as c:
+        h = c.header
+        first = pb.LatentChunk(start_frame=0, n_frames=c.chunks[0].n_frames, payload=c.read_payload(0),
+                               checksum=c.chunks[0].checksum)
+        return pb.Movie(id="abc123", title="seed", width=h.width, height=h.height, fps_num=h.fps.numerator,
+                        fps_den=h.fps.denominator, frames=h.frames, duration_s=h.duration, decoder_sha256=h.decoder_sha256,
+                        decoder_bytes=1000, latent_dim=h.latent_dim, bits=h.bits, chunk_frames=h.chunk_frames,
+                        symbols_packed=h.packed, header=c.side_information()), first
+
+
+MOVIE, FIRST_CHUNK = _valid_movie()
+
+
+def _parsed(cls, data: bytes):
+    """``data`` as gRPC would hand it to the client: parsed, or refused by protobuf itself."""
+    from google.protobuf.message import DecodeError
+
+    try:
+        return cls.FromString(data)
+    except DecodeError:
+        return None
+
+
+def target_movie(data: bytes) -> None:
+    """A movie description from a server, through every client handler that reads one."""
+    from latentcast.client.checks import check_movie
+    from latentcast.client.wire import movie_chapters, movie_side_information
+    from latentcast.proto import latentcast_pb2 as pb
+
+    movie = _parsed(pb.Movie, data)
+    if movie is None:
+        return
+    try:
+        check_movie(movie)
+        movie_side_information(movie)
+        movie_chapters(movie)
+    except LatentcastError:
+        pass
+
+
+def target_latent_chunk(data: bytes) -> None:
+    """A streamed chunk of the seed movie, through the client's checks and its decoding."""
+    from latentcast.client.checks import check_latent_chunk
+    from latentcast.client.wire import chunk_latents, movie_side_information
+    from latentcast.proto import latentcast_pb2 as pb
+
+    chunk = _parsed(pb.LatentChunk, data)
+    if chunk is None:
+        return
+    try:
+        check_latent_chunk(chunk, MOVIE, 0, MOVIE.frames)
+        chunk_latents(MOVIE, chunk, movie_side_information(MOVIE)[0], 0, MOVIE.frames)
+    except LatentcastError:
+        pass
+
+
+def target_decoder_chunk(data: bytes) -> None:
+    """A decoder download's first chunk: its fields, then the bytes it carries decompressed."""
+    from latentcast.client.checks import check_fields
+    from latentcast.codec.format.decoder_file import decompress_decoder
+    from latentcast.proto import latentcast_pb2 as pb
+
+    chunk = _parsed(pb.DecoderChunk, data)
+    if chunk is None:
+        return
+    try:
+        check_fields(chunk, "decoder chunk")
+        decompress_decoder(chunk.data, chunk.decoded_bytes)
+    except LatentcastError:
+        pass
+
+
 TARGETS = {"container": target_container, "header": target_header, "y4m": target_y4m,
-           "safetensors": target_safetensors}
+           "safetensors": target_safetensors, "movie": target_movie, "latent_chunk": target_latent_chunk,
+           "decoder_chunk": target_decoder_chunk}
+
+
+def _decoder_chunk_seed() -> bytes:
+    from latentcast.codec.format.decoder_file import compress_decoder
+    from latentcast.proto import latentcast_pb2 as pb
+
+    raw = SEED  # any bytes: the chunk's coding is what is fuzzed
+    wire = compress_decoder(raw)
+    return pb.DecoderChunk(offset=0, total_bytes=len(wire), data=wire, config_json="{}", encoding="zstd",
+                           decoded_bytes=len(raw)).SerializeToString()
 
 
 SEEDS = {"container": SEED, "header": SEED[:200], "y4m": b"W4 H4 F10:1 C444\nFRAME\n" + bytes(48),
-         "safetensors": b'\x0e\x00\x00\x00\x00\x00\x00\x00{"a":"b"}     '}
+         "safetensors": b'\x0e\x00\x00\x00\x00\x00\x00\x00{"a":"b"}     ',
+         "movie": MOVIE.SerializeToString(), "latent_chunk": FIRST_CHUNK.SerializeToString(),
+         "decoder_chunk": _decoder_chunk_seed()}
