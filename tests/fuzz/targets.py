@@ -96,8 +96,8 @@ def _valid_movie():
         first = pb.LatentChunk(start_frame=0, n_frames=c.chunks[0].n_frames, payload=c.read_payload(0),
                                checksum=c.chunks[0].checksum)
         return pb.Movie(id="abc123", title="seed", width=h.width, height=h.height, fps_num=h.fps.numerator,
-                        fps_den=h.fps.denominator, frames=h.frames, duration_s=h.duration, decoder_sha256=h.decoder_sha256,
-                        decoder_bytes=1000, latent_dim=h.latent_dim, bits=h.bits, chunk_frames=h.chunk_frames,
+                        fps_den=h.fps.denominator, frames=h.frames, duration_s=h.duration,
+                        decoder_sha256=h.decoder_sha256, decoder_bytes=1000, latent_dim=h.latent_dim, bits=h.bits, chunk_frames=h.chunk_frames,
                         symbols_packed=h.packed, header=c.side_information()), first
 
 
