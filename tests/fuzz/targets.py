@@ -97,8 +97,8 @@ def _valid_movie():
                                checksum=c.chunks[0].checksum)
         return pb.Movie(id="abc123", title="seed", width=h.width, height=h.height, fps_num=h.fps.numerator,
                         fps_den=h.fps.denominator, frames=h.frames, duration_s=h.duration,
-                        decoder_sha256=h.decoder_sha256, decoder_bytes=1000, latent_dim=h.latent_dim, bits=h.bits, chunk_frames=h.chunk_frames,
-                        symbols_packed=h.packed, header=c.side_information()), first
+                        decoder_sha256=h.decoder_sha256, decoder_bytes=1000, latent_dim=h.latent_dim, bits=h.bits,
+                        chunk_frames=h.chunk_frames, symbols_packed=h.packed, header=c.side_information()), first
 
 
 MOVIE, FIRST_CHUNK = _valid_movie()
