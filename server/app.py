@@ -47,6 +47,7 @@ class RunningServer:
     port: int
     servicer: LatentcastServicer
     health: health.HealthServicer
+    auth: TokenInterceptor | None = None  # None: no tokens (loopback only)
 
     @property
     def address(self) -> str:
@@ -56,6 +57,7 @@ class RunningServer:
         """Refuse new calls, let in-flight streams finish within ``grace`` seconds."""
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        self.servicer.close()
 
 
 def start_server(store: Store, opts: ServerOptions) -> RunningServer:
@@ -66,7 +68,8 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
     if not (opts.tls_cert or opts.insecure or is_loopback(opts.listen)):
         raise ValueError(f"refusing to listen on {opts.listen} without TLS, which would send tokens in the clear: "
                          "give --tls-cert and --tls-key, or --insecure on a trusted network")
-    interceptors = [TokenInterceptor(opts.tokens)] if opts.tokens else []
+    auth = TokenInterceptor(opts.tokens) if opts.tokens else None
+    interceptors = [auth] if auth else []
     # A sync gRPC stream holds a worker thread for its whole life. With a worker for every stream
     # the limits allow, plus spare ones, health checks and catalog calls never wait behind streams;
     # past `maximum_concurrent_rpcs` gRPC answers RESOURCE_EXHAUSTED at once instead of queueing.
@@ -100,7 +103,7 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, servicer, health_servicer)
+    return RunningServer(server, port, servicer, health_servicer, auth)
 
 
 @contextlib.contextmanager

@@ -80,6 +80,16 @@ class TokenInterceptor(grpc.ServerInterceptor):
         if not self._tokens:
             raise ValueError("TokenInterceptor needs at least one token")
 
+    def replace(self, tokens: Iterable[str]) -> int:
+        """Accept ``tokens`` from now on, instead of the ones before (a rotation without a
+        restart); calls already admitted run on. Refuses an empty set, which would lock every
+        client out: ValueError, and the old tokens stay."""
+        new = [t.encode() for t in tokens]
+        if not new:
+            raise ValueError("no tokens to accept: keeping the ones before")
+        self._tokens = new  # one assignment: a call checks against the old list or the new, never a mix
+        return len(new)
+
     def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method or ""
         if method.startswith(OPEN_PREFIXES):

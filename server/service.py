@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import hashlib
 import json
 import logging
@@ -41,6 +42,9 @@ class Limits:
     max_streams: int = 128  # concurrent latent streams in total
     max_streams_per_client: int = 32  # per bearer token (or per peer address when no token is used)
     max_stream_seconds: float = 6 * 3600.0  # longer than any movie played in real time
+    # A send that a client has not taken for this long (it stopped reading) is cancelled, and its
+    # worker and slot come back; the client asks again from the next frame it lacks. 0: never.
+    stall_s: float = 30.0
 
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
@@ -72,6 +76,37 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         self._lock = threading.Lock()
         self._decoders: collections.OrderedDict = collections.OrderedDict()  # sha -> (wire, config, size)
         self._decoder_cache_bytes = 0
+        # Sends waiting on their client: a sync stream is suspended at its yield until gRPC has
+        # handed the message over, which a client that stopped reading never lets happen.
+        self._sending: dict[object, tuple[float, object]] = {}
+        self._closed = threading.Event()
+        if self.limits.stall_s > 0:
+            threading.Thread(target=self._cancel_stalled, name="latentcast-stall-watch", daemon=True).start()
+
+    def close(self) -> None:
+        """Stop the stall watch (the server is stopping)."""
+        self._closed.set()
+
+    def _cancel_stalled(self) -> None:
+        period = min(1.0, self.limits.stall_s / 4)
+        while not self._closed.wait(period):
+            now = time.monotonic()
+            with self._lock:
+                stalled = [ctx for since, ctx in self._sending.values() if now - since > self.limits.stall_s]
+            for ctx in stalled:
+                ctx.cancel()
+
+    @contextlib.contextmanager
+    def _send_watched(self, context):
+        """Around a yield: cancel the call if the client takes longer than stall_s to take it."""
+        key = object()
+        with self._lock:
+            self._sending[key] = (time.monotonic(), context)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._sending.pop(key, None)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -185,10 +220,11 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
                 if not context.is_active():
                     return
                 first = offset == 0
-                yield pb.DecoderChunk(offset=offset, total_bytes=len(data),
-                                      data=data[offset : offset + DECODER_CHUNK],
-                                      config_json=config if first else "", encoding="zstd" if first else "",
-                                      decoded_bytes=decoded if first else 0)
+                with self._send_watched(context):
+                    yield pb.DecoderChunk(offset=offset, total_bytes=len(data),
+                                          data=data[offset : offset + DECODER_CHUNK],
+                                          config_json=config if first else "", encoding="zstd" if first else "",
+                                          decoded_bytes=decoded if first else 0)
         finally:
             self._release(key)
 
@@ -230,7 +266,8 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
                         payload = movie.read_payload(i)
                     except CorruptContainer as e:
                         context.abort(grpc.StatusCode.DATA_LOSS, f"movie {rec.id}: {e}")
-                    yield pb.LatentChunk(start_frame=entry.start, n_frames=entry.n_frames, payload=payload,
-                                         checksum=entry.checksum)
+                    with self._send_watched(context):
+                        yield pb.LatentChunk(start_frame=entry.start, n_frames=entry.n_frames, payload=payload,
+                                             checksum=entry.checksum)
         finally:
             self._release(key)

@@ -10,8 +10,9 @@ from ._common import command, parser
 
 EPILOG = """\
 Tokens come from --token (repeatable), the LATENTCAST_TOKENS variable (comma-separated) and
---tokens-file (one per line). Clients send 'authorization: Bearer <token>'. Without any token
-the server listens on loopback only. The health service (grpc.health.v1) answers without a token.
+--tokens-file (one per line), which SIGHUP re-reads: tokens rotate without a restart, calls
+already admitted run on. Clients send 'authorization: Bearer <token>'. Without any token the
+server listens on loopback only. The health service (grpc.health.v1) answers without a token.
 
 SIGTERM or Ctrl-C stops accepting calls and lets in-flight streams finish within --grace seconds.
 """
@@ -42,6 +43,9 @@ def build_parser():
                    help="concurrent latent streams in total (default 128); more get RESOURCE_EXHAUSTED at once")
     p.add_argument("--max-streams-per-client", type=int, default=32,
                    help="concurrent streams per token, or per peer without tokens (default 32)")
+    p.add_argument("--stall-seconds", type=float, default=30.0, metavar="S",
+                   help="cancel a stream whose client has not taken a chunk for S seconds, freeing its worker and "
+                        "slot; its player asks again from the next frame it lacks (0: never; default 30)")
     p.add_argument("--max-stream-seconds", type=float, default=6 * 3600.0,
                    help="longest a single stream may run (default 6 h); clients resume after it")
     p.add_argument("--grace", type=float, default=10.0, help="seconds to drain streams on shutdown (default 10)")
@@ -69,7 +73,7 @@ def main(argv: list[str]) -> int:
     store = Store(args.store)
     limits = Limits(max_frames_per_request=args.max_frames_per_request, max_lead_s=args.max_lead,
                     max_streams=args.max_streams, max_streams_per_client=args.max_streams_per_client,
-                    max_stream_seconds=args.max_stream_seconds)
+                    max_stream_seconds=args.max_stream_seconds, stall_s=args.stall_seconds)
     opts = ServerOptions(listen=args.listen, tokens=tokens, max_workers=args.max_workers, limits=limits,
                          max_request_bytes=args.max_request_bytes,
                          tls_cert=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
@@ -86,6 +90,19 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+
+    def reload_tokens(*_):
+        if srv.auth is None:
+            print("SIGHUP: this server started without tokens; restart it with some", file=sys.stderr, flush=True)
+            return
+        try:
+            n = srv.auth.replace(load_tokens(args.token, args.tokens_file))
+        except (OSError, ValueError) as e:
+            print(f"SIGHUP: tokens not reloaded ({e}); the ones before stay", file=sys.stderr, flush=True)
+            return
+        print(f"SIGHUP: reloaded {n} tokens", file=sys.stderr, flush=True)
+
+    signal.signal(signal.SIGHUP, reload_tokens)
     stop.wait()
     print(f"shutting down: draining streams for up to {args.grace:.0f} s", file=sys.stderr, flush=True)
     srv.stop(grace=args.grace)

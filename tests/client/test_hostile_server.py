@@ -109,7 +109,8 @@ class LyingServicer(LatentcastServicer):
 class LyingServer:
     def __init__(self, store, lie: Lie):
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        pb_grpc.add_LatentcastServicer_to_server(LyingServicer(store, lie), self.server)
+        self.servicer = LyingServicer(store, lie)
+        pb_grpc.add_LatentcastServicer_to_server(self.servicer, self.server)
         self.address = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
 
     def __enter__(self):
@@ -118,6 +119,7 @@ class LyingServer:
 
     def __exit__(self, *exc):
         self.server.stop(0).wait()
+        self.servicer.close()
 
 
 def _cache_is_sound(cache: Path) -> None:

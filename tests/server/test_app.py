@@ -88,3 +88,37 @@ def test_sigterm_drains_in_flight_streams(store_with_movie, offline_frames, tmp_
     assert "draining" in proc.stderr.read()
     assert result["summary"].reconnects == 0  # finished on the old connection, within the grace period
     assert np.array_equal(np.stack(list(video.read_frames(tmp_path / "o.mkv"))), offline_frames)
+
+
+def test_sighup_rotates_the_tokens_without_a_restart(store_with_movie, tmp_path):
+    import os
+    import re
+
+    store, _ = store_with_movie
+    tokens = tmp_path / "tokens"
+    tokens.write_text("old-token\n")
+    proc = subprocess.Popen([sys.executable, "-m", "latentcast", "serve", "--store", str(store.root), "--listen",
+                             "127.0.0.1:0", "--tokens-file", str(tokens)], stderr=subprocess.PIPE, text=True)
+    try:
+        port = re.search(r"127\.0\.0\.1:(\d+)", proc.stderr.readline()).group(1)
+
+        def lists(token):
+            with Session(f"127.0.0.1:{port}", token=token, retry_s=0, cache_dir=tmp_path / "c") as s:
+                try:
+                    return len(s.list_movies()) >= 1
+                except ServerError as e:
+                    assert e.code == grpc.StatusCode.UNAUTHENTICATED
+                    return False
+
+        assert lists("old-token") and not lists("new-token")
+        tokens.write_text("# rotated\nnew-token\n")
+        os.kill(proc.pid, signal.SIGHUP)
+        assert "reloaded 1 tokens" in proc.stderr.readline()
+        assert lists("new-token") and not lists("old-token")
+        tokens.write_text("# nothing\n")  # an empty set would lock everyone out: refused
+        os.kill(proc.pid, signal.SIGHUP)
+        assert "not reloaded" in proc.stderr.readline()
+        assert lists("new-token")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -114,3 +114,42 @@ def test_an_oversized_answer_fails_at_once_instead_of_retrying(store_with_movie,
         with pytest.raises(ServerError) as err:
             s.get_movie(rec.id)
         assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() - t < 5
+
+
+@pytest.fixture(scope="module")
+def heavy_store(tmp_path_factory, store_with_movie):
+    """The test movie's catalog entry with a container of incompressible 64 kB frames in place of
+    its own: enough bytes to fill every flow-control window between a server and a client that
+    stops reading."""
+    import shutil
+
+    import numpy as np
+
+    from latentcast.codec.format.container import write_latents
+
+    src, rec = store_with_movie
+    store = Store(shutil.copytree(src.root, tmp_path_factory.mktemp("heavy") / "s"))
+    latents = np.random.default_rng(0).uniform(size=(rec.frames, 1 << 16)).astype(np.float32)
+    write_latents(latents, (rec.width, rec.height), rec.fps, store.movie_path(rec.id), 8, 3, rec.decoder_sha256)
+    return store, rec
+
+
+@pytest.mark.parametrize("stall_s", [0.0, 1.0])
+def test_a_client_that_stops_reading_gives_its_worker_and_slot_back(heavy_store, stall_s):
+    store, rec = heavy_store
+    with run_server(store, ServerOptions(limits=Limits(stall_s=stall_s, max_streams_per_client=1))) as srv:
+        # Without BDP probing the client's window stays at HTTP/2's 64 kB, as a slow link's would.
+        channel = grpc.insecure_channel(srv.address, options=[("grpc.http2.bdp_probe", 0)])
+        call = pb_grpc.LatentcastStub(channel).StreamLatents(pb.StreamLatentsRequest(movie=rec.id))
+        next(call)  # admitted; then never read again
+        deadline = time.monotonic() + 6
+        while srv.servicer.active_streams and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if stall_s:
+            assert srv.servicer.active_streams == 0  # cancelled within its stall time, slot released
+            with grpc.insecure_channel(srv.address) as ch:  # the same client is admitted again
+                assert next(pb_grpc.LatentcastStub(ch).StreamLatents(pb.StreamLatentsRequest(movie=rec.id)))
+        else:  # without the watch the stream sits in its send for good: what the watch is for
+            assert srv.servicer.active_streams == 1
+        call.cancel()
+        channel.close()
