@@ -94,6 +94,8 @@ class Session:
     cache_dir: Path = field(default_factory=default_cache_dir)
     received: Received = field(default_factory=Received)
     insecure: bool = False  # allow a token over plaintext to an address off loopback
+    client_certificate: bytes | None = None  # mTLS: this client's certificate chain and key (PEM)
+    client_key: bytes | None = None
 
     def __post_init__(self):
         if self.token is not None and self.root_certificates is None and not self.insecure \
@@ -102,8 +104,13 @@ class Session:
                              "(--tls-ca), or give --insecure on a trusted network")
         options = [("grpc.max_receive_message_length", 8 * 1024 * 1024),
                    ("grpc.keepalive_time_ms", 30_000), ("grpc.enable_retries", 0)]
+        if (self.client_certificate is None) != (self.client_key is None):
+            raise UsageError("a client certificate and its key go together")
+        if self.client_certificate is not None and self.root_certificates is None:
+            raise UsageError("a client certificate is for TLS: give the server's CA too (--tls-ca)")
         if self.root_certificates is not None:
-            creds = grpc.ssl_channel_credentials(self.root_certificates)
+            creds = grpc.ssl_channel_credentials(self.root_certificates, private_key=self.client_key,
+                                                 certificate_chain=self.client_certificate)
             self.channel = grpc.secure_channel(self.address, creds, options=options)
         else:
             self.channel = grpc.insecure_channel(self.address, options=options)

@@ -166,20 +166,24 @@ class Client:
 
     ``token``: the bearer token, if the server asks for one (sent in the clear only to loopback,
     or anywhere with ``insecure``); ``tls_ca``: a CA certificate (PEM bytes or a path) to connect
-    with TLS; ``cache_dir``: where decoders are cached by sha256
+    with TLS, and ``tls_cert`` and ``tls_key`` this client's certificate for a server that asks
+    for one (mutual TLS); ``cache_dir``: where decoders are cached by sha256
     (default: LATENTCAST_CACHE or ~/.cache/latentcast). Use as a context manager.
     """
 
     def __init__(self, address: str, token: str | None = None, *, tls_ca: bytes | PathLike | None = None,
+                 tls_cert: bytes | PathLike | None = None, tls_key: bytes | PathLike | None = None,
                  cache_dir: PathLike | None = None, timeout_s: float = 10.0, retry_s: float = 30.0,
                  insecure: bool = False):
         from latentcast.client.session import Session
 
-        if tls_ca is not None and not isinstance(tls_ca, bytes):
-            tls_ca = Path(tls_ca).read_bytes()
+        def pem(x):
+            return x if x is None or isinstance(x, bytes) else Path(x).read_bytes()
+
         extra = {"cache_dir": Path(cache_dir)} if cache_dir is not None else {}
-        self.session = Session(address, token=token, root_certificates=tls_ca, timeout_s=timeout_s,
-                               retry_s=retry_s, insecure=insecure, **extra)
+        self.session = Session(address, token=token, root_certificates=pem(tls_ca), timeout_s=timeout_s,
+                               retry_s=retry_s, insecure=insecure, client_certificate=pem(tls_cert),
+                               client_key=pem(tls_key), **extra)
 
     def list(self) -> list["Movie"]:
         """The movies the server offers (id, title, size, fps, frames, rates, decoder)."""

@@ -33,6 +33,8 @@ class ServerOptions:
     tokens: list[str] = field(default_factory=list)
     tls_cert: bytes | None = None
     tls_key: bytes | None = None
+    # mTLS: only clients with a certificate this CA signed get a connection at all.
+    tls_client_ca: bytes | None = None
     max_request_bytes: int = MAX_RECEIVE
     max_workers: int | None = None  # default: every allowed stream plus room for unary calls and health
     limits: Limits = field(default_factory=Limits)
@@ -65,6 +67,8 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
     if not opts.tokens and not is_loopback(opts.listen):
         raise ValueError(f"refusing to listen on {opts.listen} without a token: "
                          "give --token (or LATENTCAST_TOKENS), or listen on 127.0.0.1")
+    if opts.tls_client_ca and not opts.tls_cert:
+        raise ValueError("--tls-client-ca needs the server's own --tls-cert and --tls-key")
     if not (opts.tls_cert or opts.insecure or is_loopback(opts.listen)):
         raise ValueError(f"refusing to listen on {opts.listen} without TLS, which would send tokens in the clear: "
                          "give --tls-cert and --tls-key, or --insecure on a trusted network")
@@ -94,7 +98,8 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     if opts.tls_cert and opts.tls_key:
-        creds = grpc.ssl_server_credentials([(opts.tls_key, opts.tls_cert)])
+        creds = grpc.ssl_server_credentials([(opts.tls_key, opts.tls_cert)], root_certificates=opts.tls_client_ca,
+                                            require_client_auth=opts.tls_client_ca is not None)
         port = server.add_secure_port(opts.listen, creds)
     else:
         port = server.add_insecure_port(opts.listen)

@@ -115,6 +115,9 @@ def add_connection_args(p: argparse.ArgumentParser) -> None:
     token.add_argument("--token-file", metavar="PATH",
                        help="read the bearer token from this file, which must not be readable by other users")
     p.add_argument("--tls-ca", metavar="PEM", help="connect with TLS, trusting this CA certificate")
+    p.add_argument("--tls-cert", metavar="PEM", help="this client's certificate, for a server that asks for one "
+                                                     "(mutual TLS; needs --tls-key and --tls-ca)")
+    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
     p.add_argument("--insecure", action="store_true",
                    help="send the token over plaintext to an address off loopback (otherwise refused): only on a "
                         "trusted network")
@@ -148,4 +151,5 @@ def open_client(args: argparse.Namespace, **kwargs):
         token = read_token_file(args.token_file)
     if token is None:
         token = os.environ.get("LATENTCAST_TOKEN")
-    return latentcast.Client(args.server, token=token, tls_ca=args.tls_ca, insecure=args.insecure, **kwargs)
+    return latentcast.Client(args.server, token=token, tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key,
+                             insecure=args.insecure, **kwargs)

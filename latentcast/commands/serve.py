@@ -27,6 +27,8 @@ def build_parser():
     p.add_argument("--tokens-file", help="file with one accepted token per line")
     p.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (needs --tls-key)")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument("--tls-client-ca", metavar="PEM",
+                   help="mutual TLS: accept only clients whose certificate this CA signed (needs --tls-cert)")
     p.add_argument("--insecure", action="store_true",
                    help="allow listening off loopback without TLS: tokens then cross the network in the clear, "
                         "so only on a trusted network or behind a proxy that ends TLS")
@@ -78,6 +80,7 @@ def main(argv: list[str]) -> int:
                          max_request_bytes=args.max_request_bytes,
                          tls_cert=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
                          tls_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
+                         tls_client_ca=Path(args.tls_client_ca).read_bytes() if args.tls_client_ca else None,
                          insecure=args.insecure)
     try:
         srv = start_server(store, opts)

@@ -122,3 +122,31 @@ def test_sighup_rotates_the_tokens_without_a_restart(store_with_movie, tmp_path)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_mutual_tls_admits_only_clients_with_a_certificate_the_server_trusts(store_with_movie, cert, tmp_path,
+                                                                             capsys):
+    from latentcast.commands import list as list_cmd
+
+    store, _ = store_with_movie
+    cert_pem, key_pem = cert
+    d = tmp_path / "client"
+    d.mkdir()
+    for name in ("good", "stranger"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        f"/CN={name}", "-keyout", str(d / f"{name}.key"), "-out", str(d / f"{name}.pem")],
+                       check=True, capture_output=True)
+    (d / "server.pem").write_bytes(cert_pem)
+    opts = ServerOptions(tls_cert=cert_pem, tls_key=key_pem, tls_client_ca=(d / "good.pem").read_bytes())
+    with run_server(store, opts) as srv:
+        base = ["--server", f"localhost:{srv.port}", "--tls-ca", str(d / "server.pem")]
+        assert list_cmd.main(base + ["--tls-cert", str(d / "good.pem"), "--tls-key", str(d / "good.key")]) == 0
+        assert "Shapes" in capsys.readouterr().out
+        for who in (["--tls-cert", str(d / "stranger.pem"), "--tls-key", str(d / "stranger.key")], []):
+            code = list_cmd.main(base + who)
+            err = capsys.readouterr().err
+            assert code == 1 and "UNAVAILABLE" in err and len(err.strip().splitlines()) == 1
+        code = list_cmd.main(base + ["--tls-cert", str(d / "good.pem")])  # no key
+        assert code == 1 and "go together" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="needs the server's own"):
+        start_server(store, ServerOptions(tls_client_ca=cert_pem))
