@@ -16,6 +16,7 @@ from latentcast.codec.format.address import is_loopback
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 
+from .access_log import AccessLogInterceptor
 from .auth import TokenInterceptor
 from .service import LatentcastServicer, Limits
 from .store import Store
@@ -41,6 +42,7 @@ class ServerOptions:
     # Off loopback without TLS, tokens and streams would cross the network in the clear: refused
     # unless this says the network is trusted (a private link, TLS ended by a proxy in front).
     insecure: bool = False
+    access_log: bool = False  # a JSON line per call on the "latentcast.access" logger
 
 
 @dataclass
@@ -73,7 +75,8 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
         raise ValueError(f"refusing to listen on {opts.listen} without TLS, which would send tokens in the clear: "
                          "give --tls-cert and --tls-key, or --insecure on a trusted network")
     auth = TokenInterceptor(opts.tokens) if opts.tokens else None
-    interceptors = [auth] if auth else []
+    # The log sees calls the token check refused too: it runs first, around everything.
+    interceptors = ([AccessLogInterceptor()] if opts.access_log else []) + ([auth] if auth else [])
     # A sync gRPC stream holds a worker thread for its whole life. With a worker for every stream
     # the limits allow, plus spare ones, health checks and catalog calls never wait behind streams;
     # past `maximum_concurrent_rpcs` gRPC answers RESOURCE_EXHAUSTED at once instead of queueing.

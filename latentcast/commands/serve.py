@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -51,6 +52,11 @@ def build_parser():
     p.add_argument("--max-stream-seconds", type=float, default=6 * 3600.0,
                    help="longest a single stream may run (default 6 h); clients resume after it")
     p.add_argument("--grace", type=float, default=10.0, help="seconds to drain streams on shutdown (default 10)")
+    p.add_argument("--access-log", metavar="PATH",
+                   help="write a JSON line per call (method, movie or decoder, status, bytes, ms, peer; never a "
+                        "token) to PATH, or - for stderr")
+    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
+                   help="how much the server logs besides the access log (default warning)")
     return p
 
 
@@ -60,12 +66,21 @@ def main(argv: list[str]) -> int:
 
     from latentcast.codec.format.address import is_loopback
     from latentcast.codec.format.errors import UsageError
+    from latentcast.server.access_log import ACCESS_LOG
     from latentcast.server.app import ServerOptions, start_server
     from latentcast.server.auth import load_tokens
     from latentcast.server.service import Limits
     from latentcast.server.store import Store
 
     args = build_parser().parse_args(argv)
+    logging.getLogger().setLevel(args.log_level.upper())
+    if args.access_log:
+        access = logging.getLogger(ACCESS_LOG)
+        access.setLevel(logging.INFO)
+        access.propagate = False
+        out = logging.StreamHandler(sys.stderr) if args.access_log == "-" else logging.FileHandler(args.access_log)
+        out.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(out)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     tokens = load_tokens(args.token, args.tokens_file)
@@ -81,7 +96,7 @@ def main(argv: list[str]) -> int:
                          tls_cert=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
                          tls_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
                          tls_client_ca=Path(args.tls_client_ca).read_bytes() if args.tls_client_ca else None,
-                         insecure=args.insecure)
+                         insecure=args.insecure, access_log=bool(args.access_log))
     try:
         srv = start_server(store, opts)
     except ValueError as e:

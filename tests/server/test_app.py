@@ -150,3 +150,31 @@ def test_mutual_tls_admits_only_clients_with_a_certificate_the_server_trusts(sto
         assert code == 1 and "go together" in capsys.readouterr().err
     with pytest.raises(ValueError, match="needs the server's own"):
         start_server(store, ServerOptions(tls_client_ca=cert_pem))
+
+
+def test_the_access_log_has_a_json_line_per_call_and_never_the_token(store_with_movie, tmp_path, caplog):
+    import json
+    import logging
+
+    store, rec = store_with_movie
+    with caplog.at_level(logging.INFO, logger="latentcast.access"), \
+            run_server(store, ServerOptions(tokens=["secret-token"], access_log=True)) as srv:
+        with Session(srv.address, token="secret-token", cache_dir=tmp_path / "c") as s:
+            play(s, rec.id, str(tmp_path / "o.mkv"), progress=False)
+        with Session(srv.address, token="wrong", cache_dir=tmp_path / "c", retry_s=0) as s, \
+                pytest.raises(ServerError):
+            s.get_movie(rec.id)
+        deadline = time.monotonic() + 5  # a stream's line is written when gRPC closes it
+        while sum('"StreamLatents"' in r.getMessage() for r in caplog.records) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "latentcast.access"]
+    by_method = {}
+    for line in lines:
+        by_method.setdefault(line["method"], []).append(line)
+    assert {"GetMovie", "GetDecoder", "StreamLatents"} <= set(by_method)
+    stream = by_method["StreamLatents"][0]
+    assert stream["status"] == "OK" and stream["target"] == rec.id and stream["bytes"] > 0
+    assert "127.0.0.1" in stream["peer"]
+    assert by_method["GetDecoder"][0]["target"] == rec.decoder_sha256
+    assert any(x["status"] == "UNAUTHENTICATED" for x in by_method["GetMovie"])
+    assert not any("secret-token" in r.getMessage() or "wrong" in r.getMessage() for r in caplog.records)
