@@ -119,24 +119,30 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         peer = context.peer() or ""
         return "peer:" + peer.rsplit(":", 1)[0]
 
-    def _admit(self, key: str, context) -> None:
+    @contextlib.contextmanager
+    def _admitted(self, context):
+        """A stream slot for this call's client for as long as the block runs; RESOURCE_EXHAUSTED
+        at once when the server or the client is at its limit."""
+        key = self._client_key(context)
         with self._lock:
             if self.active_streams >= self.limits.max_streams:
                 refused = f"the server is at its limit of {self.limits.max_streams} concurrent streams"
             elif self._per_client[key] >= self.limits.max_streams_per_client:
                 refused = f"at most {self.limits.max_streams_per_client} concurrent streams per client"
             else:
+                refused = None
                 self.active_streams += 1
                 self._per_client[key] += 1
-                return
-        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
-
-    def _release(self, key: str) -> None:
-        with self._lock:
-            self.active_streams -= 1
-            self._per_client[key] -= 1
-            if self._per_client[key] <= 0:
-                del self._per_client[key]
+        if refused:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.active_streams -= 1
+                self._per_client[key] -= 1
+                if self._per_client[key] <= 0:
+                    del self._per_client[key]
 
     def _movie(self, name: str, context):
         if len(name) > self.limits.max_request_text:
@@ -212,9 +218,7 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         if len(request.sha256) > self.limits.max_request_text:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "decoder hash too long")
         # A download holds a worker as a stream does, so it is admitted like one.
-        key = self._client_key(context)
-        self._admit(key, context)
-        try:
+        with self._admitted(context):
             data, config, decoded = self._decoder(request.sha256, context)
             for offset in range(0, max(1, len(data)), DECODER_CHUNK):
                 if not context.is_active():
@@ -225,8 +229,6 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
                                           data=data[offset : offset + DECODER_CHUNK],
                                           config_json=config if first else "", encoding="zstd" if first else "",
                                           decoded_bytes=decoded if first else 0)
-        finally:
-            self._release(key)
 
     def StreamLatents(self, request, context):
         rec = self._movie(request.movie, context)
@@ -241,9 +243,7 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         # The client may go away at any time; the callback makes the loop notice at once.
         gone = threading.Event()
         context.add_callback(gone.set)
-        key = self._client_key(context)
-        self._admit(key, context)
-        try:
+        with self._admitted(context):
             try:
                 movie = Container(self.store.movie_path(rec.id))
             except CorruptContainer as e:
@@ -269,5 +269,3 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
                     with self._send_watched(context):
                         yield pb.LatentChunk(start_frame=entry.start, n_frames=entry.n_frames, payload=payload,
                                              checksum=entry.checksum)
-        finally:
-            self._release(key)
