@@ -26,7 +26,7 @@ from latentcast.codec.progress import progress_bar
 from latentcast.codec.quality import ReferencePSNR
 
 from .session import Session
-from .wire import chunk_latents, movie_chapters, movie_side_information
+from .wire import chunk_latents, movie_side_information
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     if count is not None and count <= 0:
         raise UsageError("--frames must be positive")
     stop = movie.frames if count is None else min(movie.frames, start + count)
-    quant, parts = movie_side_information(movie)  # checked before the decoder's download, which it would waste
+    # checked before the decoder's download, which a bad movie would waste
+    quant, parts, scenes = movie_side_information(movie)
     decoders, downloaded = session.decoders(movie, parts)
     decoders.prefetch(start)  # the first scene's part comes while the stream starts
     cfg = decoders.cfg
@@ -94,7 +95,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     fps = Fraction(movie.fps_num, movie.fps_den)
     chapters = None
     if video.output_kind(output) in ("mkv", "mp4"):  # the scenes, as chapters of what is played
-        chapters = container_chapters(chapters_within(movie_chapters(movie), start, stop), fps)
+        chapters = container_chapters(chapters_within(scenes, start, stop), fps)
 
     chunks: queue.Queue = queue.Queue(maxsize=max(4, int(buffer_s * float(fps) / max(1, movie.chunk_frames)) + 4))
     stop_event = threading.Event()

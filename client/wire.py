@@ -1,7 +1,9 @@
-"""From the messages a server sends to format objects: the movie's quantizer, and a streamed
-chunk's latents trimmed to the frames asked for."""
+"""From the messages a server sends to format objects: the movie's side information (quantizer,
+decoder parts, scenes), and a streamed chunk's latents trimmed to the frames asked for."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,11 +19,21 @@ from latentcast.proto import latentcast_pb2 as pb
 def movie_quantizer(movie: pb.Movie) -> Quantizer:
     """The quantizer a GetMovie answer describes: from its side information (``header``), checked
     against the catalog fields beside it, or from a server before that field, its float ranges."""
-    return movie_side_information(movie)[0]
+    return movie_side_information(movie).quantizer
 
 
-def movie_side_information(movie: pb.Movie) -> tuple[Quantizer, tuple[tuple[int, str], ...]]:
-    """The quantizer and the decoder parts (MovieHeader.parts) a GetMovie answer describes."""
+class SideInformation(NamedTuple):
+    """What a GetMovie answer's side information holds besides the catalog fields."""
+
+    quantizer: Quantizer
+    parts: tuple[tuple[int, str], ...]  # MovieHeader.parts: each scene's decoder part
+    chapters: list[Chapter]  # the scenes the encoder stored; none from movies or servers before them
+
+
+def movie_side_information(movie: pb.Movie) -> SideInformation:
+    """The quantizer, decoder parts and scenes a GetMovie answer describes, from its header
+    (checked against the catalog fields beside it), or from a server before that field, its
+    float ranges alone."""
     if movie.header:
         try:
             header = MovieHeader.from_bytes(movie.header)
@@ -30,25 +42,13 @@ def movie_side_information(movie: pb.Movie) -> tuple[Quantizer, tuple[tuple[int,
         if (header.latent_dim, header.bits, header.frames, header.decoder_sha256) != \
                 (movie.latent_dim, movie.bits, movie.frames, movie.decoder_sha256):
             raise ModelError(f"the server's side information for {movie.id!r} disagrees with its catalog entry")
-        return header.quantizer, header.parts
+        return SideInformation(header.quantizer, header.parts, stored_chapters(header.scenes, header.frames))
     if not len(movie.quant_lo) == len(movie.quant_hi) == movie.latent_dim:
         raise ModelError(f"the server sent no quantization ranges for {movie.id!r}")
     lo, hi = np.asarray(movie.quant_lo, np.float32), np.asarray(movie.quant_hi, np.float32)
     if not (np.isfinite(lo).all() and np.isfinite(hi).all() and (lo <= hi).all()):
         raise ModelError(f"the server's quantization ranges for {movie.id!r} are not finite, rising pairs")
-    return Quantizer(movie.bits, lo, hi), ()
-
-
-def movie_chapters(movie: pb.Movie) -> list[Chapter]:
-    """The scenes a GetMovie answer's side information names (none from servers or movies
-    before them)."""
-    if not movie.header:
-        return []
-    try:
-        header = MovieHeader.from_bytes(movie.header)
-    except CorruptContainer as e:
-        raise ModelError(f"the server's side information for {movie.id!r} is damaged ({e})") from None
-    return stored_chapters(header.scenes, header.frames)
+    return SideInformation(Quantizer(movie.bits, lo, hi), (), [])
 
 
 def chunk_latents(movie: pb.Movie, chunk: pb.LatentChunk, quantizer: Quantizer, start: int, stop: int) -> np.ndarray:

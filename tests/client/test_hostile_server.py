@@ -223,7 +223,7 @@ def test_any_lie_in_a_movie_or_chunk_is_refused_or_handled(truth, data):
     lying = data.draw(_lying_movies(movie))
     try:
         check_movie(lying)
-        quantizer, _parts = movie_side_information(lying)
+        quantizer = movie_side_information(lying).quantizer
         c = pb.LatentChunk()
         c.CopyFrom(chunk)
         if data.draw(st.booleans()):
