@@ -13,15 +13,19 @@ import tempfile
 from fractions import Fraction
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
+from latentcast.client.checks import check_fields, check_latent_chunk, check_movie
+from latentcast.client.wire import chunk_latents, movie_side_information
 from latentcast.codec import video
 from latentcast.codec.format.chunks import encode_chunk
 from latentcast.codec.format.container import Container, MovieHeader, write_container
-from latentcast.codec.format.decoder_file import sha256_bytes
+from latentcast.codec.format.decoder_file import compress_decoder, decompress_decoder, sha256_bytes
 from latentcast.codec.format.errors import LatentcastError
 from latentcast.codec.format.quantizer import Quantizer
 from latentcast.codec.nn.config import CodecConfig
 from latentcast.codec.nn.weights import load_decoder_bytes
+from latentcast.proto import latentcast_pb2 as pb
 
 SCRATCH = tempfile.mkdtemp(prefix="latentcast-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
 atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
@@ -89,8 +93,6 @@ def target_safetensors(data: bytes) -> None:
 
 def _valid_movie():
     """A GetMovie answer for the seed container, as a server would send it."""
-    from latentcast.proto import latentcast_pb2 as pb
-
     with Container(_write(SEED, "movie.lcv")) as c:
         h = c.header
         first = pb.LatentChunk(start_frame=0, n_frames=c.chunks[0].n_frames, payload=c.read_payload(0),
@@ -102,65 +104,50 @@ def _valid_movie():
 
 
 MOVIE, FIRST_CHUNK = _valid_movie()
+MOVIE_QUANTIZER = movie_side_information(MOVIE).quantizer
 
 
-def _parsed(cls, data: bytes):
-    """``data`` as gRPC would hand it to the client: parsed, or refused by protobuf itself."""
-    from google.protobuf.message import DecodeError
-
+def _through(cls, data: bytes, handle) -> None:
+    """``data`` as gRPC would hand it to the client (protobuf itself refuses what it cannot
+    parse), then through ``handle``: only the project's own errors may escape."""
     try:
-        return cls.FromString(data)
+        message = cls.FromString(data)
     except DecodeError:
-        return None
+        return
+    try:
+        handle(message)
+    except LatentcastError:
+        pass
+
+
+def _read_movie(movie: pb.Movie) -> None:
+    check_movie(movie)
+    movie_side_information(movie)
+
+
+def _read_latent_chunk(chunk: pb.LatentChunk) -> None:
+    check_latent_chunk(chunk, MOVIE, 0, MOVIE.frames)
+    chunk_latents(MOVIE, chunk, MOVIE_QUANTIZER, 0, MOVIE.frames)
+
+
+def _read_decoder_chunk(chunk: pb.DecoderChunk) -> None:
+    check_fields(chunk, "decoder chunk")
+    decompress_decoder(chunk.data, chunk.decoded_bytes)
 
 
 def target_movie(data: bytes) -> None:
     """A movie description from a server, through every client handler that reads one."""
-    from latentcast.client.checks import check_movie
-    from latentcast.client.wire import movie_chapters, movie_side_information
-    from latentcast.proto import latentcast_pb2 as pb
-
-    movie = _parsed(pb.Movie, data)
-    if movie is None:
-        return
-    try:
-        check_movie(movie)
-        movie_side_information(movie)
-        movie_chapters(movie)
-    except LatentcastError:
-        pass
+    _through(pb.Movie, data, _read_movie)
 
 
 def target_latent_chunk(data: bytes) -> None:
     """A streamed chunk of the seed movie, through the client's checks and its decoding."""
-    from latentcast.client.checks import check_latent_chunk
-    from latentcast.client.wire import chunk_latents, movie_side_information
-    from latentcast.proto import latentcast_pb2 as pb
-
-    chunk = _parsed(pb.LatentChunk, data)
-    if chunk is None:
-        return
-    try:
-        check_latent_chunk(chunk, MOVIE, 0, MOVIE.frames)
-        chunk_latents(MOVIE, chunk, movie_side_information(MOVIE)[0], 0, MOVIE.frames)
-    except LatentcastError:
-        pass
+    _through(pb.LatentChunk, data, _read_latent_chunk)
 
 
 def target_decoder_chunk(data: bytes) -> None:
     """A decoder download's first chunk: its fields, then the bytes it carries decompressed."""
-    from latentcast.client.checks import check_fields
-    from latentcast.codec.format.decoder_file import decompress_decoder
-    from latentcast.proto import latentcast_pb2 as pb
-
-    chunk = _parsed(pb.DecoderChunk, data)
-    if chunk is None:
-        return
-    try:
-        check_fields(chunk, "decoder chunk")
-        decompress_decoder(chunk.data, chunk.decoded_bytes)
-    except LatentcastError:
-        pass
+    _through(pb.DecoderChunk, data, _read_decoder_chunk)
 
 
 TARGETS = {"container": target_container, "header": target_header, "y4m": target_y4m,
@@ -169,9 +156,6 @@ TARGETS = {"container": target_container, "header": target_header, "y4m": target
 
 
 def _decoder_chunk_seed() -> bytes:
-    from latentcast.codec.format.decoder_file import compress_decoder
-    from latentcast.proto import latentcast_pb2 as pb
-
     raw = SEED  # any bytes: the chunk's coding is what is fuzzed
     wire = compress_decoder(raw)
     return pb.DecoderChunk(offset=0, total_bytes=len(wire), data=wire, config_json="{}", encoding="zstd",
