@@ -15,6 +15,7 @@ import re
 import unicodedata
 from typing import Callable
 
+from latentcast.codec.format.container import MAX_LATENT_DIM
 from latentcast.codec.format.errors import LatentcastError
 from latentcast.codec.format.quantizer import MAX_BITS, MIN_BITS
 from latentcast.codec.nn.config import CodecConfig
@@ -32,7 +33,6 @@ MAX_SIDE = 8192  # pixels, each way
 MAX_FPS = 1000
 MAX_FPS_TERM = 1 << 20  # numerator and denominator of the frame rate
 MAX_FRAMES = 1 << 31  # about 2 years at 30 fps
-MAX_LATENT_DIM = 1 << 16
 # A chunk's symbols are allocated as frames x latent_dim bytes before anything else: 16 MiB.
 MAX_CHUNK_SYMBOLS = 1 << 24
 MAX_DECODER_DOWNLOAD = 256 << 20  # as sent, and as decoded

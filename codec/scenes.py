@@ -41,6 +41,12 @@ class Scene:
         return self.end - self.start
 
 
+def _floored(scale: np.ndarray) -> np.ndarray:
+    """Per-dimension scales, none under a thousandth of the largest: a dimension that never moves
+    must not turn any change into an infinite distance."""
+    return np.maximum(scale, max(float(scale.max()) * 1e-3, 1e-30))
+
+
 SCALE_SAMPLE = 20_000  # frame steps the per-dimension scale is measured on, spread over the movie
 SLICE = 4096  # frames at a time, so a 2-hour movie's latents (a memmap) are never all in memory
 
@@ -58,10 +64,8 @@ def jumps(latents: np.ndarray) -> np.ndarray:
     sample = np.abs(np.asarray(latents[at], np.float64) - np.asarray(latents[at - 1], np.float64))
     scale = np.median(sample, axis=0)
     # A dimension that holds still in most frames (median step 0, as quantized latents do) is
-    # measured in its mean step instead, and a floor at a thousandth of the busiest dimension's
-    # step keeps one that never moves from turning any change into an infinite jump.
-    scale = np.where(scale > 0, scale, sample.mean(axis=0))
-    scale = np.maximum(scale, max(float(scale.max()) * 1e-3, 1e-30))
+    # measured in its mean step instead.
+    scale = _floored(np.where(scale > 0, scale, sample.mean(axis=0)))
     step = np.empty(n - 1, np.float64)
     for s in range(1, n, SLICE):
         e = min(n, s + SLICE)
@@ -134,8 +138,7 @@ def group_shots(latents: np.ndarray, cuts: list[int], distance: float = DEFAULT_
     # against how much a shot moves. The spread over the whole movie would be mostly the
     # differences between shots themselves, and shrink them where there are few.
     within = sum(sq - t * t / (b - a) for (a, b), t, sq in zip(spans, sums, squares)) / n
-    spread = np.sqrt(np.maximum(within, 0))
-    spread = np.maximum(spread, max(float(spread.max()) * 1e-3, 1e-30))
+    spread = _floored(np.sqrt(np.maximum(within, 0)))
     groups = [[a, b, 1, t / spread] for (a, b), t in zip(spans, sums)]
 
     def gap(i: int) -> float:

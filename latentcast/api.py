@@ -14,6 +14,8 @@ from latentcast.codec.format.container import DEFAULT_CHUNK_SECONDS
 from latentcast.codec.format.errors import UsageError
 
 if TYPE_CHECKING:
+    from fractions import Fraction
+
     from latentcast.client.player import PlaybackSummary
     from latentcast.codec.format.container import EncodeResult
     from latentcast.proto.latentcast_pb2 import Movie

@@ -15,7 +15,7 @@ def _per_output_channel(scale: torch.Tensor, ndim: int) -> torch.Tensor:
     return scale.view(-1, *([1] * (ndim - 1)))
 
 
-def _channel_scales(w: torch.Tensor, top: int) -> torch.Tensor:
+def channel_scales(w: torch.Tensor, top: int) -> torch.Tensor:
     """Each output channel's max |w| over the top code, shaped to broadcast against ``w``."""
     return _per_output_channel(w.abs().amax(dim=tuple(range(1, w.ndim))).clamp_min(1e-12) / top, w.ndim)
 
@@ -33,7 +33,7 @@ def quantize_weight(weight: torch.Tensor, bits: float) -> tuple[torch.Tensor, to
     """
     top = top_code(bits)
     w = weight.detach().float()
-    scales = _channel_scales(w, top)
+    scales = channel_scales(w, top)
     return _codes(w, scales, top).to(torch.int8), scales.flatten()
 
 
@@ -50,7 +50,7 @@ class _FakeQuantizedWeight(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: torch.Tensor, top: int) -> torch.Tensor:
         w = weight.detach()
-        scales = _channel_scales(w, top)
+        scales = channel_scales(w, top)
         return _codes(w, scales, top).mul_(scales)
 
     @staticmethod

@@ -23,6 +23,7 @@ from ..nn.config import (
     check_weight_bits,
 )
 from ..video import parse_size
+from .capacity import AUTO, AUTO_DECODER_KBPS, AUTO_LARGEST
 from .weight_budget import DEFAULT_WEIGHT_BUDGET, check_weight_budget
 
 
@@ -47,10 +48,10 @@ class TrainOptions:
     latent_dim: int = option(
         512, "latent values per frame; fewer: fewer bytes a frame and lower quality", metavar="N")
     capacity: str = option(
-        "auto", "the decoder's size, a rung of the ladder tiny < small < medium < large < huge: bigger holds "
-                "more detail but every byte of it is downloaded before the first frame, so it pays only on "
-                "longer videos. auto takes the largest rung whose decoder costs at most "
-                "128 kbit/s over the video's length, up to large", choices=("auto", *CAPACITIES))
+        AUTO, f"the decoder's size, a rung of the ladder {' < '.join(CAPACITIES)}: bigger holds more detail but "
+              "every byte of it is downloaded before the first frame, so it pays only on longer videos. auto "
+              f"takes the largest rung whose decoder costs at most {AUTO_DECODER_KBPS:g} kbit/s over the video's "
+              f"length, up to {AUTO_LARGEST}", choices=(AUTO, *CAPACITIES))
     minutes: float | None = option(
         5.0, "wall-clock training budget in minutes; more buys quality with diminishing returns",
         group="budget", parse=float)
@@ -109,7 +110,7 @@ class TrainOptions:
     def validate(self) -> None:
         """Raise UsageError for values that cannot train."""
         check_bits(self.bits)
-        if self.capacity != "auto":
+        if self.capacity != AUTO:
             capacity_of(self.capacity)
         if self.weight_bits is not None:
             check_weight_bits(self.weight_bits)

@@ -45,6 +45,7 @@ from ..nn.model import Decoder, QuantAwareConv2d, set_weight_fake_quant
 from ..nn.part_index import PARTS_DIR, PartEntry, PartIndex, part_path, save_part_index
 from ..nn.parts import make_part
 from ..nn.tensors import to_tensor, to_uint8
+from ..nn.weight_codes import channel_scales
 from ..nn.weights import decoder_from_state, int8_state_bytes, load_encoder, load_state_verified, shipped_widths
 from ..progress import progress_bar
 from ..quality import PSNRMeter
@@ -163,8 +164,7 @@ def _delta_anchors(decoder: nn.Module) -> list[tuple[nn.Parameter, torch.Tensor,
         if isinstance(conv, QuantAwareConv2d) and not parametrize.is_parametrized(conv, "weight") \
                 and conv.weight.requires_grad and conv.fake_quant_bits is not None:
             w0 = conv.weight.detach().clone()
-            step = w0.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12) / top_code(conv.fake_quant_bits)
-            out.append((conv.weight, w0, step))
+            out.append((conv.weight, w0, channel_scales(w0, top_code(conv.fake_quant_bits))))
     return out
 
 
