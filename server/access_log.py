@@ -26,7 +26,9 @@ def _status(context, error: BaseException | None) -> str:
     code = context.code() if hasattr(context, "code") else None
     if code is not None:
         return code.name if isinstance(code, grpc.StatusCode) else str(code)
-    if isinstance(error, GeneratorExit):  # the client went away mid-stream
+    # The client went away: mid-send (the stream closed under its yield), or noticed by the
+    # servicer, which then ends the stream as if it were done.
+    if isinstance(error, GeneratorExit) or not context.is_active():
         return "CANCELLED"
     return "OK" if error is None else "UNKNOWN"
 

@@ -13,7 +13,10 @@ import pytest
 from latentcast.client.player import play
 from latentcast.client.session import ServerError, Session
 from latentcast.codec import video
+from latentcast.proto import latentcast_pb2 as pb
+from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 from latentcast.server.app import ServerOptions, run_server, start_server
+from latentcast.server.service import Limits
 from latentcast.server.store import Store
 
 
@@ -157,24 +160,35 @@ def test_the_access_log_has_a_json_line_per_call_and_never_the_token(store_with_
     import logging
 
     store, rec = store_with_movie
-    with caplog.at_level(logging.INFO, logger="latentcast.access"), \
-            run_server(store, ServerOptions(tokens=["secret-token"], access_log=True)) as srv:
+    auth = (("authorization", "Bearer secret-token"),)
+    # Paced to real time, a stream is still running when its client cancels it.
+    opts = ServerOptions(tokens=["secret-token"], access_log=True, limits=Limits(max_lead_s=0.1))
+    with caplog.at_level(logging.INFO, logger="latentcast.access"), run_server(store, opts) as srv:
         with Session(srv.address, token="secret-token", cache_dir=tmp_path / "c") as s:
             play(s, rec.id, str(tmp_path / "o.mkv"), progress=False)
         with Session(srv.address, token="wrong", cache_dir=tmp_path / "c", retry_s=0) as s, \
                 pytest.raises(ServerError):
             s.get_movie(rec.id)
+        with grpc.insecure_channel(srv.address) as ch:
+            stub = pb_grpc.LatentcastStub(ch)
+            # Read to its end, a stream closes with OK; cancelled after a chunk, with CANCELLED
+            # (the player itself cancels once it has its last frame, so its own line may say either).
+            whole = sum(c.ByteSize() for c in stub.StreamLatents(pb.StreamLatentsRequest(movie=rec.id), metadata=auth))
+            cut = stub.StreamLatents(pb.StreamLatentsRequest(movie=rec.id), metadata=auth)
+            next(cut)
+            cut.cancel()
         deadline = time.monotonic() + 5  # a stream's line is written when gRPC closes it
-        while sum('"StreamLatents"' in r.getMessage() for r in caplog.records) < 1 and time.monotonic() < deadline:
+        while sum('"StreamLatents"' in r.getMessage() for r in caplog.records) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "latentcast.access"]
     by_method = {}
     for line in lines:
         by_method.setdefault(line["method"], []).append(line)
     assert {"GetMovie", "GetDecoder", "StreamLatents"} <= set(by_method)
-    stream = by_method["StreamLatents"][0]
-    assert stream["status"] == "OK" and stream["target"] == rec.id and stream["bytes"] > 0
-    assert "127.0.0.1" in stream["peer"]
+    streams = by_method["StreamLatents"]
+    assert len(streams) == 3 and all(x["target"] == rec.id and "127.0.0.1" in x["peer"] for x in streams)
+    assert any(x["status"] == "OK" and x["bytes"] == whole for x in streams)
+    assert any(x["status"] == "CANCELLED" and 0 < x["bytes"] < whole for x in streams), (streams, whole)
     assert by_method["GetDecoder"][0]["target"] == rec.decoder_sha256
     assert any(x["status"] == "UNAUTHENTICATED" for x in by_method["GetMovie"])
     assert not any("secret-token" in r.getMessage() or "wrong" in r.getMessage() for r in caplog.records)
