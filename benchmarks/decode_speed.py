@@ -1,50 +1,90 @@
-"""Raw decoder speed of a trained model on this machine's CPU (or GPU), at batch 1 and 16.
+"""Decode speed end to end, as a viewer runs it: ``latentcast decode MOVIE -o - > /dev/null``
+(YUV4MPEG2 out), with the torch and ONNX Runtime paths side by side in one run.
 
-    python benchmarks/decode_speed.py MODEL_DIR [--seconds 8] [--threads 2] [--device cpu] [--contiguous]
+    python benchmarks/decode_speed.py [--sizes 320x180,1280x720,1920x1080] [--frames 130] [--rounds 2]
+                                      [--capacity large] [--model MODEL_DIR ...] [--runtimes torch,onnx]
 
-Times only the network (latents in, float frames out), as the player runs it; the end-to-end
-figure, with container reading and video writing, is the wall time of `latentcast decode`.
+For each size it plans the default architecture (``CodecConfig.plan``), writes a model dir with
+freshly initialised weights (speed does not depend on their values) and a movie of ``--frames``
+random latents, then runs the decode command for each runtime in turn, ``--rounds`` times,
+alternating. The figure is the command's own decode loop (container read, decode, y4m write);
+Python's start and the decoder's build are left out. ``--model`` adds trained model dirs (a
+movie of random latents for each). The ratio is onnx over torch frames/s, in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from fractions import Fraction
+from pathlib import Path
 
+import numpy as np
 import torch
 
-from latentcast.codec.nn.model import count_parameters, macs_per_pixel
-from latentcast.codec.nn.weights import load_decoder
+from latentcast.codec.format.container import write_latents
+from latentcast.codec.nn.config import CodecConfig, load_config
+from latentcast.codec.nn.model import build_model, macs_per_pixel
+from latentcast.codec.nn.weights import save_model
+
+
+def _fresh_model(size: tuple[int, int], capacity: str, out: Path) -> Path:
+    torch.manual_seed(0)
+    save_model(build_model(CodecConfig.plan(*size, capacity=capacity)), out)
+    return out
+
+
+def _movie(model_dir: Path, frames: int, out: Path) -> Path:
+    cfg = load_config(model_dir)
+    z = np.random.default_rng(0).normal(size=(frames, cfg.latent_dim)).astype(np.float32)
+    write_latents(z, (cfg.width, cfg.height), Fraction(25), out, 6, 25, cfg.decoder_sha256)
+    return out
+
+
+def _decode_fps(movie: Path, model_dir: Path, runtime: str) -> float:
+    cmd = [sys.executable, "-m", "latentcast.cli", "decode", str(movie), "--model", str(model_dir), "-o", "-",
+           "--runtime", runtime, "-q"]
+    with open(os.devnull, "wb") as sink:
+        done = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, text=True, check=False)
+    m = re.search(r"\(([\d.]+) frames/s\)", done.stderr)
+    if done.returncode or not m:
+        raise SystemExit(f"decode failed: {done.stderr.strip()[-300:]}")
+    return float(m.group(1))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model")
-    p.add_argument("--seconds", type=float, default=8.0, help="time per batch size (default 8)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--contiguous", action="store_true",
-                   help="run the weights in the plain NCHW layout instead of channels-last (the old path)")
+    p.add_argument("--sizes", default="320x180,1280x720,1920x1080")
+    p.add_argument("--capacity", default="large", help="decoder rung for the planned models (default large)")
+    p.add_argument("--model", nargs="*", default=[], help="trained model dirs to time as well")
+    p.add_argument("--frames", type=int, default=130)
+    p.add_argument("--rounds", type=int, default=2, help="alternating runs per runtime (default 2; best kept)")
+    p.add_argument("--runtimes", default="torch,onnx")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    dec = load_decoder(args.model).to(args.device)
-    if args.contiguous:
-        dec = dec.to(memory_format=torch.contiguous_format)
-    cfg = dec.cfg
-    layout = "contiguous" if args.contiguous else "channels-last"
-    print(f"{cfg.width}x{cfg.height}, {count_parameters(dec):,} params, {macs_per_pixel(dec):,.0f} MACs/pixel, {layout}")
-    z = torch.randn(64, cfg.latent_dim, device=args.device)
-    with torch.inference_mode():
-        for batch in (1, 16):
-            dec(z[:batch])  # warm-up
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < args.seconds:
-                for s in range(0, 64, batch):
-                    dec(z[s : s + batch])
-                    n += batch
-            if args.device.startswith("cuda"):
-                torch.cuda.synchronize()
-            print(f"batch {batch:>2}: {n / (time.perf_counter() - t0):.1f} frames/s")
+    runtimes = args.runtimes.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        models = [_fresh_model(tuple(map(int, s.split("x"))), args.capacity, Path(tmp) / s)
+                  for s in args.sizes.split(",") if s]
+        models += [Path(m) for m in args.model]
+        print(f"{os.cpu_count()} CPUs; {args.frames} frames; best of {args.rounds} alternating rounds")
+        print("| model | size | MACs/pixel | " + " | ".join(f"{r} frames/s" for r in runtimes)
+              + " | onnx / torch |")
+        print("|---|---|---:|" + "---:|" * len(runtimes) + "---:|")
+        for model_dir in models:
+            cfg = load_config(model_dir)
+            movie = _movie(model_dir, args.frames, Path(tmp) / f"{model_dir.name}.lcv")
+            best = dict.fromkeys(runtimes, 0.0)
+            for _ in range(args.rounds):
+                for r in runtimes:
+                    best[r] = max(best[r], _decode_fps(movie, model_dir, r))
+            macs = macs_per_pixel(build_model(cfg).decoder)
+            ratio = f"{best['onnx'] / best['torch']:.2f}" if {"onnx", "torch"} <= set(best) else "-"
+            print(f"| {model_dir.name} | {cfg.width}x{cfg.height} | {macs:,.0f} | "
+                  + " | ".join(f"{best[r]:.1f}" for r in runtimes) + f" | {ratio} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load as st_load
+from safetensors.numpy import load as st_load
 from safetensors.torch import load_file
 
 from latentcast.codec import video
@@ -25,7 +25,7 @@ from latentcast.codec.format.decoder_file import compress_decoder
 from latentcast.codec.nn.config import load_config
 from latentcast.codec.nn.model import build_model, count_parameters
 from latentcast.codec.nn.tensors import to_tensor, to_uint8
-from latentcast.codec.nn.weights import dequantize_state, int8_state_bytes, shipped_widths, state_to_bytes
+from latentcast.codec.nn.weights import int8_state_bytes, load_state_into, shipped_widths, state_to_bytes
 from latentcast.codec.quality import PSNRMeter
 
 
@@ -64,7 +64,7 @@ def main() -> None:
         data = int8_state_bytes(model.decoder, bits)
         sent = len(compress_decoder(data))
         dec = build_model(cfg).decoder.eval()
-        dec.load_state_dict(dequantize_state(st_load(data)))
+        load_state_into(dec, st_load(data), "decoder")
         q = psnr(dec, latents, frames)
         print(f"| {label} | {len(data):,} | {sent:,} | {100 * sent / fp32:.1f} % | {8 * sent / n:.2f} | "
               f"{q:.2f} | {q - base:+.2f} dB |")

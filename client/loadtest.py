@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from latentcast.codec.format.address import is_loopback
 from latentcast.codec.format.container import chunk_checksum
 from latentcast.codec.format.errors import UsageError
-from latentcast.codec.nn.decode import decode_frames
+from latentcast.codec.runtime.decode import decode_frames
 from latentcast.proto import latentcast_pb2 as pb
 
 from .session import Session

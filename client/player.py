@@ -21,9 +21,9 @@ from latentcast.codec import video
 from latentcast.codec.chapters import chapters_within, container_chapters
 from latentcast.codec.format.errors import ModelError, UsageError
 from latentcast.codec.format.rates import kbps
-from latentcast.codec.nn.decode import decode_frames
 from latentcast.codec.progress import progress_bar
 from latentcast.codec.quality import ReferencePSNR
+from latentcast.codec.runtime.decode import decode_frames
 
 from .session import Session
 from .wire import chunk_latents, movie_side_information
@@ -50,6 +50,7 @@ class PlaybackSummary:
     reconnects: int
     psnr: float | None = None
     parts_fetched: int = 0  # scene parts this playback used (downloaded, or from the cache)
+    runtime: str = ""  # what decoded: onnx or torch
 
     def lines(self) -> list[str]:
         out = [
@@ -61,7 +62,7 @@ class PlaybackSummary:
             + (f"; scene parts used: {self.parts_fetched}" if self.parts_fetched else ""),
             f"bitrate      total {self.total_kbps:.1f} kbit/s (a first view, decoder included); streaming "
             f"{self.streaming_kbps:.1f} kbit/s (side information and latents)",
-            f"decode       {self.decode_fps:.1f} frames/s",
+            f"decode       {self.decode_fps:.1f} frames/s" + (f" ({self.runtime})" if self.runtime else ""),
             f"first frame  {self.first_frame_s * 1000:.0f} ms",
             f"stalls       {self.stalls}; reconnects {self.reconnects}",
         ]
@@ -75,7 +76,7 @@ _END = object()
 
 def play(session: Session, movie_name: str, output: str, start: int = 0, count: int | None = None,
          realtime: bool = False, reference: str | None = None, batch: int = 16, buffer_s: float = 1.0,
-         progress: bool = True, on_frames=None) -> PlaybackSummary:
+         progress: bool = True, on_frames=None, runtime: str = "auto") -> PlaybackSummary:
     """Play ``movie_name`` (id or exact title) from the server into ``output``."""
     video.output_kind(output)
     t0 = time.monotonic()
@@ -87,7 +88,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     stop = movie.frames if count is None else min(movie.frames, start + count)
     # checked before the decoder's download, which a bad movie would waste
     quant, parts, scenes = movie_side_information(movie)
-    decoders, downloaded = session.decoders(movie, parts)
+    decoders, downloaded = session.decoders(movie, parts, runtime=runtime)
     decoders.prefetch(start)  # the first scene's part comes while the stream starts
     cfg = decoders.cfg
     if (cfg.width, cfg.height, cfg.latent_dim) != (movie.width, movie.height, movie.latent_dim):
@@ -179,7 +180,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                                                                           float(fps)),
         decode_fps=written / max(decode_s, 1e-9), wall_s=time.monotonic() - t0,
         first_frame_s=first_frame_s or 0.0, stalls=stalls, reconnects=session.received.reconnects,
-        psnr=meter.psnr if meter else None, parts_fetched=len(decoders.fetched))
+        psnr=meter.psnr if meter else None, parts_fetched=len(decoders.fetched), runtime=decoders.runtime)
 
 
 def _timed(it):

@@ -167,15 +167,16 @@ class Session:
 
     # -- decoder -------------------------------------------------------------------------------
 
-    def decoders(self, movie: pb.Movie, parts: tuple[tuple[int, str], ...] = (), keep: int = 2):
-        """The movie's SceneDecoders: its base decoder from the cache if present and intact, else
-        downloaded once, and its scene parts fetched (and cached) as playback reaches them.
-        Returns (decoders, whether the base was downloaded now)."""
-        from latentcast.codec.nn.parts import SceneDecoders  # torch: only a session that decodes loads it
+    def decoders(self, movie: pb.Movie, parts: tuple[tuple[int, str], ...] = (), keep: int = 2,
+                 runtime: str = "auto"):
+        """The movie's SceneDecoders for ``runtime`` (codec.runtime.backends): its base decoder
+        from the cache if present and intact, else downloaded once, and its scene parts fetched
+        (and cached) as playback reaches them. Returns (decoders, whether the base was downloaded now)."""
+        from latentcast.codec.runtime.scene_decoders import SceneDecoders
 
         data, config, downloaded = self._base_decoder(movie.decoder_sha256)
         return SceneDecoders(data, config, parts, fetch=self.part_bytes, keep=keep,
-                             what=f"decoder {movie.decoder_sha256[:12]}…"), downloaded
+                             what=f"decoder {movie.decoder_sha256[:12]}…", runtime=runtime), downloaded
 
     def _base_decoder(self, sha: str) -> tuple[bytes, CodecConfig, bool]:
         """The base decoder's verified bytes and config, from the cache or the server; only
@@ -202,7 +203,7 @@ class Session:
             if sha256_bytes(data) == sha:
                 return data
             log.warning("cached decoder part %s… is damaged; downloading again", sha[:12])
-        data, _config = self._download_decoder(sha)
+        data, _config = self._download_decoder(sha, with_config=False)
         if sha256_bytes(data) != sha:
             raise ModelError(f"decoder part {sha[:12]}… as received: sha256 mismatch")
         write_bytes_atomic(path, data)
@@ -215,7 +216,8 @@ class Session:
             raise UntrustedMessage(f"the server named a decoder {printable(sha[:80])!r}, which is not a sha256")
         return self.cache_dir / f"{sha}.safetensors"
 
-    def _download_decoder(self, sha: str) -> tuple[bytes, str]:
+    def _download_decoder(self, sha: str, with_config: bool = True) -> tuple[bytes, str]:
+        """The decoder's bytes as safetensors, and its config JSON (gRPC sends it either way)."""
         parts, config, total, encoding, decoded, received = [], "", None, "", 0, 0
         try:
             for chunk in self.stub.GetDecoder(pb.GetDecoderRequest(sha256=sha), timeout=max(60.0, self.timeout_s),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from latentcast.codec.extras import require_extra, require_torch
 from latentcast.codec.format.container import DEFAULT_CHUNK_SECONDS
 from latentcast.codec.format.errors import UsageError
 
@@ -23,14 +24,6 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike
 
 
-def require_extra(module: str, extra: str, what: str) -> None:
-    """A UsageError naming the pip extra to install when ``module`` is missing."""
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        raise UsageError(f"{what} needs {module}: pip install 'latentcast[{extra}]'")
-
-
 def train(video: PathLike, model_dir: PathLike, *, resume: bool = False, **options) -> dict:
     """Fit a codec to ``video`` and write it to ``model_dir``; returns the training summary.
 
@@ -39,6 +32,7 @@ def train(video: PathLike, model_dir: PathLike, *, resume: bool = False, **optio
     ``latentcast train`` has, except that no progress bar is shown unless ``progress=True``. ``resume`` continues from the
     checkpoint in ``model_dir``.
     """
+    require_torch("training")
     require_extra("torchvision", "train", "training")
     from latentcast.codec.train import TrainOptions
     from latentcast.codec.train import train as fit
@@ -64,6 +58,7 @@ def encode(video: PathLike, model_dir: PathLike, output: PathLike, *, bits: int 
     atomically). ``bits`` defaults to the width the model was trained for. A model with scene
     parts (``fit_parts``) names them in the container unless ``parts=False``: they are keyed
     to the frames of the video they were fit to."""
+    require_torch("encoding")
     from latentcast.codec.nn.config import load_config
     from latentcast.codec.nn.encode import encode_video
     from latentcast.codec.nn.part_index import model_parts
@@ -79,7 +74,7 @@ def fit_parts(video: PathLike, model_dir: PathLike, **options) -> dict:
     """Fit a decoder part per scene of ``video`` onto the model in ``model_dir`` (trained on that
     video) and write its parts.json; returns it as a dict. ``options`` are the fields of
     ``latentcast.codec.train.scene_parts.PartOptions`` (``seconds_per_second``, ``layers``, ...)."""
-    require_extra("torchvision", "train", "fitting scene parts")
+    require_torch("fitting scene parts")
     from latentcast.codec.train.scene_parts import PartOptions
     from latentcast.codec.train.scene_parts import fit_parts as fit
 
@@ -88,16 +83,18 @@ def fit_parts(video: PathLike, model_dir: PathLike, **options) -> dict:
 
 
 def decode(movie: PathLike, model_dir: PathLike, *, start: int = 0, count: int | None = None,
-           batch: int = 16) -> Iterator[np.ndarray]:
+           batch: int = 16, runtime: str = "auto") -> Iterator[np.ndarray]:
     """The frames of a ``.lcv`` container, decoded with the model's decoder, one uint8 (H, W, 3)
-    array at a time, from frame ``start`` for ``count`` frames (default: to the end)."""
+    array at a time, from frame ``start`` for ``count`` frames (default: to the end).
+    ``runtime``: ``onnx`` (ONNX Runtime, in every install), ``torch`` (with ``latentcast[train]``)
+    or ``auto``, the fastest installed (codec.runtime.backends.resolve_runtime)."""
     from latentcast.codec.format.container import Container
-    from latentcast.codec.nn.decode import check_decoder_matches, decode_movie
-    from latentcast.codec.nn.parts import model_decoders
+    from latentcast.codec.runtime.decode import check_decoder_matches, decode_movie
+    from latentcast.codec.runtime.scene_decoders import model_decoders
 
     with Container(movie) as container:
         h = container.header
-        decoders = model_decoders(model_dir, h.parts)
+        decoders = model_decoders(model_dir, h.parts, runtime)
         try:
             check_decoder_matches(h, decoders)
             if not 0 <= start < max(1, h.frames) or (count is not None and count <= 0):
@@ -147,7 +144,7 @@ def scenes(source: PathLike, model_dir: PathLike, *, sensitivity: float | None =
             fps = h.fps
             latents = np.concatenate([z for _, z in c.iter_latents()] or [np.zeros((0, cfg.latent_dim))])
     else:
-        require_extra("torchvision", "train", "finding scenes in a video")
+        require_torch("finding scenes in a video")
         from latentcast.codec import video
         from latentcast.codec.nn.encode import latents_of
         from latentcast.codec.nn.weights import load_encoder
@@ -197,14 +194,15 @@ class Client:
 
     def play(self, movie: str, output: PathLike, *, start: int = 0, count: int | None = None,
              realtime: bool = False, reference: PathLike | None = None, batch: int = 16, buffer_s: float = 1.0,
-             progress: bool = False, on_frames=None) -> "PlaybackSummary":
+             progress: bool = False, on_frames=None, runtime: str = "auto") -> "PlaybackSummary":
         """Stream ``movie`` (id or exact title), decode it here and write ``output`` (.mkv, .mp4,
-        .y4m or ``-``); ``on_frames`` is called with each decoded batch (uint8 (n, H, W, 3))."""
+        .y4m or ``-``); ``on_frames`` is called with each decoded batch (uint8 (n, H, W, 3)).
+        ``runtime`` as for ``decode``."""
         from latentcast.client.player import play
 
         return play(self.session, movie, str(output), start=start, count=count, realtime=realtime,
                     reference=None if reference is None else str(reference), batch=batch, buffer_s=buffer_s,
-                    progress=progress, on_frames=on_frames)
+                    progress=progress, on_frames=on_frames, runtime=runtime)
 
     def close(self) -> None:
         self.session.close()

@@ -4,6 +4,7 @@ and exposes ``main(argv) -> int``, so tests call it directly."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 from . import __version__
@@ -28,6 +29,12 @@ COMMANDS = {
 }
 
 
+# The company side's commands run on torch, which the player install (the base) leaves out.
+# `scenes` needs it only for a video, and says so itself. Their options are torch's training
+# options, so even --help answers with what to install.
+NEEDS_TORCH = {"demo", "train", "parts", "encode", "ingest", "bench"}
+
+
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: latentcast COMMAND [options]   (latentcast COMMAND --help for details)", "",
@@ -49,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"latentcast: unknown command {name!r}; run 'latentcast --help' for the list", file=sys.stderr)
         return 2
+    if name in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
+        print(f"latentcast {name}: error: {name} runs on torch, which this install leaves out (it is the "
+              "player): pip install 'latentcast[train]'", file=sys.stderr)
+        return 1
     module = importlib.import_module(f"latentcast.commands.{name}")
     return module.main(args[1:])
 

@@ -27,6 +27,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
+from latentcast.codec.extras import require_torch
 from latentcast.codec.format.atomic import write_bytes_atomic, write_text_atomic
 from latentcast.codec.format.container import DEFAULT_CHUNK_SECONDS, Container, MovieHeader
 from latentcast.codec.format.decoder_file import compress_decoder, decompress_decoder, sha256_bytes
@@ -255,6 +256,7 @@ class Store:
         if sha256_bytes(decoder) != cfg.decoder_sha256:
             raise ModelError(f"{Path(model_dir) / DECODER}: sha256 mismatch with config.json")
         # The encoder, and torch with it, loads only where a movie is ingested: serving never needs it.
+        require_torch("ingest")
         from latentcast.codec.nn.encode import encode_video
         from latentcast.codec.nn.weights import load_encoder
 

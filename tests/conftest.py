@@ -11,8 +11,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from latentcast.codec.format.container import Container
-from latentcast.codec.nn.decode import decode_movie
-from latentcast.codec.nn.weights import load_decoder
+from latentcast.codec.runtime.decode import decode_movie
+from latentcast.codec.runtime.scene_decoders import model_decoders
 from latentcast.server.store import Store  # noqa: E402
 from synthetic import make_frames, write_clip  # noqa: E402
 
@@ -59,7 +59,7 @@ def offline_frames(store_with_movie, trained_model):
     """What an offline decode of the stored container gives: the ground truth for playback."""
     store, rec = store_with_movie
     with Container(store.movie_path(rec.id)) as c:
-        return np.concatenate(list(decode_movie(c, load_decoder(trained_model))))
+        return np.concatenate(list(decode_movie(c, model_decoders(trained_model))))
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +70,7 @@ def long_store(tmp_path_factory, trained_model):
     store = Store(tmp_path_factory.mktemp("longstore") / "s", create=True)
     rec = store.ingest(str(path), trained_model, title="Long", chunk_seconds=0.25, progress=False)
     with Container(store.movie_path(rec.id)) as c:
-        frames = np.concatenate(list(decode_movie(c, load_decoder(trained_model))))
+        frames = np.concatenate(list(decode_movie(c, model_decoders(trained_model))))
     return store, rec, frames
 
 

@@ -29,15 +29,15 @@ from ..format.container import DEFAULT_CHUNK_SECONDS, Container, chunk_frames_fo
 from ..format.decoder_file import compress_decoder
 from ..format.errors import UsageError
 from ..nn.config import DECODER, load_config
-from ..nn.decode import decode_movie
 from ..nn.encode import encode_batches
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
 from ..nn.part_index import model_parts, part_shas, read_part
-from ..nn.parts import model_decoders
 from ..nn.tensors import to_tensor
 from ..nn.weights import load_encoder
 from ..progress import progress_bar
 from ..quality import Y_PSNR_STANDARD, PSNRMeter, luma, mse_to_psnr
+from ..runtime.decode import decode_movie
+from ..runtime.scene_decoders import model_decoders
 from .bd import bd_psnr, bd_rate, rd_hull
 from .classical import ClassicalCodec, parse_codecs, run_classical
 from .report import LEARNED, write_results

@@ -1,84 +1,34 @@
-"""Decoding latents to frames with the torch decoder: one dedicated thread for every pass, and
-frame-by-frame on the CPU so a frame decodes to the same bytes however playback was cut."""
+"""The torch runtime: the training stack's Decoder as a FrameDecoder (codec.runtime.backends)."""
 
 from __future__ import annotations
-
-from concurrent import futures
-from typing import Iterator
 
 import numpy as np
 import torch
 
-from ..format.container import Container, MovieHeader
-from ..format.errors import ModelError
+from ..format.decoder_state import State
 from .config import CodecConfig
-from .model import Decoder
-from .parts import SceneDecoders
 from .tensors import to_uint8
+from .weights import decoder_from_state
 
 
-def check_decoder_matches(header: MovieHeader, decoder: Decoder | SceneDecoders) -> None:
-    cfg: CodecConfig = decoder.cfg
-    if cfg.decoder_sha256 and header.decoder_sha256 and cfg.decoder_sha256 != header.decoder_sha256:
-        raise ModelError(f"this movie needs decoder {header.decoder_sha256[:12]}…, the model has "
-                         f"{cfg.decoder_sha256[:12]}…")
-    if (cfg.width, cfg.height, cfg.latent_dim) != (header.width, header.height, header.latent_dim):
-        raise ModelError(f"the model decodes {cfg.width}x{cfg.height} from {cfg.latent_dim} latents, the movie is "
-                         f"{header.width}x{header.height} with {header.latent_dim}")
+class TorchDecoder:
+    """Frames from latents with the torch Decoder, channels-last (codec.nn.weights). On the CPU
+    each frame goes through on its own: conv kernels give results that differ in the last float
+    bits with the batch size, which can flip a pixel after rounding, and on 2 cores batch 1 is
+    no slower."""
 
+    runtime = "torch"
 
-def decode_latents(decoder: Decoder, latents: np.ndarray, batch: int = 16) -> Iterator[np.ndarray]:
-    """uint8 frames (n, H, W, 3) from dequantized latents, yielded ``batch`` at a time.
+    def __init__(self, cfg: CodecConfig, state: State, what: str = "decoder", device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.module = decoder_from_state(state, cfg, what).to(device)
+        self.device = torch.device(device)
 
-    On the CPU each frame goes through the network on its own: conv kernels give results that
-    differ in the last float bits with the batch size, which can flip a pixel after rounding.
-    Frame by frame, a frame decodes to the same bytes however playback was chunked, seeked or
-    resumed (and on 2 cores batch 1 is no slower).
-    """
-    device = next(decoder.parameters()).device
-    for s in range(0, len(latents), batch):
-        # The consumer takes the frames on its own thread, and may take its time.
-        yield _DECODE_THREAD.submit(_decode_batch, decoder, device,
-                                    np.ascontiguousarray(latents[s : s + batch])).result()
-
-
-# Every decoder pass in the process runs on this one thread. Each thread that calls into torch
-# gets its own OpenMP team, so ten playback threads (the load test, a test's viewers) ran twenty
-# compute threads on two cores. Such runs stalled with two threads busy and no frames moving,
-# three times in many: once even with the passes serialized by a lock, since every caller
-# still kept its own team. One thread means one team, whoever asks for frames.
-_DECODE_THREAD = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="latentcast-decode")
-
-
-def _decode_batch(decoder: Decoder, device: torch.device, latents: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():  # inference mode is per thread: it is set here, not by the caller
-        z = torch.from_numpy(latents).to(device)
-        if device.type == "cpu":
-            return np.concatenate([to_uint8(decoder(z[i : i + 1])) for i in range(len(z))])
-        return to_uint8(decoder(z))
-
-
-def decode_frames(decoders: SceneDecoders, first: int, latents: np.ndarray, batch: int = 16
-                  ) -> Iterator[np.ndarray]:
-    """uint8 frames of latents that start at movie frame ``first``, each scene's with its own
-    decoder; the next scene's part is fetched while this one decodes."""
-    for offset, count in decoders.spans(first, len(latents)):
-        frame = first + offset
-        decoder = decoders.decoder_at(frame)
-        decoders.prefetch(frame + count)
-        yield from decode_latents(decoder, latents[offset : offset + count], batch)
-
-
-def decode_movie(container: Container, decoders: SceneDecoders | Decoder, start: int = 0, count: int | None = None,
-                 batch: int = 16) -> Iterator[np.ndarray]:
-    """Yield batches of decoded frames of a container, from ``start`` for ``count`` frames, with
-    a movie's SceneDecoders (parts.model_decoders) or, for a movie without parts, one Decoder."""
-    check_decoder_matches(container.header, decoders)
-    given = decoders.parts if isinstance(decoders, SceneDecoders) else ()
-    if tuple(container.header.parts) != given:
-        raise ModelError("the movie's decoder parts are not the ones these decoders were given")
-    for first, latents in container.iter_latents(start, count):
-        if isinstance(decoders, SceneDecoders):
-            yield from decode_frames(decoders, first, latents, batch)
-        else:
-            yield from decode_latents(decoders, latents, batch)
+    def __call__(self, latents: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():  # inference mode is per thread: set here, on the thread that decodes
+            z = torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)).to(self.device)
+            if self.device.type == "cpu":
+                if not len(z):
+                    return np.zeros((0, self.cfg.height, self.cfg.width, 3), np.uint8)
+                return np.concatenate([to_uint8(self.module(z[i : i + 1])) for i in range(len(z))])
+            return to_uint8(self.module(z))

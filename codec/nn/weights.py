@@ -17,15 +17,15 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..format.atomic import write_bytes_atomic, write_text_atomic
-from ..format.decoder_file import check_safetensors_header, sha256_bytes
+from ..format.decoder_file import sha256_bytes
+from ..format.decoder_state import QSCALE, State, dequantize_state, load_state_verified
 from ..format.errors import ModelError
 from .config import CONFIG, DECODER, ENCODER, CodecConfig, load_config, read_model_file
 from .model import Autoencoder, Decoder, Encoder, build_model
-from .weight_codes import dequantize_weight, quantize_weight
+from .weight_codes import quantize_weight
 
 
 def state_to_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) -> bytes:
@@ -33,9 +33,6 @@ def state_to_bytes(module: torch.nn.Module, dtype: torch.dtype | None = None) ->
     state = {k: (v.detach().to("cpu", dtype) if dtype else v.detach().cpu()).contiguous()
              for k, v in module.state_dict().items()}
     return st_save(state)
-
-
-QSCALE = ".qscale"  # suffix of the per-output-channel scale stored beside each int8 weight
 
 
 def int8_state_bytes(module: torch.nn.Module, bits: float | dict[str, float] = 8) -> bytes:
@@ -60,42 +57,13 @@ def shipped_widths(decoder: Decoder) -> dict[str, float]:
     return {k: decoder.cfg.weight_width(k) for k, v in decoder.state_dict().items() if v.ndim >= 2}
 
 
-def dequantize_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """float32 weights from an int8 (with scales) or plain float state."""
-    out = {}
-    for k, v in state.items():
-        if k.endswith(QSCALE):
-            continue
-        scale = state.get(k + QSCALE)
-        if scale is not None:
-            if v.dtype != torch.int8 or scale.ndim != 1 or scale.shape[0] != v.shape[0]:
-                raise ValueError(f"{k}: malformed int8 weight")
-            v = dequantize_weight(v, scale)
-        out[k] = v.float()
-    return out
-
-
-def load_state_verified(data: bytes, expected_sha256: str, what: str) -> dict[str, torch.Tensor]:
-    """Parse safetensors bytes after checking their sha256; raise ModelError on any mismatch."""
-    actual = sha256_bytes(data)
-    if expected_sha256 and actual != expected_sha256:
-        raise ModelError(f"{what}: sha256 mismatch (expected {expected_sha256[:12]}…, got {actual[:12]}…)")
-    check_safetensors_header(data, what)
-    try:
-        return st_load(data)
-    except Exception as e:  # safetensors raises its own error types for malformed bodies
-        raise ModelError(f"{what}: unreadable safetensors ({e})") from None
-
-
-def _apply_state(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    try:
-        state = dequantize_state(state)
-    except ValueError as e:
-        raise ModelError(f"{what}: {e}") from None
+def load_state_into(module: torch.nn.Module, state: State, what: str) -> None:
+    """Load an int8 or float state (numpy, codec.format.decoder_state) into ``module``."""
+    weights = dequantize_state(state)
     own = module.state_dict()
-    if set(state) != set(own) or any(state[k].shape != own[k].shape for k in own):
+    if set(weights) != set(own) or any(tuple(weights[k].shape) != tuple(own[k].shape) for k in own):
         raise ModelError(f"{what}: weights do not fit the architecture in config.json")
-    module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    module.load_state_dict({k: torch.from_numpy(v).to(own[k].dtype) for k, v in weights.items()})
 
 
 def save_model(model: Autoencoder, model_dir: str | os.PathLike, extra: dict | None = None) -> CodecConfig:
@@ -117,15 +85,15 @@ def save_model(model: Autoencoder, model_dir: str | os.PathLike, extra: dict | N
 
 
 def _load_into(module: torch.nn.Module, data: bytes, sha256: str, what: str) -> torch.nn.Module:
-    _apply_state(module, load_state_verified(data, sha256, what), what)
+    load_state_into(module, load_state_verified(data, sha256, what), what)
     return module.eval()
 
 
-def decoder_from_state(state: dict[str, torch.Tensor], cfg: CodecConfig, what: str = DECODER) -> Decoder:
+def decoder_from_state(state: State, cfg: CodecConfig, what: str = DECODER) -> Decoder:
     """A float32, channels-last decoder from an int8 state already checked (a base with a scene's
-    part applied: codec.nn.parts). load_decoder_bytes builds through here too."""
+    part applied: codec.format.decoder_state). load_decoder_bytes builds through here too."""
     decoder = Decoder(cfg)
-    _apply_state(decoder, state, what)
+    load_state_into(decoder, state, what)
     return decoder.eval().to(memory_format=torch.channels_last)
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import copy
 
 import torch
-from safetensors.torch import load as st_load
+from safetensors.numpy import load as st_load
 
 from ..format.quantizer import Quantizer, latent_range, spread_indices
 from ..nn.model import Autoencoder
 from ..nn.tensors import to_tensor, to_uint8
-from ..nn.weights import dequantize_state, int8_state_bytes, shipped_widths
+from ..nn.weights import int8_state_bytes, load_state_into, shipped_widths
 from ..quality import PSNRMeter
 from .data import FrameCache
 
@@ -57,5 +57,5 @@ def as_shipped(decoder: torch.nn.Module, data: bytes | None = None) -> torch.nn.
     if data is None:
         data = int8_state_bytes(decoder, shipped_widths(decoder))
     dec = copy.deepcopy(decoder).cpu()
-    dec.load_state_dict(dequantize_state(st_load(data)))
+    load_state_into(dec, st_load(data), "decoder")
     return dec.to(next(decoder.parameters()).device).eval()

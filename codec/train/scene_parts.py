@@ -30,13 +30,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load as st_load
+from safetensors.numpy import load as st_load
 from torch import nn
 from torch.nn.utils import parametrize
 
 from ..format.atomic import write_bytes_atomic, write_text_atomic
 from ..format.chunks import encode_chunk
 from ..format.decoder_file import compress_decoder, sha256_bytes
+from ..format.decoder_state import State, load_state_verified
 from ..format.errors import UsageError
 from ..format.quantizer import Quantizer
 from ..nn.config import DECODER, load_config, read_model_file, top_code
@@ -46,7 +47,7 @@ from ..nn.part_index import PARTS_DIR, PartEntry, PartIndex, part_path, save_par
 from ..nn.parts import make_part
 from ..nn.tensors import to_tensor, to_uint8
 from ..nn.weight_codes import channel_scales
-from ..nn.weights import decoder_from_state, int8_state_bytes, load_encoder, load_state_verified, shipped_widths
+from ..nn.weights import decoder_from_state, int8_state_bytes, load_encoder, shipped_widths
 from ..progress import progress_bar
 from ..quality import PSNRMeter
 from ..scenes import DEFAULT_MIN_SCENE_S, DEFAULT_SENSITIVITY, Scene, split_scenes
@@ -175,8 +176,8 @@ def _delta_cost(anchors) -> torch.Tensor:
     return total / sum(w.numel() for w, _, _ in anchors)
 
 
-def fit_scene(base_state: dict[str, torch.Tensor], cfg, data: FrameCache, latents: np.ndarray, scene: Scene,
-              seconds: float, opts: PartOptions) -> tuple[dict[str, torch.Tensor], float, float, int]:
+def fit_scene(base_state: State, cfg, data: FrameCache, latents: np.ndarray, scene: Scene,
+              seconds: float, opts: PartOptions) -> tuple[State, float, float, int]:
     """One scene's int8 state, fit for ``seconds`` (or ``opts.epochs``); returns it with the scene's PSNR with the base
     and with the part, and the steps taken."""
     decoder = decoder_from_state(base_state, cfg).to(memory_format=torch.contiguous_format)

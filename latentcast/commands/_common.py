@@ -106,9 +106,19 @@ def add_coding_args(p: argparse.ArgumentParser) -> None:
                         "seeks and resumes at finer steps and starts a little sooner, longer compresses better")
 
 
+def add_runtime_arg(p: argparse.ArgumentParser) -> None:
+    """--runtime, shared by the commands that decode."""
+    p.add_argument("--runtime", choices=("auto", "onnx", "torch"), default="auto",
+                   help="what runs the decoder: onnx (ONNX Runtime, in every install), torch (needs "
+                        "latentcast[train]; within a level of onnx's pixels), or auto, the fastest installed "
+                        "(default auto)")
+
+
 def add_connection_args(p: argparse.ArgumentParser) -> None:
     """--server, the token options, --tls-ca and --insecure, shared by the client commands."""
-    p.add_argument("--server", default="127.0.0.1:50051", help="server address (default 127.0.0.1:50051)")
+    p.add_argument("--server", default="127.0.0.1:50051",
+                   help="gRPC address host:port, or the URL of a server's HTTP side (http://host:port or "
+                        "https://...; chunks then come through any HTTP cache in between); default 127.0.0.1:50051")
     token = p.add_mutually_exclusive_group()
     token.add_argument("--token", help="bearer token (default: --token-file, else the LATENTCAST_TOKEN variable); "
                                        "other users can read it in the process list, so prefer those")

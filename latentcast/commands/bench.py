@@ -46,15 +46,16 @@ def build_parser():
 def main(argv: list[str]) -> int:
     from pathlib import Path
 
-    from latentcast.api import require_extra
     from latentcast.codec.eval.bench import BenchOptions, run_bench
     from latentcast.codec.eval.classical import parse_codecs
     from latentcast.codec.eval.report import markdown, plot
+    from latentcast.codec.extras import require_extra, require_torch
     from latentcast.codec.format.errors import UsageError
     from latentcast.codec.format.quantizer import check_bits
     from latentcast.codec.video import parse_size
 
     args = build_parser().parse_args(argv)
+    require_torch("bench")
     require_extra("matplotlib", "plot", "bench")  # asked before a long run, not after it
     if args.plot:
         runs = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ._common import command, parser
+from ._common import add_runtime_arg, command, parser
 
 
 def build_parser():
@@ -20,6 +20,7 @@ def build_parser():
     p.add_argument("--start", type=int, default=0, metavar="FRAME", help="first frame to decode (default 0)")
     p.add_argument("--frames", type=int, metavar="N", help="decode N frames (default: to the end)")
     p.add_argument("--batch-size", type=int, default=16, help="frames per decoder batch (default 16)")
+    add_runtime_arg(p)
     p.add_argument("--no-chapters", action="store_true",
                    help="leave scene chapters out of .mkv and .mp4 outputs (found from the latents, as "
                         "`latentcast scenes` finds them)")
@@ -41,7 +42,8 @@ def main(argv: list[str]) -> int:
     with Container(args.movie) as movie:
         h = movie.header
     count = h.frames - args.start if args.frames is None else min(args.frames, h.frames - args.start)
-    frames = latentcast.decode(args.movie, args.model, start=args.start, count=args.frames, batch=args.batch_size)
+    frames = latentcast.decode(args.movie, args.model, start=args.start, count=args.frames, batch=args.batch_size,
+                               runtime=args.runtime)
     chapters = None
     if not args.no_chapters and video.output_kind(args.output) in ("mkv", "mp4"):
         found = latentcast.scenes(args.movie, args.model)  # those its encoder stored, if it did

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import add_connection_args, command, open_client, parser
+from ._common import add_connection_args, add_runtime_arg, command, open_client, parser
 
 EPILOG = """\
 The decoder is downloaded once into a cache keyed by its sha256 (LATENTCAST_CACHE or
@@ -32,6 +32,7 @@ def build_parser():
     p.add_argument("--reference", metavar="VIDEO", help="source video: report PSNR of what was played")
     p.add_argument("--cache-dir", help="decoder cache (default: LATENTCAST_CACHE or ~/.cache/latentcast)")
     p.add_argument("--batch-size", type=int, default=16, help="frames per decoder batch (default 16)")
+    add_runtime_arg(p)
     p.add_argument("--retry", type=float, default=30.0, metavar="SECONDS",
                    help="keep reconnecting this long when the server goes away (default 30)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> int:
             start = seconds_to_frame(args.from_time, movie.fps_num / movie.fps_den)
         summary = client.play(args.movie, args.output, start=start, count=args.frames, realtime=args.realtime,
                               reference=args.reference, batch=args.batch_size, buffer_s=args.buffer,
-                              progress=not args.quiet)
+                              progress=not args.quiet, runtime=args.runtime)
     for line in summary.lines():
         print(line, file=sys.stderr)
     return 0

@@ -4,19 +4,20 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
 
 import latentcast
 from latentcast.codec.format.container import Container
 from latentcast.codec.format.decoder_file import sha256_bytes
+from latentcast.codec.format.decoder_state import BASE_KEY, DELTA, apply_part, load_state_verified
 from latentcast.codec.format.errors import ModelError, UsageError
 from latentcast.codec.nn.config import DECODER, load_config
-from latentcast.codec.nn.decode import decode_latents, decode_movie
 from latentcast.codec.nn.part_index import PART_INDEX, load_part_index, model_parts, part_path, read_part
-from latentcast.codec.nn.parts import BASE_KEY, DELTA, SceneDecoders, apply_part, make_part, model_decoders
-from latentcast.codec.nn.weights import decoder_from_state, load_decoder_bytes
+from latentcast.codec.nn.parts import make_part
+from latentcast.codec.runtime.backends import build_decoder
+from latentcast.codec.runtime.decode import decode_latents, decode_movie
+from latentcast.codec.runtime.scene_decoders import SceneDecoders, model_decoders
 from latentcast.codec.train.scene_parts import DONE_DIR, PartOptions, fit_parts
 
 
@@ -26,21 +27,21 @@ def _base(model_dir):
 
 
 def _changed(state):
-    w = next(k for k, v in state.items() if v.dtype == torch.int8)
-    b = next(k for k, v in state.items() if v.dtype == torch.float16)
+    w = next(k for k, v in state.items() if v.dtype == np.int8)
+    b = next(k for k, v in state.items() if v.dtype == np.float16)
     return w, b
 
 
 def _retuned(state):
     """The base with some codes, a scale row and a bias changed, as a fitted scene might."""
     out = dict(state)
-    w = next(k for k, v in state.items() if v.dtype == torch.int8)
-    codes = state[w].clone()
-    codes.view(-1)[::7] = (codes.view(-1)[::7].to(torch.int16) + 3).clamp(-31, 31).to(torch.int8)
+    w = next(k for k, v in state.items() if v.dtype == np.int8)
+    codes = state[w].copy()
+    codes.reshape(-1)[::7] = np.clip(codes.reshape(-1)[::7].astype(np.int16) + 3, -31, 31).astype(np.int8)
     out[w] = codes
-    out[w + ".qscale"] = state[w + ".qscale"] * 1.25
-    b = next(k for k, v in state.items() if v.dtype == torch.float16)
-    out[b] = state[b] + 0.5
+    out[w + ".qscale"] = state[w + ".qscale"] * np.float32(1.25)
+    b = next(k for k, v in state.items() if v.dtype == np.float16)
+    out[b] = state[b] + np.float16(0.5)
     return out
 
 
@@ -50,12 +51,13 @@ def test_a_part_rebuilds_the_scene_decoder_bit_for_bit(trained_model):
     part = make_part(state, scene, cfg.decoder_sha256)
     w, b = _changed(state)
     rebuilt = apply_part(state, part, sha256_bytes(part), cfg.decoder_sha256)
-    assert set(rebuilt) == set(scene) and all(torch.equal(rebuilt[k], scene[k]) for k in scene)
+    assert set(rebuilt) == set(scene) and all(np.array_equal(rebuilt[k], scene[k]) for k in scene)
     z = np.random.default_rng(0).normal(size=(3, cfg.latent_dim)).astype(np.float32)
-    got = np.concatenate(list(decode_latents(decoder_from_state(rebuilt, cfg), z)))
-    want = np.concatenate(list(decode_latents(decoder_from_state(scene, cfg), z)))
+    got = np.concatenate(list(decode_latents(build_decoder(rebuilt, cfg), z)))
+    want = np.concatenate(list(decode_latents(build_decoder(scene, cfg), z)))
     assert np.array_equal(got, want)
-    assert not np.array_equal(got, np.concatenate(list(decode_latents(load_decoder_bytes(data, cfg), z))))
+    base = build_decoder(load_state_verified(data, cfg.decoder_sha256, "base"), cfg)
+    assert not np.array_equal(got, np.concatenate(list(decode_latents(base, z))))
     # Only what changed travels: one weight's deltas, its scales and one bias; of the base, nothing.
     assert sorted(st_load(part)) == sorted([w + DELTA, w + ".qscale", b])
     assert st_load(make_part(state, state, cfg.decoder_sha256)) == {}
@@ -68,16 +70,16 @@ def test_a_part_refuses_the_wrong_bytes_base_or_range(trained_model):
         apply_part(state, part, "0" * 64, cfg.decoder_sha256)
     with pytest.raises(ModelError, match="another base"):
         apply_part(state, part, sha256_bytes(part), "f" * 64)
-    w = next(k for k, v in state.items() if v.dtype == torch.int8)
-    top = {**state, w: torch.full_like(state[w], 31)}
-    push = st_save({w + DELTA: torch.full_like(state[w], 100)}, metadata={BASE_KEY: cfg.decoder_sha256})
+    w = next(k for k, v in state.items() if v.dtype == np.int8)
+    top = {**state, w: np.full_like(state[w], 31)}
+    push = st_save({w + DELTA: np.full_like(state[w], 100)}, metadata={BASE_KEY: cfg.decoder_sha256})
     with pytest.raises(ModelError, match="int8 range"):
         apply_part(top, push, sha256_bytes(push), cfg.decoder_sha256)
-    stray = st_save({"nope": torch.zeros(1)}, metadata={BASE_KEY: cfg.decoder_sha256})
+    stray = st_save({"nope": np.zeros(1, np.float32)}, metadata={BASE_KEY: cfg.decoder_sha256})
     with pytest.raises(ModelError, match="no tensor"):
         apply_part(state, stray, sha256_bytes(stray), cfg.decoder_sha256)
     with pytest.raises(ValueError, match="int8 holds"):
-        make_part({**state, w: torch.full_like(state[w], -127)}, {**state, w: torch.full_like(state[w], 127)},
+        make_part({**state, w: np.full_like(state[w], -127)}, {**state, w: np.full_like(state[w], 127)},
                   cfg.decoder_sha256)
 
 
@@ -106,7 +108,7 @@ def test_a_parted_movie_decodes_each_scene_with_its_part(parted_model, two_scene
     base_state = st_load((parted_model / DECODER).read_bytes())
     for p in index.parts:
         data = read_part(parted_model, p.sha256)
-        scene = decoder_from_state(apply_part(base_state, data, p.sha256, cfg.decoder_sha256), cfg)
+        scene = build_decoder(apply_part(base_state, data, p.sha256, cfg.decoder_sha256), cfg)
         want = np.concatenate(list(decode_latents(scene, latents[p.start : p.end])))
         assert np.array_equal(frames[p.start : p.end], want)
     # A seek into the second scene fetches its part alone; a plain decoder is refused for this movie.
@@ -115,7 +117,7 @@ def test_a_parted_movie_decodes_each_scene_with_its_part(parted_model, two_scene
         tail = np.concatenate(list(decode_movie(c, decoders, start=30, count=10)))
         assert decoders.fetched == [index.parts[1].sha256] and np.array_equal(tail, frames[30:40])
         with pytest.raises(ModelError, match="parts"):
-            next(decode_movie(c, decoder_from_state(base_state, cfg)))
+            next(decode_movie(c, model_decoders(parted_model)))
     plain = tmp_path / "plain.lcv"
     latentcast.encode(two_scene_clip, parted_model, plain, parts=False)
     with Container(plain) as c:

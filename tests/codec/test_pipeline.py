@@ -9,10 +9,11 @@ from latentcast.codec.format.errors import ModelError
 from latentcast.codec.format.quantizer import Quantizer
 from latentcast.codec.format.rates import seconds_to_frame
 from latentcast.codec.nn.config import load_config
-from latentcast.codec.nn.decode import decode_latents, decode_movie
 from latentcast.codec.nn.encode import encode_video
 from latentcast.codec.nn.tensors import to_tensor, to_uint8
 from latentcast.codec.nn.weights import load_decoder, load_encoder
+from latentcast.codec.runtime.decode import decode_latents, decode_movie
+from latentcast.codec.runtime.scene_decoders import model_decoders
 from latentcast.codec.video import read_frames
 
 
@@ -31,9 +32,10 @@ def test_container_decode_is_bit_exact_with_in_memory_quantized_decode(trained_m
     expect = np.concatenate([to_uint8(dec(deq[i : i + 1])) for i in range(len(deq))])
     with Container(res.path) as c:
         assert c.header.chunk_frames == 6 and len(c.chunks) == 4
-        got = np.concatenate(list(decode_movie(c, dec, batch=7)))
+        decoders = model_decoders(trained_model, runtime="torch")
+        got = np.concatenate(list(decode_movie(c, decoders, batch=7)))
         assert np.array_equal(got, expect)
-        part = np.concatenate(list(decode_movie(c, dec, start=5, count=10)))
+        part = np.concatenate(list(decode_movie(c, decoders, start=5, count=10)))
         assert np.array_equal(part, expect[5:15])
 
 
@@ -45,10 +47,9 @@ def test_more_bits_never_fewer_bytes(trained_model, clip, tmp_path):
 
 
 def test_decoder_must_match_movie(trained_model, clip, tmp_path):
-    enc, dec = load_encoder(trained_model), load_decoder(trained_model)
-    encode_video(str(clip), enc, "f" * 64, tmp_path / "m.lcv", progress=False)
+    encode_video(str(clip), load_encoder(trained_model), "f" * 64, tmp_path / "m.lcv", progress=False)
     with Container(tmp_path / "m.lcv") as c, pytest.raises(ModelError, match="needs decoder"):
-        next(decode_movie(c, dec))
+        next(decode_movie(c, model_decoders(trained_model)))
 
 
 @pytest.mark.parametrize("text,frame", [("90", 1800), ("1:30", 1800), ("00:01:30", 1800), ("0.5", 10)])
@@ -59,16 +60,14 @@ def test_seconds_to_frame(text, frame):
 def test_decodes_from_many_threads_all_run_on_one(trained_model):
     # One OpenMP team per process: every caller's frames come from the same decode thread, and
     # each caller still gets exactly its own frames.
-    decoder = load_decoder(trained_model)
+    built = model_decoders(trained_model).decoder_at(0)
     ran_on = set()
-    forward = decoder.forward
 
-    def recording(z):
+    def decoder(z):
         ran_on.add(threading.get_ident())
-        return forward(z)
+        return built(z)
 
-    decoder.forward = recording
-    latents = np.random.default_rng(0).normal(size=(4, 5, decoder.cfg.latent_dim)).astype(np.float32)
+    latents = np.random.default_rng(0).normal(size=(4, 5, built.cfg.latent_dim)).astype(np.float32)
     expected = [np.concatenate(list(decode_latents(decoder, x, 2))) for x in latents]
     got = [None] * len(latents)
 

@@ -4,19 +4,20 @@ import struct
 import numpy as np
 import pytest
 import torch
+from safetensors.numpy import load as np_load
 from safetensors.torch import load as st_load
 
 from latentcast.codec.format.decoder_file import compress_decoder, decompress_decoder, sha256_bytes
+from latentcast.codec.format.decoder_state import dequantize_state, load_state_verified
 from latentcast.codec.format.errors import ModelError
 from latentcast.codec.nn.config import CodecConfig, top_code
 from latentcast.codec.nn.model import build_model, set_weight_fake_quant
 from latentcast.codec.nn.tensors import to_uint8
 from latentcast.codec.nn.weight_codes import dequantize_weight, fake_quantize_weight, quantize_weight
 from latentcast.codec.nn.weights import (
-    dequantize_state,
     int8_state_bytes,
     load_decoder_bytes,
-    load_state_verified,
+    load_state_into,
     shipped_widths,
     state_to_bytes,
 )
@@ -123,8 +124,8 @@ def test_per_layer_and_fractional_widths_reach_the_file_and_match_fake_quantizat
 
 
 def test_malformed_int8_state_is_refused():
-    with pytest.raises(ValueError):
-        dequantize_state({"w": torch.zeros(4, 4), "w.qscale": torch.ones(4)})
+    with pytest.raises(ModelError, match="malformed int8"):
+        dequantize_state({"w": np.zeros((4, 4), np.float32), "w.qscale": np.ones(4, np.float32)})
 
 
 @pytest.mark.parametrize("bits", [4, 6, 8])
@@ -176,7 +177,7 @@ def test_channels_last_decoder_matches_the_plain_layout_within_a_hundredth_of_a_
     fast = load_decoder_bytes(data, cfg)
     assert fast.stages[0][0].weight.is_contiguous(memory_format=torch.channels_last)
     plain = build_model(cfg).decoder.eval()
-    plain.load_state_dict(dequantize_state(st_load(data)))
+    load_state_into(plain, np_load(data), "decoder")
     z = torch.randn(4, 64)
     with torch.inference_mode():
         a = np.concatenate([to_uint8(plain(z[i : i + 1])) for i in range(4)]).astype(int)

@@ -21,10 +21,11 @@ from latentcast.codec import video
 from latentcast.codec.format.chunks import encode_chunk
 from latentcast.codec.format.container import Container, MovieHeader, write_container
 from latentcast.codec.format.decoder_file import compress_decoder, decompress_decoder, sha256_bytes
+from latentcast.codec.format.decoder_state import load_state_verified
 from latentcast.codec.format.errors import LatentcastError
 from latentcast.codec.format.quantizer import Quantizer
 from latentcast.codec.nn.config import CodecConfig
-from latentcast.codec.nn.weights import load_decoder_bytes
+from latentcast.codec.runtime.onnx_graph import decoder_graph
 from latentcast.proto import latentcast_pb2 as pb
 
 SCRATCH = tempfile.mkdtemp(prefix="latentcast-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
@@ -86,7 +87,7 @@ _CFG = CodecConfig.plan(16, 16, 16)
 def target_safetensors(data: bytes) -> None:
     cfg = CodecConfig(**{**_CFG.__dict__, "decoder_sha256": sha256_bytes(data)})
     try:
-        load_decoder_bytes(data, cfg)
+        decoder_graph(cfg, load_state_verified(data, cfg.decoder_sha256, "fuzz"))
     except LatentcastError:
         pass
 

@@ -1,0 +1,96 @@
+"""The runtimes a decoder can be built for, and the choice between them.
+
+A built decoder is a callable: dequantized latents (n, latent_dim) float32 in, uint8 frames
+(n, H, W, 3) out. ``onnx`` builds an ONNX graph from the weights (codec.runtime.onnx_graph) and
+runs it with ONNX Runtime, which the base install carries; ``torch`` runs the training stack's
+Decoder, where ``latentcast[train]`` is installed. Both start from the same float32 weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Protocol
+
+import numpy as np
+
+from ..format.decoder_state import State
+from ..format.errors import ModelError, UsageError
+from ..nn.config import CodecConfig
+
+RUNTIMES = ("auto", "onnx", "torch")
+DEFAULT_RUNTIME = "auto"
+
+
+class FrameDecoder(Protocol):
+    cfg: CodecConfig
+    runtime: str
+
+    def __call__(self, latents: np.ndarray) -> np.ndarray: ...
+
+
+def installed(runtime: str) -> bool:
+    module = {"onnx": "onnxruntime", "torch": "torch"}[runtime]
+    return importlib.util.find_spec(module) is not None
+
+
+def resolve_runtime(runtime: str = DEFAULT_RUNTIME) -> str:
+    """The runtime to build with. ``auto`` is ONNX Runtime: it decodes every tested size as fast
+    as torch or faster (benchmarks/decode_speed.py), within a level of torch's pixels, and it is
+    in every install; torch where ONNX Runtime is missing. UsageError for one not installed."""
+    if runtime not in RUNTIMES:
+        raise UsageError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        runtime = "onnx" if installed("onnx") else "torch"
+    if not installed(runtime):
+        what = "pip install onnxruntime" if runtime == "onnx" else "pip install 'latentcast[train]'"
+        raise UsageError(f"the {runtime} runtime is not installed: {what}")
+    return runtime
+
+
+def decode_threads() -> int:
+    """Compute threads for one decoder pass: every core (LATENTCAST_DECODE_THREADS overrides)."""
+    try:
+        return max(1, int(os.environ.get("LATENTCAST_DECODE_THREADS", "") or (os.cpu_count() or 1)))
+    except ValueError:
+        raise UsageError("LATENTCAST_DECODE_THREADS must be a whole number") from None
+
+
+class OnnxDecoder:
+    """The decoder as an ONNX Runtime session on the CPU (ORT_ENABLE_ALL: its conv and
+    layout fusions), one frame per run as the torch path does."""
+
+    runtime = "onnx"
+
+    def __init__(self, cfg: CodecConfig, state: State, what: str = "decoder"):
+        import onnxruntime as ort
+
+        from .onnx_graph import decoder_graph
+
+        self.cfg = cfg
+        graph = decoder_graph(cfg, state)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = decode_threads()
+        options.log_severity_level = 3  # its warnings are about its own fusions, not the viewer's input
+        try:
+            self._session = ort.InferenceSession(graph.SerializeToString(), options,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own exception types, all of which mean "cannot build"
+            raise ModelError(f"{what}: ONNX Runtime could not build the decoder ({str(e)[:200]})") from None
+
+    def __call__(self, latents: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(latents, dtype=np.float32)
+        return np.concatenate([self._session.run(None, {"latents": z[i : i + 1]})[0] for i in range(len(z))]) \
+            if len(z) else np.zeros((0, self.cfg.height, self.cfg.width, 3), np.uint8)
+
+
+def build_decoder(state: State, cfg: CodecConfig, runtime: str = DEFAULT_RUNTIME, what: str = "decoder"
+                  ) -> FrameDecoder:
+    """A decoder for ``runtime`` from an int8 state already checked against its sha256."""
+    runtime = resolve_runtime(runtime)
+    if runtime == "onnx":
+        return OnnxDecoder(cfg, state, what)
+    from ..nn.decode import TorchDecoder  # torch: only the torch runtime loads it
+
+    return TorchDecoder(cfg, state, what)

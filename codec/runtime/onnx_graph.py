@@ -1,0 +1,117 @@
+"""The decoder as an ONNX graph, built from its config and float32 weights with the ``onnx``
+package alone: no torch, no exporter, no ONNX file on the wire. The viewer downloads the same
+safetensors decoder every runtime uses, checks its sha256, and builds this graph from it.
+
+Built from the int8 state, the weights are dequantized as codec.format.decoder_state does it,
+or with ``codes`` inside the graph. The graph is the torch Decoder op for op (codec.nn.model), plus the player's conversion to
+pixels, so its output is what ``codec.nn.tensors.to_uint8`` gives::
+
+    latents (N, D) float32
+      Reshape (N, C, gh, gw) -> Conv 3x3 -> Gelu                          stem
+      [Conv 3x3 -> DepthToSpace(s, CRD) -> Gelu] per stage                 (CRD is PixelShuffle's order)
+      Conv 3x3 [-> DepthToSpace(s, CRD)] -> Add 0.5                        head (shuffle or conv)
+      Slice to the frame -> Clip [0, 1] -> Mul 255 -> Round -> Cast uint8 -> Transpose NHWC
+    frames (N, H, W, 3) uint8
+
+ONNX's Round, like torch's, rounds halves to even, so only the convs' float summation order
+can move a pixel, by one level at most where a value sits on a rounding boundary.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ..format.decoder_state import QSCALE, State, dequantize_state
+from ..format.errors import ModelError
+from ..nn.config import CodecConfig
+
+# Gelu entered the standard ops at opset 20; ONNX Runtime runs it as one fused kernel.
+OPSET = 20
+INPUT, OUTPUT = "latents", "frames"
+
+
+def conv_names(cfg: CodecConfig) -> list[str]:
+    """The state-dict prefixes of the decoder's convs, in order (as codec.nn.model names them)."""
+    head = "head.0" if cfg.head == "shuffle" else "head"
+    return ["stem", *(f"stages.{i}.0" for i in range(len(cfg.decoder_channels))), head]
+
+
+def _expected_shapes(cfg: CodecConfig) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    names = conv_names(cfg)
+    outs = [cfg.stem_channels] + [c * s * s for s, c in zip(cfg.strides, cfg.decoder_channels)]
+    outs.append(3 * cfg.strides[-1] ** 2 if cfg.head == "shuffle" else 3)
+    ins = [cfg.latent_channels, cfg.stem_channels, *cfg.decoder_channels]
+    for name, c_in, c_out in zip(names, ins, outs):
+        shapes[f"{name}.weight"] = (c_out, c_in, 3, 3)
+        shapes[f"{name}.bias"] = (c_out,)
+    return shapes
+
+
+def decoder_graph(cfg: CodecConfig, state: State, codes: bool = False) -> onnx.ModelProto:
+    """An ONNX model that decodes latents (N, latent_dim) float32 to frames (N, H, W, 3) uint8,
+    from a decoder's state as the file holds it (int8 codes and scales, or float weights).
+    With ``codes`` the graph keeps each weight as its int8 codes and scales, dequantized by a
+    DequantizeLinear node (codes x scale, the same float32 multiply), so the file is about the
+    safetensors' size instead of four times it: the form a browser downloads. ModelError when
+    the weights do not fit the config."""
+    weights = dequantize_state(state)
+    expected = _expected_shapes(cfg)
+    if set(weights) != set(expected) or any(tuple(weights[k].shape) != s for k, s in expected.items()):
+        raise ModelError("decoder: weights do not fit the architecture in config.json")
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+
+    def const(name: str, value) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def node(op: str, inputs: list[str], out: str, **attrs) -> str:
+        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        return out
+
+    def conv(prefix: str, x: str, levels: bool = False) -> str:
+        # The head's output in pixel levels: the x 255 and the + 0.5 folded into its weights.
+        gain = np.float32(255 if levels else 1)
+        bias = (weights[f"{prefix}.bias"] + np.float32(0.5 if levels else 0)) * gain
+        scale = state.get(f"{prefix}.weight{QSCALE}")
+        if codes and scale is not None:
+            weight = node("DequantizeLinear", [const(f"{prefix}.codes", state[f"{prefix}.weight"]),
+                                               const(f"{prefix}.scale", scale.astype(np.float32) * gain)],
+                          f"{prefix}.weight", axis=0)
+        else:
+            weight = const(f"{prefix}.weight", (weights[f"{prefix}.weight"] * gain).astype(np.float32))
+        return node("Conv", [x, weight, const(f"{prefix}.bias", bias.astype(np.float32))],
+                    f"{prefix}.out", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+
+    gh, gw = cfg.grid
+    x = node("Reshape", [INPUT, const("grid_shape", np.array([-1, cfg.latent_channels, gh, gw], np.int64))], "grid")
+    names = conv_names(cfg)
+    x = node("Gelu", [conv(names[0], x)], "stem.gelu")
+    for i, (s, name) in enumerate(zip(cfg.strides, names[1:-1])):
+        x = node("Gelu", [node("DepthToSpace", [conv(name, x)], f"stage{i}.shuffle", blocksize=s, mode="CRD")],
+                 f"stage{i}.gelu")
+    x = conv(names[-1], x, levels=True)
+    x = node("Clip", [x, const("zero", np.array(0.0, np.float32)), const("top", np.array(255.0, np.float32))],
+             "clipped")
+    x = node("Cast", [node("Round", [x], "rounded")], "pixels", to=TensorProto.UINT8)
+    # Pixels are rounded before they are rearranged, so the rearranging moves a byte per value, not four.
+    if cfg.head == "shuffle":
+        x = node("DepthToSpace", [x], "canvas", blocksize=cfg.strides[-1], mode="CRD")
+    ch, cw = cfg.canvas
+    top, left = (ch - cfg.height) // 2, (cw - cfg.width) // 2
+    x = node("Slice", [x, const("crop_start", np.array([top, left], np.int64)),
+                       const("crop_end", np.array([top + cfg.height, left + cfg.width], np.int64)),
+                       const("crop_axes", np.array([2, 3], np.int64))], "frame")
+    node("Transpose", [x], OUTPUT, perm=[0, 2, 3, 1])
+    graph = helper.make_graph(
+        nodes, "latentcast-decoder",
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["n", cfg.latent_dim])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.UINT8, ["n", cfg.height, cfg.width, 3])],
+        initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="latentcast")
+    # ONNX Runtime reads IR versions up to its own; pin one every release of the last two years does.
+    model.ir_version = 9
+    return model

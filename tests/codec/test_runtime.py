@@ -1,0 +1,85 @@
+"""The runtimes a viewer decodes with: the ONNX graph against the torch decoder, and the choice."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load as np_load
+
+import latentcast
+from latentcast.codec.format.decoder_state import dequantize_state
+from latentcast.codec.format.errors import ModelError, UsageError
+from latentcast.codec.nn.config import CodecConfig
+from latentcast.codec.nn.model import build_model
+from latentcast.codec.nn.weights import int8_state_bytes, shipped_widths
+from latentcast.codec.quality import PSNRMeter
+from latentcast.codec.runtime.backends import build_decoder, resolve_runtime
+from latentcast.codec.runtime.onnx_graph import decoder_graph
+from latentcast.codec.video import read_frames
+
+
+def _psnr(frames, reference):
+    meter = PSNRMeter()
+    meter.update(reference, frames)
+    return meter.psnr
+
+
+def test_onnx_decodes_a_movie_as_torch_does(trained_model, clip, tmp_path):
+    movie = tmp_path / "m.lcv"
+    latentcast.encode(clip, trained_model, movie)
+    onnx = np.stack(list(latentcast.decode(movie, trained_model, runtime="onnx")))
+    torch_frames = np.stack(list(latentcast.decode(movie, trained_model, runtime="torch")))
+    assert np.abs(onnx.astype(int) - torch_frames.astype(int)).max() <= 1
+    source = np.stack(list(read_frames(clip)))
+    assert abs(_psnr(onnx, source) - _psnr(torch_frames, source)) <= 0.01
+
+
+@pytest.mark.parametrize("size,head", [((96, 64), "shuffle"), ((75, 41), "shuffle"), ((64, 48), "conv")])
+def test_the_graph_matches_the_torch_decoder_at_odd_sizes_and_both_heads(size, head):
+    torch.manual_seed(0)
+    cfg = CodecConfig.plan(*size, 64) if head == "shuffle" else _conv_head_config(size)
+    decoder = build_model(cfg).decoder.eval()
+    state = np_load(int8_state_bytes(decoder, shipped_widths(decoder)))
+    z = np.random.default_rng(1).normal(size=(6, 64)).astype(np.float32)
+    a = build_decoder(state, cfg, "onnx")(z)
+    b = build_decoder(state, cfg, "torch")(z)
+    assert a.shape == b.shape == (6, size[1], size[0], 3) and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert (a != b).mean() < 1e-3  # a level apart only where a value sits on a rounding edge
+
+
+def _conv_head_config(size):
+    plan = CodecConfig.plan(*size, 64)
+    return CodecConfig(**{**plan.__dict__, "head": "conv", "decoder_channels": (*plan.decoder_channels, 16)})
+
+
+def test_weights_that_do_not_fit_the_config_are_refused_before_a_graph_is_built():
+    cfg = CodecConfig.plan(64, 48, 64)
+    decoder = build_model(cfg).decoder
+    weights = dequantize_state(np_load(int8_state_bytes(decoder)))
+    assert decoder_graph(cfg, weights).graph.output[0].name == "frames"
+    with pytest.raises(ModelError, match="do not fit"):
+        decoder_graph(cfg, {**weights, "stem.weight": weights["stem.weight"][:1]})
+    with pytest.raises(ModelError, match="do not fit"):
+        decoder_graph(cfg, {k: v for k, v in weights.items() if k != "stem.bias"})
+
+
+def test_the_graph_that_keeps_the_codes_decodes_the_same_frames_in_a_quarter_of_the_bytes():
+    import onnxruntime as ort
+
+    torch.manual_seed(2)
+    cfg = CodecConfig.plan(96, 64, 64)
+    decoder = build_model(cfg).decoder.eval()
+    state = np_load(int8_state_bytes(decoder, shipped_widths(decoder)))
+    plain, coded = decoder_graph(cfg, state), decoder_graph(cfg, state, codes=True)
+    assert len(coded.SerializeToString()) < 0.35 * len(plain.SerializeToString())
+    z = np.random.default_rng(3).normal(size=(1, 64)).astype(np.float32)
+    frames = [ort.InferenceSession(g.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"latents": z})[0]
+              for g in (plain, coded)]
+    assert np.abs(frames[0].astype(int) - frames[1].astype(int)).max() <= 1
+
+
+def test_runtime_choice():
+    assert resolve_runtime("auto") == "onnx"  # both installed here: auto takes ONNX Runtime
+    assert resolve_runtime("torch") == "torch"
+    with pytest.raises(UsageError, match="unknown runtime"):
+        resolve_runtime("tensorflow")
