@@ -161,7 +161,8 @@ def scenes(source: PathLike, model_dir: PathLike, *, sensitivity: float | None =
 
 
 class Client:
-    """A viewer's connection to a latentcast server.
+    """A viewer's connection to a latentcast server: ``address`` is host:port for gRPC, or an
+    ``http://`` or ``https://`` URL for its HTTP side (``serve --http``).
 
     ``token``: the bearer token, if the server asks for one (sent in the clear only to loopback,
     or anywhere with ``insecure``); ``tls_ca``: a CA certificate (PEM bytes or a path) to connect
@@ -174,13 +175,15 @@ class Client:
                  tls_cert: bytes | PathLike | None = None, tls_key: bytes | PathLike | None = None,
                  cache_dir: PathLike | None = None, timeout_s: float = 10.0, retry_s: float = 30.0,
                  insecure: bool = False):
+        from latentcast.client.http_session import HttpSession, is_http_url
         from latentcast.client.session import Session
 
         def pem(x):
             return x if x is None or isinstance(x, bytes) else Path(x).read_bytes()
 
         extra = {"cache_dir": Path(cache_dir)} if cache_dir is not None else {}
-        self.session = Session(address, token=token, root_certificates=pem(tls_ca), timeout_s=timeout_s,
+        session = HttpSession if is_http_url(address) else Session
+        self.session = session(address, token=token, root_certificates=pem(tls_ca), timeout_s=timeout_s,
                                retry_s=retry_s, insecure=insecure, client_certificate=pem(tls_cert),
                                client_key=pem(tls_key), **extra)
 

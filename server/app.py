@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import grpc
@@ -18,6 +20,7 @@ from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 
 from .access_log import AccessLogInterceptor
 from .auth import TokenInterceptor
+from .http_gateway import Gateway, RunningHttp, start_http
 from .service import LatentcastServicer, Limits
 from .store import Store
 
@@ -43,6 +46,8 @@ class ServerOptions:
     # unless this says the network is trusted (a private link, TLS ended by a proxy in front).
     insecure: bool = False
     access_log: bool = False  # a JSON line per call on the "latentcast.access" logger
+    # Also answer plain HTTP/1.1 here (server/http_gateway.py), with the same tokens, limits and TLS.
+    http_listen: str | None = None
 
 
 @dataclass
@@ -52,14 +57,25 @@ class RunningServer:
     servicer: LatentcastServicer
     health: health.HealthServicer
     auth: TokenInterceptor | None = None  # None: no tokens (loopback only)
+    http: RunningHttp | None = None
+    tls: bool = False
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def http_url(self) -> str | None:
+        """The HTTP side's base URL on loopback, when it runs."""
+        if self.http is None:
+            return None
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.http.port}"
+
     def stop(self, grace: float | None = 5.0) -> None:
         """Refuse new calls, let in-flight streams finish within ``grace`` seconds."""
         self.health.enter_graceful_shutdown()
+        if self.http is not None:
+            self.http.stop()
         self.server.stop(grace).wait()
         self.servicer.close()
 
@@ -108,10 +124,32 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
         port = server.add_insecure_port(opts.listen)
     if port == 0:
         raise OSError(f"cannot listen on {opts.listen}")
+    http = None
+    if opts.http_listen:
+        if not opts.tokens and not is_loopback(opts.http_listen):
+            raise ValueError(f"refusing to serve HTTP on {opts.http_listen} without a token")
+        if not (opts.tls_cert or opts.insecure or is_loopback(opts.http_listen)):
+            raise ValueError(f"refusing to serve HTTP on {opts.http_listen} without TLS: give --tls-cert and "
+                             "--tls-key, or --insecure on a trusted network")
+        gateway = Gateway(store, opts.limits, auth, servicer.decoders)
+        http = _start_http(opts, gateway)
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, servicer, health_servicer, auth)
+    return RunningServer(server, port, servicer, health_servicer, auth, http, tls=bool(opts.tls_cert))
+
+
+def _start_http(opts: ServerOptions, gateway: Gateway) -> RunningHttp:
+    """The HTTP side, with TLS from the same PEM bytes as gRPC's (ssl reads them from files:
+    written to a private temporary folder, removed once loaded)."""
+    if not opts.tls_cert:
+        return start_http(opts.http_listen, gateway)
+    with tempfile.TemporaryDirectory(prefix="latentcast-tls-") as tmp:
+        cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+        cert.write_bytes(opts.tls_cert)
+        key.touch(mode=0o600)
+        key.write_bytes(opts.tls_key or b"")
+        return start_http(opts.http_listen, gateway, str(cert), str(key))
 
 
 @contextlib.contextmanager

@@ -90,11 +90,15 @@ class TokenInterceptor(grpc.ServerInterceptor):
         self._tokens = new  # one assignment: a call checks against the old list or the new, never a mix
         return len(new)
 
+    def check(self, metadata: Iterable[tuple[str, str]]) -> str | None:
+        """None when ``metadata`` carries a token accepted now, else why not (HTTP asks too)."""
+        return check_token(metadata, self._tokens)
+
     def intercept_service(self, continuation, handler_call_details):
         method = handler_call_details.method or ""
         if method.startswith(OPEN_PREFIXES):
             return continuation(handler_call_details)
-        problem = check_token(handler_call_details.invocation_metadata, self._tokens)
+        problem = self.check(handler_call_details.invocation_metadata)
         handler = continuation(handler_call_details)
         if problem is None:
             return handler

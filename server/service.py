@@ -23,6 +23,7 @@ from latentcast.codec.format.errors import CorruptContainer
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 
+from .decoder_cache import DecoderCache
 from .store import NotFound, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ class Limits:
 
 
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
-DECODER_CACHE_BYTES = 256 << 20  # decoders as sent, kept in memory: they are read on every view
 
 
 def page_token(rec) -> str:
@@ -64,6 +64,23 @@ def parse_page_token(token: str) -> tuple[float, str]:
     return float(created), movie_id
 
 
+def movie_message(rec, **extra) -> pb.Movie:
+    """A catalog record as the Movie message ListMovies sends (no side information)."""
+    return pb.Movie(
+        id=rec.id, title=rec.title, width=rec.width, height=rec.height, fps_num=rec.fps_num,
+        fps_den=rec.fps_den, frames=rec.frames, duration_s=rec.duration, streaming_kbps=rec.streaming_kbps,
+        total_kbps=rec.total_kbps, part_bytes=rec.part_bytes,
+        decoder_sha256=rec.decoder_sha256, decoder_bytes=rec.decoder_bytes, latent_dim=rec.latent_dim,
+        bits=rec.bits, chunk_frames=rec.chunk_frames, stored_bytes=rec.stored_bytes, **extra)
+
+
+def describe_movie(store: Store, rec) -> pb.Movie:
+    """GetMovie's answer: the record and the movie's side information, its header as the file
+    stores it, quantization ranges inside. CorruptContainer when the header is damaged."""
+    header, side = store.movie_header(rec.id)
+    return movie_message(rec, header=side, symbols_packed=header.packed)
+
+
 class LatentcastServicer(pb_grpc.LatentcastServicer):
     def __init__(self, store: Store, limits: Limits | None = None, keyed_by_token: bool = False):
         self.store = store
@@ -74,8 +91,7 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         self.active_streams = 0
         self._per_client: collections.Counter = collections.Counter()
         self._lock = threading.Lock()
-        self._decoders: collections.OrderedDict = collections.OrderedDict()  # sha -> (wire, config, size)
-        self._decoder_cache_bytes = 0
+        self.decoders = DecoderCache(store)
         # Sends waiting on their client: a sync stream is suspended at its yield until gRPC has
         # handed the message over, which a client that stopped reading never lets happen.
         self._sending: dict[object, tuple[float, object]] = {}
@@ -154,22 +170,11 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         except StoreError as e:
             context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
 
-    @staticmethod
-    def _movie_message(rec, **extra) -> pb.Movie:
-        return pb.Movie(
-            id=rec.id, title=rec.title, width=rec.width, height=rec.height, fps_num=rec.fps_num,
-            fps_den=rec.fps_den, frames=rec.frames, duration_s=rec.duration, streaming_kbps=rec.streaming_kbps,
-            total_kbps=rec.total_kbps, part_bytes=rec.part_bytes,
-            decoder_sha256=rec.decoder_sha256, decoder_bytes=rec.decoder_bytes, latent_dim=rec.latent_dim,
-            bits=rec.bits, chunk_frames=rec.chunk_frames, stored_bytes=rec.stored_bytes, **extra)
-
     def _describe(self, rec, context) -> pb.Movie:
         try:
-            header, side = self.store.movie_header(rec.id)
+            return describe_movie(self.store, rec)
         except CorruptContainer as e:
             context.abort(grpc.StatusCode.DATA_LOSS, f"movie {rec.id}: {e}")
-        # The ranges travel inside `header`, the movie's side information, as the file stores them.
-        return self._movie_message(rec, header=side, symbols_packed=header.packed)
 
     # -- RPCs ----------------------------------------------------------------------------------
 
@@ -186,33 +191,19 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         more = len(records) > size
         records = records[:size]
         # The list leaves out quantization ranges: GetMovie carries them.
-        return pb.ListMoviesResponse(movies=[self._movie_message(r) for r in records],
+        return pb.ListMoviesResponse(movies=[movie_message(r) for r in records],
                                      next_page_token=page_token(records[-1]) if more else "")
 
     def GetMovie(self, request, context):
         return self._describe(self._movie(request.movie, context), context)
 
     def _decoder(self, sha: str, context) -> tuple[bytes, str, int]:
-        """A decoder as sent, from memory or the store (content-addressed, so a cached copy is
-        never stale), the least recently sent ones dropped past DECODER_CACHE_BYTES."""
-        with self._lock:
-            if sha in self._decoders:
-                self._decoders.move_to_end(sha)
-                return self._decoders[sha]
         try:
-            entry = self.store.decoder_bytes(sha)
+            return self.decoders.get(sha)
         except NotFound as e:
             context.abort(grpc.StatusCode.NOT_FOUND, str(e))
         except OSError as e:
             context.abort(grpc.StatusCode.DATA_LOSS, f"decoder {sha[:12]}… unreadable: {e.strerror}")
-        with self._lock:
-            if sha not in self._decoders and len(entry[0]) <= DECODER_CACHE_BYTES:
-                self._decoders[sha] = entry
-                self._decoder_cache_bytes += len(entry[0])
-                while self._decoder_cache_bytes > DECODER_CACHE_BYTES:
-                    _, (old, _, _) = self._decoders.popitem(last=False)
-                    self._decoder_cache_bytes -= len(old)
-        return entry
 
     def GetDecoder(self, request, context):
         if len(request.sha256) > self.limits.max_request_text:

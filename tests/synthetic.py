@@ -38,3 +38,15 @@ def write_clip(path: str | Path, frames: np.ndarray, fps: int = 12) -> Path:
         for f in frames:
             writer.write(f)
     return Path(path)
+
+
+def damage_chunk(store, movie_id: str, index: int) -> None:
+    """Flip a byte of a stored movie's chunk ``index`` (its checksum then fails)."""
+    from latentcast.codec.format.container import Container
+
+    path = store.movie_path(movie_id)
+    with Container(path) as c:
+        victim = c.chunks[index]
+    raw = bytearray(path.read_bytes())
+    raw[victim.payload_offset] ^= 0xFF
+    path.write_bytes(bytes(raw))

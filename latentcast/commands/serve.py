@@ -24,6 +24,9 @@ def build_parser():
     p.add_argument("--store", required=True, metavar="STORE", help="store directory")
     p.add_argument("--listen", default="127.0.0.1:50051", help="address:port (default 127.0.0.1:50051; port 0 "
                    "picks a free one)")
+    p.add_argument("--http", metavar="ADDR", help="also serve plain HTTP/1.1 on address:port (the catalog, "
+                   "descriptions, decoders and each chunk at its own URL, which any HTTP cache can carry; "
+                   "same tokens, limits and TLS)")
     p.add_argument("--token", action="append", default=[], help="accepted bearer token (repeatable)")
     p.add_argument("--tokens-file", help="file with one accepted token per line")
     p.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (needs --tls-key)")
@@ -96,7 +99,7 @@ def main(argv: list[str]) -> int:
                          tls_cert=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
                          tls_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
                          tls_client_ca=Path(args.tls_client_ca).read_bytes() if args.tls_client_ca else None,
-                         insecure=args.insecure, access_log=bool(args.access_log))
+                         insecure=args.insecure, access_log=bool(args.access_log), http_listen=args.http)
     try:
         srv = start_server(store, opts)
     except ValueError as e:
@@ -105,6 +108,10 @@ def main(argv: list[str]) -> int:
     print(f"serving {len(store.list())} movies from {args.store} on {host}:{srv.port}"
           + (" with TLS" if opts.tls_cert else "")
           + ("" if tokens else " (no token configured: loopback only)"), file=sys.stderr, flush=True)
+    if srv.http is not None:
+        scheme = "https" if opts.tls_cert else "http"
+        http_host = args.http.rsplit(":", 1)[0]
+        print(f"HTTP on {scheme}://{http_host}:{srv.http.port}/v1/movies", file=sys.stderr, flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

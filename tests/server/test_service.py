@@ -21,6 +21,7 @@ from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 from latentcast.server.app import ServerOptions, run_server
 from latentcast.server.service import Limits
 from latentcast.server.store import Store
+from synthetic import damage_chunk
 
 
 @pytest.fixture(scope="module")
@@ -148,11 +149,7 @@ def test_corrupt_container_is_data_loss_while_other_movie_streams(trained_model,
     store = Store(tmp_path / "s", create=True)
     store.ingest(str(clip), trained_model, title="good", chunk_seconds=0.25, progress=False)
     bad = store.ingest(str(clip), trained_model, title="bad", chunk_seconds=0.25, progress=False)
-    with Container(store.movie_path(bad.id)) as c:
-        victim = c.chunks[4]
-    raw = bytearray(store.movie_path(bad.id).read_bytes())
-    raw[victim.payload_offset] ^= 0xFF
-    store.movie_path(bad.id).write_bytes(bytes(raw))
+    damage_chunk(store, bad.id, 4)
     with run_server(store) as srv:
         results = {}
 

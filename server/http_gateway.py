@@ -1,0 +1,319 @@
+"""The store over plain HTTP/1.1, beside gRPC: the same movies, decoders, chunks, tokens and limits.
+
+    GET /v1/movies[?page_size=N&page_token=T]    the catalog as JSON, in pages       token, private
+    GET /v1/movies/{id}                          a movie's description (GetMovie)    token, private
+    GET /v1/movies/{id}/chunks/{index}           one coded chunk, the bytes gRPC     public, immutable
+                                                 carries; frames and checksum in headers
+    GET /v1/decoders/{sha256}                    a decoder or part as sent           token, private
+    GET /v1/decoders/{sha256}/config.json        a base decoder's config             token, private
+    GET /healthz                                 200 while serving                   open
+
+A chunk is immutable and, without its decoder, only numbers: it is public, with a year's
+``max-age``, an ETag (its checksum), 304 on ``If-None-Match`` and ``Range``, so any HTTP cache
+or CDN in front carries the chunks and the origin serves each once. What the numbers mean (the
+description with its quantization ranges, and the decoder) stays behind the token when tokens
+are configured, and is served ``private`` so no shared cache keeps it.
+
+Status codes: 400 a malformed request, 401 a missing or wrong token, 404 no such movie, chunk or
+decoder, 405 a method other than GET or HEAD, 416 a range outside the chunk, 429 past the
+server's or this client's concurrent-request limit, 500 a stored chunk that fails its checksum
+(data loss; that request only). Error bodies are JSON: {"error": "...", "status": 404}.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import re
+import ssl
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from google.protobuf import json_format
+
+from latentcast.codec.format.container import Container
+from latentcast.codec.format.errors import CorruptContainer
+
+from .auth import TokenInterceptor
+from .decoder_cache import DecoderCache
+from .service import DEFAULT_PAGE, MAX_PAGE, Limits, describe_movie, movie_message, page_token, parse_page_token
+from .store import NotFound, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+PUBLIC_IMMUTABLE = "public, max-age=31536000, immutable"
+# Headers a chunk response carries besides its bytes: what gRPC's LatentChunk says around its payload.
+START_HEADER, FRAMES_HEADER = "X-Latentcast-Start-Frame", "X-Latentcast-Frames"
+CHECKSUM_HEADER = "X-Latentcast-Checksum"
+ENCODING_HEADER, DECODED_HEADER = "X-Latentcast-Encoding", "X-Latentcast-Decoded-Bytes"
+MAX_PATH = 2048
+
+_MOVIES = re.compile(r"/v1/movies")
+_MOVIE = re.compile(r"/v1/movies/([^/]{1,1024})")
+_CHUNK = re.compile(r"/v1/movies/([^/]{1,1024})/chunks/(\d{1,9})")
+_DECODER = re.compile(r"/v1/decoders/([0-9a-f]{64})")
+_CONFIG = re.compile(r"/v1/decoders/([0-9a-f]{64})/config\.json")
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.headers = status, headers or {}
+
+
+@dataclass
+class Reply:
+    body: bytes
+    content_type: str
+    cache_control: str
+    headers: dict
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) of a single ``bytes=`` range within ``size`` bytes; None without a header.
+    HttpError 416 for one that cannot be served."""
+    if header is None:
+        return None
+    m = re.fullmatch(r"bytes=(\d{0,15})-(\d{0,15})", header.strip())
+    if not m or m.group(1) == m.group(2) == "":
+        raise HttpError(416, "only one bytes=first-last range is served", {"Content-Range": f"bytes */{size}"})
+    if m.group(1) == "":  # the last N bytes
+        n = int(m.group(2))
+        first, last = max(0, size - n), size - 1
+    else:
+        first = int(m.group(1))
+        last = min(size - 1, int(m.group(2))) if m.group(2) else size - 1
+    if first > last or first >= size:
+        raise HttpError(416, f"range outside the {size} bytes", {"Content-Range": f"bytes */{size}"})
+    return first, last
+
+
+class Gateway:
+    """What the handler asks: the store, the limits, the token check and the decoder cache."""
+
+    def __init__(self, store: Store, limits: Limits, auth: TokenInterceptor | None, decoders: DecoderCache):
+        self.store, self.limits, self.auth, self.decoders = store, limits, auth, decoders
+        self._lock = threading.Lock()
+        self.served: collections.Counter = collections.Counter()  # answers with a body, by kind (the tests' window)
+        self._active = 0
+        self._per_client: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def admitted(self, client: str):
+        """A request slot, as a gRPC stream takes one; HttpError 429 when none is free."""
+        with self._lock:
+            if self._active >= self.limits.max_streams:
+                raise HttpError(429, f"the server is at its limit of {self.limits.max_streams} concurrent requests",
+                                {"Retry-After": "1"})
+            if self._per_client.get(client, 0) >= self.limits.max_streams_per_client:
+                raise HttpError(429, f"at most {self.limits.max_streams_per_client} concurrent requests per client",
+                                {"Retry-After": "1"})
+            self._active += 1
+            self._per_client[client] = self._per_client.get(client, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                self._per_client[client] -= 1
+                if not self._per_client[client]:
+                    del self._per_client[client]
+
+    def private(self, authorization: str | None) -> str:
+        """The Cache-Control of what stays behind the token; HttpError 401 when it is wrong."""
+        if self.auth is None:
+            return "private, no-cache"
+        problem = self.auth.check([("authorization", authorization)] if authorization is not None else [])
+        if problem:
+            raise HttpError(401, problem, {"WWW-Authenticate": 'Bearer realm="latentcast"'})
+        return "private, no-cache"
+
+    def _movie(self, name: str):
+        try:
+            return self.store.get(unquote(name))
+        except NotFound as e:
+            raise HttpError(404, str(e)) from None
+        except StoreError as e:
+            raise HttpError(503, str(e)) from None
+
+    def route(self, path: str, query: str, authorization: str | None) -> Reply:
+        if m := _CHUNK.fullmatch(path):
+            reply = self.chunk(m.group(1), int(m.group(2)))
+            with self._lock:
+                self.served["chunk"] += 1
+            return reply
+        if _MOVIES.fullmatch(path):
+            return self._json(self.movies(parse_qs(query, max_num_fields=4)), self.private(authorization))
+        if m := _MOVIE.fullmatch(path):
+            cache = self.private(authorization)
+            try:
+                message = describe_movie(self.store, self._movie(m.group(1)))
+            except CorruptContainer as e:
+                raise HttpError(500, f"data loss: {e}") from None
+            return self._json(json_format.MessageToDict(message, preserving_proto_field_name=True), cache)
+        if m := _DECODER.fullmatch(path):
+            cache = self.private(authorization)
+            data, _config, decoded = self._decoder(m.group(1))
+            return Reply(data, "application/octet-stream", cache.replace("no-cache", "max-age=31536000, immutable"),
+                         {ENCODING_HEADER: "zstd", DECODED_HEADER: str(decoded)})
+        if m := _CONFIG.fullmatch(path):
+            cache = self.private(authorization)
+            _data, config, _decoded = self._decoder(m.group(1))
+            if not config:
+                raise HttpError(404, "a decoder part has no config of its own: its base's applies")
+            return Reply(config.encode(), "application/json", cache.replace("no-cache", "max-age=31536000, immutable"),
+                         {})
+        if path == "/healthz":
+            return Reply(b"ok\n", "text/plain", "no-store", {})
+        raise HttpError(404, "no such resource")
+
+    def _decoder(self, sha: str) -> tuple[bytes, str, int]:
+        try:
+            return self.decoders.get(sha)
+        except NotFound as e:
+            raise HttpError(404, str(e)) from None
+        except OSError as e:
+            raise HttpError(500, f"decoder {sha[:12]}… unreadable: {e.strerror}") from None
+
+    @staticmethod
+    def _json(obj, cache: str) -> Reply:
+        return Reply(json.dumps(obj, separators=(",", ":")).encode(), "application/json", cache, {})
+
+    def movies(self, query: dict) -> dict:
+        try:
+            size = min(int(query.get("page_size", [DEFAULT_PAGE])[0]) or DEFAULT_PAGE, MAX_PAGE)
+            token = query.get("page_token", [""])[0]
+            after = parse_page_token(token) if token else None
+        except (ValueError, TypeError, UnicodeDecodeError):
+            raise HttpError(400, "page_size must be a number and page_token one this server gave") from None
+        if size < 0:
+            raise HttpError(400, "page_size must not be negative")
+        try:
+            records = self.store.list(after, size + 1)
+        except StoreError as e:
+            raise HttpError(503, str(e)) from None
+        more = len(records) > size
+        records = records[:size]
+        return {"movies": [json_format.MessageToDict(movie_message(r), preserving_proto_field_name=True)
+                           for r in records],
+                "next_page_token": page_token(records[-1]) if more else ""}
+
+    def chunk(self, name: str, index: int) -> Reply:
+        rec = self._movie(name)
+        try:
+            with Container(self.store.movie_path(rec.id)) as movie:
+                if index >= len(movie.chunks):
+                    raise HttpError(404, f"movie {rec.id} has {len(movie.chunks)} chunks; there is no chunk {index}")
+                entry = movie.chunks[index]
+                payload = movie.read_payload(index)
+        except CorruptContainer as e:
+            raise HttpError(500, f"data loss: movie {rec.id}: {e}") from None
+        return Reply(payload, "application/octet-stream", PUBLIC_IMMUTABLE,
+                     {START_HEADER: str(entry.start), FRAMES_HEADER: str(entry.n_frames),
+                      CHECKSUM_HEADER: str(entry.checksum), "ETag": f'"{entry.checksum:016x}"'})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "latentcast"
+    sys_version = ""
+    gateway: Gateway  # set on the subclass start_http makes
+
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        log.debug("http %s %s", self.address_string(), format % args)
+
+    def do_GET(self):
+        self._serve(head=False)
+
+    def do_HEAD(self):
+        self._serve(head=True)
+
+    def _refuse_method(self):
+        self._send_error(HttpError(405, "only GET and HEAD", {"Allow": "GET, HEAD"}), head=False)
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = _refuse_method
+
+    def _serve(self, head: bool) -> None:
+        try:
+            if len(self.path) > MAX_PATH:
+                raise HttpError(400, "request path too long")
+            url = urlsplit(self.path)
+            with self.gateway.admitted(self.client_address[0]):
+                reply = self.gateway.route(url.path, url.query, self.headers.get("Authorization"))
+                self._send(reply, head)
+        except HttpError as e:
+            self._send_error(e, head)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+        except Exception:  # a bug: a 500 for this request, the server serves on
+            log.exception("http %s failed", self.path[:200])
+            self._send_error(HttpError(500, "internal error"), head)
+
+    def _send(self, reply: Reply, head: bool) -> None:
+        etag = reply.headers.get("ETag")
+        base = {"Cache-Control": reply.cache_control, **reply.headers}
+        if reply.cache_control.startswith("public"):
+            base["Access-Control-Allow-Origin"] = "*"  # chunks are public: any page may fetch them
+            base["Access-Control-Expose-Headers"] = ", ".join((START_HEADER, FRAMES_HEADER, CHECKSUM_HEADER, "ETag"))
+        if etag and etag in [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]:
+            self._write(304, base, b"", head=True)
+            return
+        body, status = reply.body, 200
+        if etag:
+            base["Accept-Ranges"] = "bytes"
+            span = byte_range(self.headers.get("Range"), len(body))
+            if span is not None:
+                first, last = span
+                body, status = body[first : last + 1], 206
+                base["Content-Range"] = f"bytes {first}-{last}/{len(reply.body)}"
+        self._write(status, {**base, "Content-Type": reply.content_type}, body, head)
+
+    def _send_error(self, e: HttpError, head: bool) -> None:
+        body = json.dumps({"error": str(e), "status": e.status}).encode()
+        self._write(e.status, {"Content-Type": "application/json", "Cache-Control": "no-store", **e.headers}, body,
+                    head)
+
+    def _write(self, status: int, headers: dict, body: bytes, head: bool) -> None:
+        self.send_response(status, HTTPStatus(status).phrase)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+
+@dataclass
+class RunningHttp:
+    server: ThreadingHTTPServer
+    thread: threading.Thread
+    gateway: Gateway
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_http(listen: str, gateway: Gateway, tls_cert_file: str | None = None, tls_key_file: str | None = None
+               ) -> RunningHttp:
+    """Serve ``gateway`` on ``listen`` (host:port; port 0 picks one), on a thread of its own."""
+    host, _, port = listen.rpartition(":")
+    handler = type("Handler", (_Handler,), {"gateway": gateway, "timeout": gateway.limits.stall_s or None})
+    server = ThreadingHTTPServer((host.strip("[]") or "127.0.0.1", int(port)), handler)
+    server.daemon_threads = True
+    if tls_cert_file:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls_cert_file, tls_key_file)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, name="latentcast-http", daemon=True)
+    thread.start()
+    return RunningHttp(server, thread, gateway)

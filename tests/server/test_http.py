@@ -1,0 +1,140 @@
+"""The HTTP side of `serve`: routes, tokens, cache headers, ranges, status codes, and playback over it."""
+
+import http.client
+import json
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+import latentcast
+from latentcast.client.session import ServerError
+from latentcast.codec import video
+from latentcast.codec.format.container import Container
+from latentcast.server.app import ServerOptions, run_server
+from latentcast.server.store import Store
+from synthetic import damage_chunk
+
+TOKEN = "http-token"
+
+
+@pytest.fixture(scope="module")
+def served(store_with_movie):
+    store, rec = store_with_movie
+    with run_server(store, ServerOptions(tokens=[TOKEN], http_listen="127.0.0.1:0")) as srv:
+        yield srv, store, rec
+
+
+def _get(srv, path, method="GET", **headers):
+    url = urlsplit(srv.http_url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    conn.request(method, path, headers=headers)
+    r = conn.getresponse()
+    body = r.read()
+    conn.close()
+    return r, body
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_catalog_and_description_need_the_token_and_stay_private(served):
+    srv, _store, rec = served
+    r, body = _get(srv, "/v1/movies")
+    assert r.status == 401 and r.getheader("WWW-Authenticate").startswith("Bearer")
+    assert json.loads(body)["status"] == 401
+    r, body = _get(srv, "/v1/movies", **AUTH)
+    assert r.status == 200 and r.getheader("Cache-Control").startswith("private")
+    listed = json.loads(body)["movies"]
+    assert [m["id"] for m in listed] == [rec.id]
+    r, body = _get(srv, f"/v1/movies/{rec.id}", **AUTH)
+    assert r.status == 200 and r.getheader("Cache-Control").startswith("private")
+    described = json.loads(body)
+    assert described["header"] and int(described["frames"]) == 24 and int(described["chunk_frames"]) == 3
+    r, body = _get(srv, f"/v1/decoders/{rec.decoder_sha256}", **{"Authorization": "Bearer wrong"})
+    assert r.status == 401 and b"invalid bearer token" in body
+
+
+def test_a_chunk_is_public_immutable_and_the_bytes_grpc_carries(served):
+    srv, store, rec = served
+    with Container(store.movie_path(rec.id)) as c:
+        entry, payload = c.chunks[2], c.read_payload(2)
+    r, body = _get(srv, f"/v1/movies/{rec.id}/chunks/2")  # no token: chunks are public
+    assert r.status == 200 and body == payload
+    assert r.getheader("Cache-Control") == "public, max-age=31536000, immutable"
+    assert int(r.getheader("X-Latentcast-Start-Frame")) == entry.start
+    assert int(r.getheader("X-Latentcast-Checksum")) == entry.checksum
+    etag = r.getheader("ETag")
+    r, body = _get(srv, f"/v1/movies/{rec.id}/chunks/2", **{"If-None-Match": etag})
+    assert r.status == 304 and body == b""
+    r, body = _get(srv, f"/v1/movies/{rec.id}/chunks/2", Range="bytes=2-5")
+    assert r.status == 206 and body == payload[2:6]
+    assert r.getheader("Content-Range") == f"bytes 2-5/{len(payload)}"
+    r, body = _get(srv, f"/v1/movies/{rec.id}/chunks/2", Range="bytes=-3")
+    assert r.status == 206 and body == payload[-3:]
+    r, _ = _get(srv, f"/v1/movies/{rec.id}/chunks/2", Range=f"bytes={len(payload)}-")
+    assert r.status == 416 and r.getheader("Content-Range") == f"bytes */{len(payload)}"
+
+
+def test_the_decoder_is_sent_as_grpc_sends_it(served):
+    srv, store, rec = served
+    wire, config, decoded = store.decoder_bytes(rec.decoder_sha256)
+    r, body = _get(srv, f"/v1/decoders/{rec.decoder_sha256}", **AUTH)
+    assert r.status == 200 and body == wire and int(r.getheader("X-Latentcast-Decoded-Bytes")) == decoded
+    r, body = _get(srv, f"/v1/decoders/{rec.decoder_sha256}/config.json", **AUTH)
+    assert r.status == 200 and body.decode() == config
+
+
+@pytest.mark.parametrize("path,method,status", [
+    ("/v1/movies/nope", "GET", 404),
+    ("/v1/movies/{id}/chunks/8", "GET", 404),  # 24 frames in chunks of 3: 0..7
+    ("/v1/movies/{id}/chunks/-1", "GET", 404),
+    ("/v1/decoders/" + "0" * 64, "GET", 404),
+    ("/v1/decoders/xyz", "GET", 404),
+    ("/v1/movies?page_token=garbage", "GET", 400),
+    ("/v1/movies?page_size=x", "GET", 400),
+    ("/etc/passwd", "GET", 404),
+    ("/v1/movies/" + "a" * 3000, "GET", 400),
+    ("/v1/movies", "POST", 405),
+    ("/v1/movies", "DELETE", 405),
+])
+def test_bad_requests_get_their_status(served, path, method, status):
+    srv, _store, rec = served
+    r, body = _get(srv, path.replace("{id}", rec.id), method=method, **AUTH)
+    assert r.status == status
+    assert json.loads(body)["status"] == status
+
+
+def test_a_damaged_chunk_is_a_500_and_the_rest_still_serve(trained_model, clip, tmp_path):
+    store = Store(tmp_path / "s", create=True)
+    rec = store.ingest(str(clip), trained_model, title="bad", chunk_seconds=0.25, progress=False)
+    damage_chunk(store, rec.id, 4)
+    with run_server(store, ServerOptions(http_listen="127.0.0.1:0")) as srv:
+        r, body = _get(srv, f"/v1/movies/{rec.id}/chunks/4")
+        assert r.status == 500 and b"data loss" in body
+        assert _get(srv, f"/v1/movies/{rec.id}/chunks/5")[0].status == 200
+        with latentcast.Client(srv.http_url, cache_dir=tmp_path / "c") as client, \
+                pytest.raises(ServerError, match="data loss"):
+            client.play(rec.id, tmp_path / "bad.mkv")
+    assert not (tmp_path / "bad.mkv").exists()
+
+
+def test_playback_over_http_matches_the_offline_decode(served, offline_frames, tmp_path):
+    srv, _store, rec = served
+    with latentcast.Client(srv.http_url, token=TOKEN, cache_dir=tmp_path / "c") as client:
+        assert [m.title for m in client.list()] == ["Shapes"]
+        summary = client.play("Shapes", tmp_path / "all.mkv")
+        seek = client.play(rec.id, tmp_path / "seek.mkv", start=7, count=9)
+    assert np.array_equal(np.stack(list(video.read_frames(tmp_path / "all.mkv"))), offline_frames)
+    assert np.array_equal(np.stack(list(video.read_frames(tmp_path / "seek.mkv"))), offline_frames[7:16])
+    assert summary.decoder_downloaded and not seek.decoder_downloaded and summary.latent_bytes > 0
+    with latentcast.Client(srv.http_url, token="wrong", cache_dir=tmp_path / "d") as client, \
+            pytest.raises(ServerError, match="invalid bearer token"):
+        client.list()
+
+
+def test_the_http_side_refuses_to_listen_off_loopback_in_the_clear(store_with_movie):
+    store, _ = store_with_movie
+    with pytest.raises(ValueError, match="without TLS"):
+        with run_server(store, ServerOptions(tokens=[TOKEN], listen="127.0.0.1:0", http_listen="0.0.0.0:0")):
+            pass
