@@ -6,6 +6,11 @@
                                                  carries; frames and checksum in headers
     GET /v1/decoders/{sha256}                    a decoder or part as sent           token, private
     GET /v1/decoders/{sha256}/config.json        a base decoder's config             token, private
+    GET /v1/decoders/{sha256}/model.onnx         the decoder (a base, or a part       token, private
+                                                 applied to its base) as an ONNX graph
+                                                 of its int8 codes: the browser's form
+    GET /watch/{id}                              the browser player                  open (asks for the token)
+    GET /web/{file}                              its script and ONNX Runtime Web      public
     GET /healthz                                 200 while serving                   open
 
 A chunk is immutable and, without its decoder, only numbers: it is public, with a year's
@@ -32,12 +37,17 @@ import threading
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from google.protobuf import json_format
 
 from latentcast.codec.format.container import Container
-from latentcast.codec.format.errors import CorruptContainer
+from latentcast.codec.format.decoder_file import decompress_decoder, sha256_bytes
+from latentcast.codec.format.decoder_state import apply_part, load_state_verified, part_base
+from latentcast.codec.format.errors import CorruptContainer, ModelError
+from latentcast.codec.nn.config import CodecConfig
 
 from .auth import TokenInterceptor
 from .decoder_cache import DecoderCache
@@ -58,6 +68,26 @@ _MOVIE = re.compile(r"/v1/movies/([^/]{1,1024})")
 _CHUNK = re.compile(r"/v1/movies/([^/]{1,1024})/chunks/(\d{1,9})")
 _DECODER = re.compile(r"/v1/decoders/([0-9a-f]{64})")
 _CONFIG = re.compile(r"/v1/decoders/([0-9a-f]{64})/config\.json")
+_ONNX = re.compile(r"/v1/decoders/([0-9a-f]{64})/model\.onnx")
+_WATCH = re.compile(r"/watch/([^/]{1,1024})")
+_WEB = re.compile(r"/web/((?:vendor/)?[A-Za-z0-9_.-]{1,100})")
+WEB_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
+             ".wasm": "application/wasm", ".json": "application/json"}
+# The player page is cross-origin isolated, which lets ONNX Runtime Web run threads.
+ISOLATED = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
+            "Cross-Origin-Resource-Policy": "same-origin"}
+ONNX_CACHE_BYTES = 64 << 20
+
+
+def _web_files() -> dict[str, bytes]:
+    """The player's files shipped in the package: name -> bytes, read once."""
+    root = resources.files("latentcast") / "web"
+    out = {}
+    for folder, prefix in ((root, ""), (root / "vendor", "vendor/")):
+        for entry in folder.iterdir():
+            if entry.is_file() and Path(entry.name).suffix in WEB_TYPES:
+                out[prefix + entry.name] = entry.read_bytes()
+    return out
 
 
 class HttpError(Exception):
@@ -100,6 +130,9 @@ class Gateway:
         self.store, self.limits, self.auth, self.decoders = store, limits, auth, decoders
         self._lock = threading.Lock()
         self.served: collections.Counter = collections.Counter()  # answers with a body, by kind (the tests' window)
+        self._web: dict[str, bytes] | None = None
+        self._onnx: collections.OrderedDict = collections.OrderedDict()  # sha -> ONNX bytes
+        self._onnx_bytes = 0
         self._active = 0
         self._per_client: dict[str, int] = {}
 
@@ -163,11 +196,18 @@ class Gateway:
                          {ENCODING_HEADER: "zstd", DECODED_HEADER: str(decoded)})
         if m := _CONFIG.fullmatch(path):
             cache = self.private(authorization)
-            _data, config, _decoded = self._decoder(m.group(1))
-            if not config:
-                raise HttpError(404, "a decoder part has no config of its own: its base's applies")
+            _data, config, _decoded = self._decoder(m.group(1))  # a part's names its base: {"part_of": sha}
             return Reply(config.encode(), "application/json", cache.replace("no-cache", "max-age=31536000, immutable"),
                          {})
+        if m := _ONNX.fullmatch(path):
+            return Reply(self.onnx(m.group(1)), "application/octet-stream",
+                         self.private(authorization).replace("no-cache", "max-age=31536000, immutable"), {})
+        if _WATCH.fullmatch(path):
+            return Reply(self.web_file("watch.html"), WEB_TYPES[".html"], "no-cache", dict(ISOLATED))
+        if m := _WEB.fullmatch(path):
+            name = m.group(1)
+            return Reply(self.web_file(name), WEB_TYPES.get(Path(name).suffix, "application/octet-stream"),
+                         "public, max-age=3600", dict(ISOLATED))
         if path == "/healthz":
             return Reply(b"ok\n", "text/plain", "no-store", {})
         raise HttpError(404, "no such resource")
@@ -179,6 +219,53 @@ class Gateway:
             raise HttpError(404, str(e)) from None
         except OSError as e:
             raise HttpError(500, f"decoder {sha[:12]}… unreadable: {e.strerror}") from None
+
+    def web_file(self, name: str) -> bytes:
+        if self._web is None:
+            self._web = _web_files()
+        try:
+            return self._web[name]
+        except KeyError:
+            raise HttpError(404, "no such file") from None
+
+    def onnx(self, sha: str) -> bytes:
+        """A decoder (base or part) as the ONNX graph the browser runs, built here once from the
+        verified int8 state (codec.runtime.onnx_graph with codes kept)."""
+        from latentcast.codec.runtime.onnx_graph import decoder_graph  # onnx loads on the first browser viewer
+
+        with self._lock:
+            if sha in self._onnx:
+                self._onnx.move_to_end(sha)
+                return self._onnx[sha]
+        data, config = self._verified(sha)
+        base = part_base(data)  # a part names its base; a base names none
+        try:
+            if not base:
+                cfg, state = CodecConfig.from_json(config), load_state_verified(data, sha, "decoder")
+            else:  # a part: applied to the base it names
+                base_data, base_config = self._verified(base)
+                cfg = CodecConfig.from_json(base_config)
+                state = apply_part(load_state_verified(base_data, base, "base decoder"), data, sha, base)
+            model = decoder_graph(cfg, state, codes=True).SerializeToString()
+        except (ModelError, ValueError) as e:
+            raise HttpError(500, f"decoder {sha[:12]}… does not build: {e}") from None
+        with self._lock:
+            self._onnx[sha] = model
+            self._onnx_bytes += len(model)
+            while self._onnx_bytes > ONNX_CACHE_BYTES and len(self._onnx) > 1:
+                _, old = self._onnx.popitem(last=False)
+                self._onnx_bytes -= len(old)
+        return model
+
+    def _verified(self, sha: str) -> tuple[bytes, str]:
+        wire, config, decoded = self._decoder(sha)
+        try:
+            data = decompress_decoder(wire, decoded)
+        except ModelError as e:
+            raise HttpError(500, f"decoder {sha[:12]}… is damaged: {e}") from None
+        if sha256_bytes(data) != sha:
+            raise HttpError(500, f"decoder {sha[:12]}… is damaged: sha256 mismatch")
+        return data, config
 
     @staticmethod
     def _json(obj, cache: str) -> Reply:

@@ -1,20 +1,22 @@
-"""The decoder as an ONNX graph, built from its config and float32 weights with the ``onnx``
-package alone: no torch, no exporter, no ONNX file on the wire. The viewer downloads the same
-safetensors decoder every runtime uses, checks its sha256, and builds this graph from it.
+"""The decoder as an ONNX graph, built from its config and weights with the ``onnx`` package
+alone: no torch and no exporter. The CLI viewer downloads the safetensors decoder every runtime
+uses, checks its sha256, and builds this graph from it; a browser is sent the graph itself, built
+by the server the same way with the int8 codes kept (``codes``), since it cannot run Python.
 
-Built from the int8 state, the weights are dequantized as codec.format.decoder_state does it,
-or with ``codes`` inside the graph. The graph is the torch Decoder op for op (codec.nn.model), plus the player's conversion to
+The graph is the torch Decoder op for op (codec.nn.model), plus the player's conversion to
 pixels, so its output is what ``codec.nn.tensors.to_uint8`` gives::
 
     latents (N, D) float32
       Reshape (N, C, gh, gw) -> Conv 3x3 -> Gelu                          stem
       [Conv 3x3 -> DepthToSpace(s, CRD) -> Gelu] per stage                 (CRD is PixelShuffle's order)
-      Conv 3x3 [-> DepthToSpace(s, CRD)] -> Add 0.5                        head (shuffle or conv)
-      Slice to the frame -> Clip [0, 1] -> Mul 255 -> Round -> Cast uint8 -> Transpose NHWC
+      Conv 3x3, x255 and +0.5 folded in -> Clip [0, 255] -> Round -> Cast uint8     head, in pixel levels
+      [DepthToSpace(s, CRD)] -> Slice to the frame -> Transpose NHWC       on bytes, not floats
     frames (N, H, W, 3) uint8
 
-ONNX's Round, like torch's, rounds halves to even, so only the convs' float summation order
-can move a pixel, by one level at most where a value sits on a rounding boundary.
+With ``codes``, each conv weight is its int8 codes and per-channel scales through a
+DequantizeLinear (codes x scale: the float32 multiply decoder_state does). ONNX's Round, like
+torch's, rounds halves to even, so only float summation order can move a pixel, by one level
+at most where a value sits on a rounding boundary.
 """
 
 from __future__ import annotations

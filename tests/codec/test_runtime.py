@@ -73,8 +73,8 @@ def test_the_graph_that_keeps_the_codes_decodes_the_same_frames_in_a_quarter_of_
     plain, coded = decoder_graph(cfg, state), decoder_graph(cfg, state, codes=True)
     assert len(coded.SerializeToString()) < 0.35 * len(plain.SerializeToString())
     z = np.random.default_rng(3).normal(size=(1, 64)).astype(np.float32)
-    frames = [ort.InferenceSession(g.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"latents": z})[0]
-              for g in (plain, coded)]
+    sessions = [ort.InferenceSession(g.SerializeToString(), providers=["CPUExecutionProvider"]) for g in (plain, coded)]
+    frames = [s.run(None, {"latents": z})[0] for s in sessions]
     assert np.abs(frames[0].astype(int) - frames[1].astype(int)).max() <= 1
 
 

@@ -48,6 +48,9 @@ def test_the_player_install_plays_a_served_movie_without_torch(player_venv, stor
     bin_ = player_venv / "bin"
     no_torch = _run([bin_ / "python", "-c", "import torch"])
     assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
+    web = _run([bin_ / "python", "-c", "from latentcast.server.http_gateway import _web_files; print(*_web_files())"],
+               cwd=tmp_path)  # not the checkout, whose latentcast/ folder would shadow the installed package
+    assert {"watch.html", "player.js", "vendor/ort-wasm-simd-threaded.wasm"} <= set(web.stdout.split()), web.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LATENTCAST_TOKEN")}
     store, rec = store_with_movie
     with run_server(store, ServerOptions(tokens=["tok"])) as server:

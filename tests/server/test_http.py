@@ -138,3 +138,34 @@ def test_the_http_side_refuses_to_listen_off_loopback_in_the_clear(store_with_mo
     with pytest.raises(ValueError, match="without TLS"):
         with run_server(store, ServerOptions(tokens=[TOKEN], listen="127.0.0.1:0", http_listen="0.0.0.0:0")):
             pass
+
+
+def test_the_browser_form_of_a_decoder_and_of_a_part_decodes_as_the_player_does(parted_model, two_scene_clip,
+                                                                                tmp_path):
+    import onnxruntime as ort
+
+    from latentcast.codec.format.decoder_state import apply_part, load_state_verified
+    from latentcast.codec.nn.config import DECODER, load_config
+    from latentcast.codec.nn.part_index import read_part
+    from latentcast.codec.runtime.backends import build_decoder
+
+    store = Store(tmp_path / "s", create=True)
+    rec = store.ingest(str(two_scene_clip), parted_model, title="two", progress=False)
+    cfg = load_config(parted_model)
+    with Container(store.movie_path(rec.id)) as c:
+        parts = c.header.parts
+    base = load_state_verified((parted_model / DECODER).read_bytes(), cfg.decoder_sha256, "base")
+    z = np.random.default_rng(0).normal(size=(2, cfg.latent_dim)).astype(np.float32)
+    with run_server(store, ServerOptions(tokens=[TOKEN], http_listen="127.0.0.1:0")) as srv:
+        assert _get(srv, f"/v1/decoders/{cfg.decoder_sha256}/model.onnx")[0].status == 401
+        for sha in (cfg.decoder_sha256, parts[1][1]):
+            r, body = _get(srv, f"/v1/decoders/{sha}/model.onnx", **AUTH)
+            assert r.status == 200 and r.getheader("Cache-Control").startswith("private"), body[:300]
+            # the codes travel as int8: about the safetensors' size, not four times it
+            assert len(body) < 1.5 * (parted_model / DECODER).stat().st_size
+            state = base if sha == cfg.decoder_sha256 else apply_part(base, read_part(parted_model, sha), sha,
+                                                                     cfg.decoder_sha256)
+            want = build_decoder(state, cfg, "onnx")(z)
+            session = ort.InferenceSession(body, providers=["CPUExecutionProvider"])
+            got = np.concatenate([session.run(None, {"latents": z[i : i + 1]})[0] for i in range(len(z))])
+            assert np.abs(got.astype(int) - want.astype(int)).max() <= 1

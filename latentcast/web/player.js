@@ -1,0 +1,274 @@
+// The browser player: the movie's description and decoders come from the HTTP side with the
+// token (never in a URL), its chunks from their public, cacheable URLs; each chunk is decoded
+// here (zstd, unpack, undelta, dequantize: integer-exact ports of codec/format/chunks.py and
+// quantizer.py) and each frame is decoded by ONNX Runtime Web (WASM) from the ONNX form of
+// the movie's decoder (GET /v1/decoders/{sha256}/model.onnx: the int8 codes and scales, as
+// the safetensors file holds them).
+import * as ort from "/web/vendor/ort.wasm.min.mjs";
+import { decompress } from "/web/vendor/fzstd.mjs";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "latentcast-token";
+const movieId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+
+class PlayerError extends Error {}
+
+function show(message) {
+  $("error").textContent = message;
+}
+
+async function fetchChecked(url, { auth = false, type = "arrayBuffer" } = {}) {
+  const headers = {};
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (auth && token) headers.Authorization = `Bearer ${token}`;
+  let r;
+  try {
+    r = await fetch(url, { headers, cache: auth ? "no-store" : "default" });
+  } catch (e) {
+    throw new PlayerError(`cannot reach the server (${e.message})`);
+  }
+  if (r.status === 401) throw Object.assign(new PlayerError("the server asks for a token"), { status: 401 });
+  if (!r.ok) {
+    let detail = `HTTP ${r.status}`;
+    try { detail = (await r.json()).error || detail; } catch (_) { /* not JSON */ }
+    throw new PlayerError(detail);
+  }
+  return type === "json" ? r.json() : { body: new Uint8Array(await r.arrayBuffer()), headers: r.headers };
+}
+
+// -- the movie's side information: codec/format/container.py's header -------------------------
+
+function float16(h) {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+function parseHeader(bytes) {
+  const magic = [0x89, 0x4c, 0x43, 0x56, 0x0d, 0x0a, 0x1a, 0x0a];
+  if (bytes.length < 16 || magic.some((b, i) => bytes[i] !== b)) throw new PlayerError("not a latentcast movie header");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint16(8, true), jsonLength = view.getUint32(12, true);
+  const meta = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + jsonLength)));
+  let at = 16 + jsonLength;
+  const n = 2 * meta.latent_dim;
+  let ranges;
+  if (version >= 3) {
+    const coded = view.getUint32(at, true);
+    const half = decompress(bytes.subarray(at + 4, at + 4 + coded));
+    if (half.length !== 2 * n) throw new PlayerError("the header's ranges are damaged");
+    const h = new DataView(half.buffer, half.byteOffset, half.byteLength);
+    ranges = Float32Array.from({ length: n }, (_, i) => float16(h.getUint16(2 * i, true)));
+  } else {
+    ranges = new Float32Array(bytes.slice(at, at + 4 * n).buffer);
+  }
+  return { version, meta, lo: ranges.subarray(0, meta.latent_dim), hi: ranges.subarray(meta.latent_dim) };
+}
+
+// -- a chunk's latents: codec/format/chunks.py and quantizer.py, exactly -------------------------
+
+function chunkLatents(payload, nFrames, dim, bits, packed, lo, step) {
+  const count = nFrames * dim;
+  const per = packed && bits <= 4 ? Math.floor(8 / bits) : 1;
+  const raw = decompress(payload);
+  if (raw.length !== Math.ceil(count / per)) throw new PlayerError("a chunk decodes to the wrong length");
+  const mask = (1 << bits) - 1;
+  const symbols = new Uint8Array(count);
+  for (let i = 0; i < count; i++) symbols[i] = per > 1 ? (raw[(i / per) | 0] >> (bits * (i % per))) & mask : raw[i];
+  const out = new Float32Array(count);
+  for (let d = 0; d < dim; d++) {
+    let q = 0;
+    for (let t = 0; t < nFrames; t++) {
+      q = (q + symbols[d * nFrames + t]) & mask; // the running sum of the deltas, modulo 2**bits
+      // float32 at every step, as numpy computes lo + q * step
+      out[t * dim + d] = Math.fround(lo[d] + Math.fround(q * step[d]));
+    }
+  }
+  return out;
+}
+
+// -- the player --------------------------------------------------------------------------------
+
+class Player {
+  constructor(movie, header) {
+    this.movie = movie;
+    this.meta = header.meta;
+    this.width = movie.width;
+    this.height = movie.height;
+    this.dim = movie.latent_dim;
+    this.frames = Number(movie.frames);
+    this.fps = movie.fps_num / movie.fps_den;
+    this.chunkFrames = Number(movie.chunk_frames);
+    this.bits = movie.bits;
+    this.packed = !!movie.symbols_packed;
+    this.lo = header.lo;
+    const levels = (1 << this.bits) - 1;
+    this.step = Float32Array.from(header.lo, (l, d) => {
+      const span = Math.fround(header.hi[d] - l);
+      return span > 0 ? Math.fround(span / levels) : 1;
+    });
+    this.parts = this.meta.parts || [];
+    this.sessions = new Map(); // sha256 -> InferenceSession promise
+    this.chunks = new Map(); // chunk index -> latents promise
+    this.frame = 0;
+    this.playing = false;
+    this.decoded = 0;
+    this.decodeSeconds = 0;
+    this.canvas = $("screen");
+    this.canvas.width = this.width;
+    this.canvas.height = this.height;
+    this.context = this.canvas.getContext("2d");
+    this.image = this.context.createImageData(this.width, this.height);
+  }
+
+  decoderFor(frame) {
+    let sha = this.movie.decoder_sha256;
+    for (const [start, partSha] of this.parts) if (start <= frame) sha = partSha;
+    if (!this.sessions.has(sha)) {
+      this.sessions.set(sha, (async () => {
+        const { body } = await fetchChecked(`/v1/decoders/${sha}/model.onnx`, { auth: true });
+        try {
+          return await ort.InferenceSession.create(body, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+        } catch (e) {
+          throw new PlayerError(`the decoder would not build in this browser (${e.message || e})`);
+        }
+      })());
+      this.sessions.get(sha).catch(() => this.sessions.delete(sha));
+    }
+    return this.sessions.get(sha);
+  }
+
+  chunk(index) {
+    if (!this.chunks.has(index)) {
+      const url = `/v1/movies/${encodeURIComponent(this.movie.id)}/chunks/${index}`;
+      this.chunks.set(index, fetchChecked(url).then(({ body, headers }) => {
+        const start = Number(headers.get("X-Latentcast-Start-Frame")), n = Number(headers.get("X-Latentcast-Frames"));
+        if (start !== index * this.chunkFrames || !(n > 0) || n > this.chunkFrames) throw new PlayerError("a chunk does not fit the movie");
+        return chunkLatents(body, n, this.dim, this.bits, this.packed, this.lo, this.step);
+      }));
+      this.chunks.get(index).catch(() => this.chunks.delete(index));
+      for (const old of this.chunks.keys()) if (old < index - 2 || old > index + 8) this.chunks.delete(old);
+    }
+    return this.chunks.get(index);
+  }
+
+  async decode(frame) {
+    const index = Math.floor(frame / this.chunkFrames);
+    this.chunk(index + 1 < Math.ceil(this.frames / this.chunkFrames) ? index + 1 : index); // read ahead
+    const [latents, session] = await Promise.all([this.chunk(index), this.decoderFor(frame)]);
+    const row = frame - index * this.chunkFrames;
+    const z = latents.subarray(row * this.dim, (row + 1) * this.dim);
+    const t0 = performance.now();
+    const out = await session.run({ latents: new ort.Tensor("float32", Float32Array.from(z), [1, this.dim]) });
+    this.decodeSeconds += (performance.now() - t0) / 1000;
+    this.decoded += 1;
+    return out.frames.data;
+  }
+
+  draw(pixels, frame) {
+    const rgba = this.image.data;
+    for (let i = 0, j = 0; i < pixels.length; i += 3, j += 4) {
+      rgba[j] = pixels[i]; rgba[j + 1] = pixels[i + 1]; rgba[j + 2] = pixels[i + 2]; rgba[j + 3] = 255;
+    }
+    this.context.putImageData(this.image, 0, 0);
+    this.frame = frame;
+    this.shown = frame;
+    $("seek").value = String(frame);
+    const clock = (f) => { const s = Math.floor(f / this.fps); return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`; };
+    $("time").textContent = `${clock(frame)} / ${clock(this.frames)}`;
+    $("status").textContent = `frame ${frame + 1} of ${this.frames} · decode ${this.decodeFps().toFixed(1)} frames/s · ` +
+      `${ort.env.wasm.numThreads} threads`;
+  }
+
+  decodeFps() { return this.decoded / Math.max(this.decodeSeconds, 1e-9); }
+
+  async showFrame(frame) {
+    frame = Math.max(0, Math.min(this.frames - 1, frame | 0));
+    this.draw(await this.decode(frame), frame);
+    return frame;
+  }
+
+  async play() {
+    if (this.playing) return;
+    this.playing = true;
+    $("play").textContent = "Pause";
+    let start = performance.now(), first = this.frame;
+    while (this.playing && this.frame < this.frames - 1) {
+      const next = this.frame + 1;
+      const pixels = await this.decode(next);
+      if (!this.playing) break;
+      const due = start + ((next - first) * 1000) / this.fps;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      else if (wait < -1000 / this.fps) { start = performance.now(); first = next; } // late: the clock restarts here
+      this.draw(pixels, next);
+    }
+    this.pause();
+  }
+
+  pause() {
+    this.playing = false;
+    $("play").textContent = "Play";
+  }
+
+  async seek(frame) {
+    const wasPlaying = this.playing;
+    this.pause();
+    const shown = await this.showFrame(frame);
+    if (wasPlaying) this.play();
+    return shown;
+  }
+}
+
+async function start() {
+  if (!globalThis.WebAssembly) throw new PlayerError("this browser has no WebAssembly, which the decoder runs on");
+  // Threads need a cross-origin isolated page, which /watch is (COOP and COEP headers).
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+  ort.env.wasm.wasmPaths = "/web/vendor/";
+  let movie;
+  for (;;) {
+    try {
+      movie = await fetchChecked(`/v1/movies/${encodeURIComponent(movieId)}`, { auth: true, type: "json" });
+      break;
+    } catch (e) {
+      if (e.status !== 401) throw e;
+      if (sessionStorage.getItem(TOKEN_KEY)) show("that token was refused");
+      sessionStorage.removeItem(TOKEN_KEY);
+      await askToken();
+    }
+  }
+  $("login").style.display = "none";
+  const header = parseHeader(Uint8Array.from(atob(movie.header), (c) => c.charCodeAt(0)));
+  const player = new Player(movie, header);
+  document.title = movie.title;
+  $("title").textContent = movie.title;
+  $("seek").max = String(player.frames - 1);
+  await player.showFrame(0);
+  $("play").disabled = $("seek").disabled = false;
+  $("play").onclick = () => (player.playing ? player.pause() : player.play().catch(fail));
+  $("seek").oninput = () => player.seek(Number($("seek").value)).catch(fail);
+  return player;
+}
+
+function askToken() {
+  $("login").style.display = "block";
+  $("token").focus();
+  return new Promise((resolve) => {
+    $("login").onsubmit = (event) => {
+      event.preventDefault();
+      sessionStorage.setItem(TOKEN_KEY, $("token").value.trim()); // kept for this tab only, never in a URL
+      $("token").value = "";
+      resolve();
+    };
+  });
+}
+
+function fail(e) {
+  show(e instanceof PlayerError ? e.message : `the player failed: ${e.message || e}`);
+  $("status").textContent = "stopped";
+  throw e;
+}
+
+// What the tests (and a curious viewer's console) drive: ready resolves to the player.
+window.latentcast = { ready: start().catch(fail) };

@@ -1,0 +1,87 @@
+"""The browser player in a real, headless Chromium: it asks for the token, decodes frames
+in the page with ONNX Runtime Web, seeks, and shows what the offline decode shows."""
+
+import base64
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from browser import Browser, chromium_binary
+from latentcast.codec.quality import PSNRMeter
+from latentcast.server.app import ServerOptions, run_server
+
+TOKEN = "browser-token"
+ARTIFACTS = Path(os.environ.get("LATENTCAST_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
+
+CANVAS_PIXELS = """(() => {
+  const c = document.getElementById('screen');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let s = '';
+  for (let i = 0; i < d.length; i += 4) s += String.fromCharCode(d[i], d[i + 1], d[i + 2]);
+  return btoa(s);
+})()"""
+
+
+@pytest.fixture(scope="module")
+def page(store_with_movie):
+    binary = chromium_binary()
+    if binary is None:
+        pytest.fail("Chromium is not installed: apt-get install chromium (the README's test command does)")
+    store, rec = store_with_movie
+    with run_server(store, ServerOptions(tokens=[TOKEN], http_listen="127.0.0.1:0")) as srv:
+        browser = Browser(binary)
+        try:
+            yield browser, srv, rec
+        finally:
+            browser.close()
+
+
+def _canvas(browser, height, width):
+    raw = base64.b64decode(browser.evaluate(CANVAS_PIXELS))
+    return np.frombuffer(raw, np.uint8).reshape(height, width, 3)
+
+
+def _psnr(a, b):
+    meter = PSNRMeter()
+    meter.update(a[None], b[None])
+    return meter.psnr
+
+
+def test_the_page_plays_seeks_and_shows_the_frames_the_offline_decode_shows(page, offline_frames):
+    browser, srv, rec = page
+    browser.goto(f"{srv.http_url}/watch/{rec.id}")
+    browser.wait_for("document.getElementById('login').style.display === 'block'")  # asks for the token
+    assert "token" not in browser.evaluate("location.href")
+    browser.evaluate(f"document.getElementById('token').value = '{TOKEN}'; "
+                     "document.getElementById('login').requestSubmit(); true")
+    browser.wait_for("window.latentcast.ready.then(p => !!p)", timeout_s=120)
+    assert TOKEN not in browser.evaluate("location.href")
+    h, w = offline_frames.shape[1:3]
+    shown = []
+    for action in ("p.showFrame(5)", "p.showFrame(11)", "p.seek(20)"):  # the last through the seek path
+        frame = browser.evaluate(f"window.latentcast.ready.then(p => {action})")
+        shown.append(frame)
+        pixels = _canvas(browser, h, w)
+        assert _psnr(pixels, offline_frames[frame]) >= 45, (frame, _psnr(pixels, offline_frames[frame]))
+    assert shown == [5, 11, 20]
+    assert browser.evaluate("document.getElementById('seek').value") == "20"
+    # Playing moves on from the seek, at the movie's pace, and pause stops it.
+    browser.evaluate("window.latentcast.ready.then(p => { p.play(); return true; })")
+    browser.wait_for("window.latentcast.ready.then(p => p.frame >= 23)", timeout_s=30)
+    fps = browser.evaluate("window.latentcast.ready.then(p => p.decodeFps())")
+    assert fps > 0
+    assert "decode" in browser.evaluate("document.getElementById('status').textContent")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "browser-player.png").write_bytes(browser.screenshot())
+
+
+def test_a_wrong_token_and_a_missing_movie_show_a_message(page):
+    browser, srv, rec = page
+    browser.evaluate("sessionStorage.setItem('latentcast-token', 'wrong'); true")
+    browser.goto(f"{srv.http_url}/watch/{rec.id}")
+    assert browser.wait_for("document.getElementById('error').textContent") == "that token was refused"
+    browser.evaluate(f"sessionStorage.setItem('latentcast-token', '{TOKEN}'); true")
+    browser.goto(f"{srv.http_url}/watch/nosuchmovie")
+    assert "no movie" in browser.wait_for("document.getElementById('error').textContent")
