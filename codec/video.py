@@ -139,6 +139,36 @@ def read_batches(
         yield np.stack(buf)
 
 
+@dataclass(frozen=True)
+class Colour:
+    """How a writer turns RGB into YUV and what it tags: one matrix for both, so players show
+    the colours the frames hold. Values are FFmpeg's (AVCOL_*) and swscale's names."""
+
+    name: str
+    swscale: str  # the conversion matrix, av.video.reformatter.Colorspace
+    matrix: int  # AVColorSpace: 1 BT.709, 6 SMPTE 170M (BT.601 525), 0 RGB
+    primaries: int  # AVColorPrimaries: 1 BT.709, 6 SMPTE 170M
+    transfer: int  # AVColorTransferCharacteristic: 1 BT.709, 6 SMPTE 170M
+
+
+BT709 = Colour("bt709", "ITU709", 1, 1, 1)
+BT601 = Colour("bt601", "ITU601", 6, 6, 6)
+LIMITED, FULL = 1, 2  # AVColorRange: MPEG (16-235) and JPEG (0-255)
+
+
+def colour_for(width: int, height: int) -> Colour:
+    """BT.709 from 720 lines up (HD), BT.601 below, as players assume for untagged video."""
+    return BT709 if height >= 720 or width >= 1280 else BT601
+
+
+def _to_yuv(convert: VideoReformatter, rgb: np.ndarray, pix_fmt: str, colour: Colour) -> av.VideoFrame:
+    """RGB to limited-range YUV with ``colour``'s matrix, the frame tagged with it."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return convert.reformat(frame, format=pix_fmt, src_colorspace=colour.swscale, dst_colorspace=colour.swscale,
+                            src_color_range="JPEG", dst_color_range="MPEG", dst_color_trc=colour.transfer,
+                            dst_color_primaries=colour.primaries)
+
+
 def _y4m_fps(fps: Fraction) -> str:
     return f"{fps.numerator}:{fps.denominator}"
 
@@ -152,11 +182,13 @@ class Y4MWriter:
         self.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         chroma = "420jpeg" if self.pix_fmt == "yuv420p" else "444"
         self._to_yuv = VideoReformatter()
-        stream.write(f"YUV4MPEG2 W{width} H{height} F{_y4m_fps(fps)} Ip A1:1 C{chroma}\n".encode())
+        # y4m has no matrix field, and FFmpeg (ffplay, `ffmpeg -i -`) reads an untagged one as BT.601
+        # at every size: so BT.601 it is, where files that carry tags use colour_for's.
+        self.colour = BT601
+        stream.write(f"YUV4MPEG2 W{width} H{height} F{_y4m_fps(fps)} Ip A1:1 C{chroma} XCOLORRANGE=LIMITED\n".encode())
 
     def write(self, rgb: np.ndarray) -> None:
-        frame = self._to_yuv.reformat(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"),
-                                      format=self.pix_fmt)
+        frame = _to_yuv(self._to_yuv, rgb, self.pix_fmt, self.colour)
         parts = [b"FRAME\n"]
         for plane in frame.planes:
             arr = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
@@ -169,20 +201,30 @@ class Y4MWriter:
 
 class _AVWriter:
     def __init__(self, path: Path, fmt: str, codec: str, pix_fmt: str, width: int, height: int, fps: Fraction,
-                 options: dict[str, str], chapters: list[dict] | None = None):
-        self.container = av.open(str(path), mode="w", format=fmt)
+                 options: dict[str, str], chapters: list[dict] | None = None, container_options: dict | None = None):
+        self.container = av.open(str(path), mode="w", format=fmt, options=container_options or {})
         self.stream = self.container.add_stream(codec, rate=fps)
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = pix_fmt
         self.stream.options = options
+        self.colour = colour_for(width, height)
+        self.rgb = pix_fmt.startswith(("bgr", "rgb", "gbr"))
+        ctx = self.stream.codec_context
+        ctx.color_primaries, ctx.color_trc = self.colour.primaries, self.colour.transfer
+        # RGB out (the lossless .mkv) has no matrix and keeps full range; YUV is limited range.
+        ctx.colorspace, ctx.color_range = (0, FULL) if self.rgb else (self.colour.matrix, LIMITED)
         if chapters:  # before the first packet: the header carries them
             self.container.set_chapters(chapters)
         self.pix_fmt = pix_fmt
         self._convert = VideoReformatter()
 
     def write(self, rgb: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        for packet in self.stream.encode(self._convert.reformat(frame, format=self.pix_fmt)):
+        if self.rgb:
+            frame = self._convert.reformat(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"),
+                                           format=self.pix_fmt)
+        else:
+            frame = _to_yuv(self._convert, rgb, self.pix_fmt, self.colour)
+        for packet in self.stream.encode(frame):
             self.container.mux(packet)
 
     def close(self) -> None:
@@ -223,8 +265,9 @@ def open_writer(path: str, width: int, height: int, fps: Fraction | float, chapt
             writer = _AVWriter(tmp, "matroska", "ffv1", "bgr0", width, height, fps, {"level": "3"}, chapters)
         else:
             pix = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+            # +faststart: the index goes before the media, so a browser or player starts before the end arrives
             writer = _AVWriter(tmp, "mp4", "libx264", pix, width, height, fps, {"crf": "18", "preset": "medium"},
-                               chapters)
+                               chapters, {"movflags": "+faststart"})
         try:
             yield writer
         finally:

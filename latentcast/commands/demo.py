@@ -106,7 +106,8 @@ def main(argv: list[str]) -> int:
     for path, what in outputs:
         print(f"  {path.ljust(width)}  {what}", file=sys.stderr)
     print(f"play it again:\n"
-          f"  latentcast serve --store {store_dir} &\n"
-          f"  latentcast play {rec.id} --server 127.0.0.1:50051 -o movie.mp4   (or -o - | ffplay -)",
+          f"  latentcast serve --store {store_dir} --http 127.0.0.1:8080 &\n"
+          f"  latentcast play {rec.id} --server 127.0.0.1:50051 -o movie.mp4   (or -o - | ffplay -)\n"
+          f"or watch it in a browser, decoded in the page: http://127.0.0.1:8080/watch/{rec.id}",
           file=sys.stderr)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from ._common import add_connection_args, add_runtime_arg, command, open_client, parser
@@ -21,7 +22,8 @@ def build_parser():
     p = parser("play", "Stream a movie's latents from a server and decode them on this machine.", EPILOG)
     p.add_argument("movie", help="movie id or exact title")
     add_connection_args(p)
-    p.add_argument("-o", "--output", required=True, help=".mkv (lossless), .mp4, .y4m, or - for y4m on stdout")
+    p.add_argument("-o", "--output", help=".mkv (lossless), .mp4, .y4m, or - for y4m on stdout (default: straight "
+                                           "into ffplay or mpv, whichever is installed)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--start", type=int, default=0, metavar="FRAME", help="first frame (default 0)")
     where.add_argument("--from", dest="from_time", metavar="HH:MM:SS", help="start at this time instead")
@@ -39,12 +41,57 @@ def build_parser():
     return p
 
 
+VIEWERS = (("ffplay", ["-loglevel", "error", "-autoexit", "-"]), ("mpv", ["--really-quiet", "-"]))
+
+
+def _viewer() -> list[str]:
+    """The command line of a player that reads YUV4MPEG2 on stdin; UsageError when none is installed."""
+    import shutil
+
+    from latentcast.codec.format.errors import UsageError
+
+    for name, flags in VIEWERS:
+        found = shutil.which(name)
+        if found:
+            return [found, *flags]
+    raise UsageError("no -o given and neither ffplay nor mpv is installed: write a file with -o movie.mkv, "
+                     "or pipe -o - into a player")
+
+
+@contextlib.contextmanager
+def _piped_into(viewer: list[str] | None):
+    """With a viewer, what the player writes to stdout (y4m) goes into the viewer's stdin while
+    the block runs; the viewer is waited for at the end, as a window the user closes."""
+    if viewer is None:
+        yield
+        return
+    import io
+    import subprocess
+
+    proc = subprocess.Popen(viewer, stdin=subprocess.PIPE)
+    saved = sys.stdout
+    sys.stdout = io.TextIOWrapper(proc.stdin, write_through=True)
+    try:
+        yield
+    finally:
+        sys.stdout = saved
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:  # the viewer was closed before the movie ended
+            pass
+        proc.wait()
+
+
 @command("play")
 def main(argv: list[str]) -> int:
     from latentcast.codec.format.rates import seconds_to_frame
 
     args = build_parser().parse_args(argv)
-    with open_client(args, retry_s=args.retry, cache_dir=args.cache_dir) as client:
+    viewer = None
+    if args.output is None:
+        viewer = _viewer()
+        args.output = "-"
+    with open_client(args, retry_s=args.retry, cache_dir=args.cache_dir) as client, _piped_into(viewer):
         start = args.start
         if args.from_time is not None:
             movie = client.movie(args.movie)

@@ -110,3 +110,17 @@ def test_token_file_is_read_and_must_not_be_world_readable(server, tmp_path, cap
     os.chmod(path, 0o600)
     assert list_cmd.main(["--server", server.address, "--token-file", str(path)]) == 0
     assert "Shapes" in capsys.readouterr().out
+
+
+def test_play_without_an_output_feeds_an_installed_player_or_says_how_to_play(server, tmp_path, capsys, monkeypatch):
+    argv = ["Shapes", "--server", server.address, "--token", "tok", "--cache-dir", str(tmp_path / "c"), "-q"]
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert "neither ffplay nor mpv" in _err_line(capsys, play.main(argv))
+    # A stand-in for ffplay that keeps what it was fed: the plumbing, not the player, is tested.
+    (tmp_path / "bin").mkdir()
+    fake = tmp_path / "bin" / "ffplay"
+    fake.write_text(f"#!/bin/sh\nexec /bin/cat > {tmp_path / 'fed.y4m'}\n")
+    fake.chmod(0o755)
+    assert play.main(argv) == 0
+    fed = np.stack(list(video.read_frames(tmp_path / "fed.y4m")))
+    assert fed.shape[0] == 24 and fed.shape[1:] == (48, 64, 3)

@@ -19,6 +19,13 @@ def server(store_with_movie):
         yield srv
 
 
+@pytest.fixture
+def stub(server):
+    # One channel per test, closed at its end, rather than one left for the garbage collector.
+    with grpc.insecure_channel(server.address) as channel:
+        yield pb_grpc.LatentcastStub(channel)
+
+
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
 
 
@@ -30,8 +37,7 @@ def _code(fn):
     return err.value.code()
 
 
-def test_extreme_frame_ranges(server):
-    stub = pb_grpc.LatentcastStub(grpc.insecure_channel(server.address))
+def test_extreme_frame_ranges(server, stub):
     huge = 2**64 - 1
     assert _code(lambda: stub.StreamLatents(pb.StreamLatentsRequest(movie="Shapes", start_frame=huge),
                                             metadata=AUTH, timeout=5)) == grpc.StatusCode.OUT_OF_RANGE
@@ -58,8 +64,7 @@ def test_unknown_fields_are_ignored(server):
     assert raw(pb.GetMovieRequest(movie="Shapes").SerializeToString(), metadata=AUTH, timeout=5).frames == 24
 
 
-def test_ten_megabyte_strings_are_refused(server):
-    stub = pb_grpc.LatentcastStub(grpc.insecure_channel(server.address))
+def test_ten_megabyte_strings_are_refused(server, stub):
     for call in (lambda: stub.GetMovie(pb.GetMovieRequest(movie="x" * (10 << 20)), metadata=AUTH, timeout=10),
                  lambda: stub.GetDecoder(pb.GetDecoderRequest(sha256="y" * (10 << 20)), metadata=AUTH, timeout=10),
                  lambda: stub.StreamLatents(pb.StreamLatentsRequest(movie="z" * (10 << 20)), metadata=AUTH,
@@ -68,8 +73,7 @@ def test_ten_megabyte_strings_are_refused(server):
     assert stub.GetMovie(pb.GetMovieRequest(movie="Shapes"), metadata=AUTH, timeout=5).frames == 24
 
 
-def test_thousands_of_concurrent_calls(server):
-    stub = pb_grpc.LatentcastStub(grpc.insecure_channel(server.address))
+def test_thousands_of_concurrent_calls(server, stub):
     futures = [stub.GetMovie.future(pb.GetMovieRequest(movie="Shapes"), metadata=AUTH, timeout=60)
                for _ in range(2000)]
     codes = []
@@ -87,9 +91,8 @@ def test_thousands_of_concurrent_calls(server):
     assert stub.GetMovie(pb.GetMovieRequest(movie="Shapes"), metadata=AUTH, timeout=5).frames == 24
 
 
-def test_tokens_never_reach_the_logs(server, caplog):
+def test_tokens_never_reach_the_logs(server, stub, caplog):
     caplog.set_level(logging.DEBUG)
-    stub = pb_grpc.LatentcastStub(grpc.insecure_channel(server.address))
     wrong = "wrong-" + TOKEN
     for md in ((("authorization", f"Bearer {wrong}"),), (("authorization", "Bearer "),), AUTH, ()):
         try:
@@ -101,8 +104,7 @@ def test_tokens_never_reach_the_logs(server, caplog):
     assert TOKEN not in text and wrong not in text  # ... without the tokens
 
 
-def test_missing_and_empty_tokens_are_told_apart(server):
-    stub = pb_grpc.LatentcastStub(grpc.insecure_channel(server.address))
+def test_missing_and_empty_tokens_are_told_apart(server, stub):
     details = []
     for md in ((), (("authorization", "Bearer "),)):
         with pytest.raises(grpc.RpcError) as err:

@@ -31,6 +31,13 @@ def server(store_with_movie):
         yield srv
 
 
+@pytest.fixture
+def stub(server):
+    # One channel per test, closed at its end, rather than one left for the garbage collector.
+    with grpc.insecure_channel(server.address) as channel:
+        yield pb_grpc.LatentcastStub(channel)
+
+
 def _session(srv, tmp_path, **kw):
     return Session(srv.address, cache_dir=tmp_path / "cache", retry_s=2.0, **kw)
 
@@ -84,8 +91,7 @@ def test_list_and_describe(server, store_with_movie, tmp_path):
     assert m.symbols_packed
 
 
-def test_not_found_and_bad_ranges(server, tmp_path):
-    stub = pb_grpc.LatentcastStub(grpc.insecure_channel(server.address))
+def test_not_found_and_bad_ranges(server, stub, tmp_path):
 
     def code(fn, req):
         with pytest.raises(grpc.RpcError) as err:
@@ -103,8 +109,7 @@ def test_not_found_and_bad_ranges(server, tmp_path):
     assert code(stub.GetMovie, pb.GetMovieRequest(movie="x" * 5000)) == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_oversized_request_is_refused_and_server_keeps_serving(server, tmp_path):
-    stub = pb_grpc.LatentcastStub(grpc.insecure_channel(server.address))
+def test_oversized_request_is_refused_and_server_keeps_serving(server, stub, tmp_path):
     with pytest.raises(grpc.RpcError) as err:
         stub.GetMovie(pb.GetMovieRequest(movie="x" * (10 << 20)), timeout=10)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
