@@ -46,7 +46,8 @@ def _movie(model_dir: Path, frames: int, out: Path) -> Path:
 
 
 def _decode_fps(movie: Path, model_dir: Path, runtime: str) -> float:
-    cmd = [sys.executable, "-m", "latentcast.cli", "decode", str(movie), "--model", str(model_dir), "-o", "-",
+    cmd = [sys.executable, "-m", "latentcast.cli", "decode", str(movie), "--model", str(model_dir),
+           "-o", "-", "--format", "y4m",
            "--runtime", runtime, "-q"]
     with open(os.devnull, "wb") as sink:
         done = subprocess.run(cmd, stdout=sink, stderr=subprocess.PIPE, text=True, check=False)

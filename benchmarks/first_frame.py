@@ -54,7 +54,8 @@ def main() -> None:
     print(f"| transport | first view (decoder downloaded) ms | decoder cached ms |  ({args.rounds} rounds, median)")
     print("|---|---:|---:|")
     for name in ("gRPC", "HTTP"):
-        print(f"| {name} | {statistics.median(times[(name, 'cold')]):.0f} | {statistics.median(times[(name, 'warm')]):.0f} |")
+        cold, warm = (statistics.median(times[(name, state)]) for state in ("cold", "warm"))
+        print(f"| {name} | {cold:.0f} | {warm:.0f} |")
 
 
 if __name__ == "__main__":

@@ -134,7 +134,8 @@ def main() -> None:
     for frames in (args.short_frames, None):
         limit = ["--frames", str(frames)] if frames else []
         rows.append(run_measured(f"decode {frames or 'all'} frames",
-                                 ["decode", str(movie), "--model", str(model), "-o", "-", "-q", *limit],
+                                 ["decode", str(movie), "--model", str(model), "-o", "-", "--format", "y4m", "-q",
+                                  *limit],
                                  stdout=subprocess.DEVNULL))
     ingest = subprocess.run(LATENTCAST + ["ingest", str(clip), "--model", str(model), "--store", str(store), "-q"],
                             capture_output=True, text=True, check=True)
@@ -147,8 +148,8 @@ def main() -> None:
         for frames in (args.short_frames, None):
             limit = ["--frames", str(frames)] if frames else []
             rows.append(run_measured(f"play {frames or 'all'} frames",
-                                     ["play", movie_id, "--server", f"127.0.0.1:{port}", "-o", "-", "-q",
-                                      "--cache-dir", str(work / "client-cache"), *limit],
+                                     ["play", movie_id, "--server", f"127.0.0.1:{port}", "-o", "-", "--format", "y4m",
+                                      "-q", "--cache-dir", str(work / "client-cache"), *limit],
                                      stdout=subprocess.DEVNULL))
     finally:
         server.terminate()

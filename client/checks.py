@@ -43,6 +43,7 @@ MAX_DECODER_WEIGHTS = 64 << 20  # 256 MiB as float32
 MAX_KBPS = 1e9
 MAX_MOVIES = 100_000
 MAX_PAGE_TOKEN = 1024
+MAX_AUDIO_CHUNK = 1 << 20  # an audio chunk at 256 kbit/s for 30 s
 
 
 def _fail(message: str, field: str, why: str) -> None:
@@ -111,6 +112,7 @@ MOVIE_FIELDS: dict[str, Callable] = {
     "decoder_sha256": _matches(SHA256, "a sha256"),
     "decoder_bytes": _bounded(1, MAX_DECODER_DOWNLOAD),
     "part_bytes": _bounded(0, MAX_DECODER_DOWNLOAD),
+    "audio_kbps": _bounded(0, MAX_KBPS),
     "latent_dim": _bounded(1, MAX_LATENT_DIM),
     "bits": _bounded(MIN_BITS, MAX_BITS),
     "chunk_frames": _bounded(1, MAX_CHUNK_SYMBOLS),
@@ -137,6 +139,9 @@ LATENT_CHUNK_FIELDS: dict[str, Callable] = {
     "n_frames": _bounded(1, MAX_CHUNK_SYMBOLS),
     "payload": _at_most_bytes(MAX_CHUNK_SYMBOLS),
     "checksum": _checked_elsewhere("Session.stream_latents: the chunk checksum over frames and payload"),
+    "audio": _at_most_bytes(MAX_AUDIO_CHUNK),
+    "audio_samples": _checked_elsewhere("wire.chunk_sound: the samples of the chunk's frames, exactly"),
+    "audio_checksum": _checked_elsewhere("wire.chunk_sound: the chunk checksum over its index, samples and bytes"),
 }
 FIELDS = {pb.Movie: MOVIE_FIELDS, pb.ListMoviesResponse: LIST_FIELDS, pb.DecoderChunk: DECODER_CHUNK_FIELDS,
           pb.LatentChunk: LATENT_CHUNK_FIELDS}

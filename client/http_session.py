@@ -21,7 +21,14 @@ from urllib.parse import quote, urlsplit
 import grpc
 from google.protobuf import json_format
 
-from latentcast.client.checks import UntrustedMessage, check_latent_chunk, check_movie, check_movie_page, printable
+from latentcast.client.checks import (
+    MAX_AUDIO_CHUNK,
+    UntrustedMessage,
+    check_latent_chunk,
+    check_movie,
+    check_movie_page,
+    printable,
+)
 from latentcast.codec.format.address import is_loopback
 from latentcast.codec.format.container import chunk_checksum
 from latentcast.codec.format.decoder_file import decompress_decoder
@@ -197,6 +204,16 @@ class HttpSession(Session):
             self.received.latent_bytes += chunk.ByteSize()
             self.received.chunks += 1
             check_latent_chunk(chunk, movie, next_frame, stop)
+            if movie.audio_kbps > 0:  # the sound over these frames, from its own cacheable URL
+                sound = self._retrying(lambda: self._get(f"/v1/movies/{quote(movie.id, safe='')}/audio/{index}",
+                                                         MAX_AUDIO_CHUNK, private=False))
+                try:
+                    chunk.audio_samples = int(sound.headers.get("X-Latentcast-Samples", ""))
+                    chunk.audio_checksum = int(sound.headers.get("X-Latentcast-Checksum", ""))
+                except ValueError:
+                    raise UntrustedMessage(f"audio chunk {index} came without its samples and checksum") from None
+                chunk.audio = sound.body
+                self.received.audio_bytes += len(sound.body)
             if chunk_checksum(chunk.start_frame, chunk.n_frames, chunk.payload) != chunk.checksum:
                 raise ServerError(grpc.StatusCode.DATA_LOSS,
                                   f"chunk for frames {chunk.start_frame}+{chunk.n_frames} failed its checksum")

@@ -116,7 +116,7 @@ def run_loadtest(address: str, clients: int, seconds: float, token: str | None =
     decoders = {}
     if decode:
         for m in movies:
-            quant, parts, _ = movie_side_information(m)
+            quant, parts, *_ = movie_side_information(m)
             # Streams at every point of the movie share one set: every scene's decoder stays built.
             decoders[m.id] = (session.decoders(m, parts, keep=len(parts) + 1)[0], quant)
     report = LoadReport(clients, seconds)

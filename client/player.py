@@ -26,7 +26,7 @@ from latentcast.codec.quality import ReferencePSNR
 from latentcast.codec.runtime.decode import decode_frames
 
 from .session import Session
-from .wire import chunk_latents, movie_side_information
+from .wire import chunk_latents, chunk_sound, movie_side_information
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class PlaybackSummary:
     psnr: float | None = None
     parts_fetched: int = 0  # scene parts this playback used (downloaded, or from the cache)
     runtime: str = ""  # what decoded: onnx or torch
+    audio_bytes: int = 0  # the sound's chunks as received, apart from the picture's bytes
+    audio_kbps: float = 0.0
 
     def lines(self) -> list[str]:
         out = [
@@ -62,6 +64,8 @@ class PlaybackSummary:
             + (f"; scene parts used: {self.parts_fetched}" if self.parts_fetched else ""),
             f"bitrate      total {self.total_kbps:.1f} kbit/s (a first view, decoder included); streaming "
             f"{self.streaming_kbps:.1f} kbit/s (side information and latents)",
+            f"sound        " + (f"{self.audio_kbps:.1f} kbit/s Opus ({self.audio_bytes:,} bytes), apart from the "
+                                f"picture's bitrate above" if self.audio_bytes else "none (a silent movie)"),
             f"decode       {self.decode_fps:.1f} frames/s" + (f" ({self.runtime})" if self.runtime else ""),
             f"first frame  {self.first_frame_s * 1000:.0f} ms",
             f"stalls       {self.stalls}; reconnects {self.reconnects}",
@@ -87,7 +91,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
         raise UsageError("--frames must be positive")
     stop = movie.frames if count is None else min(movie.frames, start + count)
     # checked before the decoder's download, which a bad movie would waste
-    quant, parts, scenes = movie_side_information(movie)
+    quant, parts, scenes, sound = movie_side_information(movie)
     decoders, downloaded = session.decoders(movie, parts, runtime=runtime)
     decoders.prefetch(start)  # the first scene's part comes while the stream starts
     cfg = decoders.cfg
@@ -126,7 +130,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     clock0 = None
     frame_period = 1 / float(fps)
     try:
-        with video.open_writer(output, movie.width, movie.height, fps, chapters) as writer, \
+        with video.open_writer(output, movie.width, movie.height, fps, chapters, audio=sound) as writer, \
                 progress_bar(progress, total=stop - start, desc="playing", unit="frame") as bar:
             while True:
                 item = chunks.get()
@@ -135,6 +139,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                 if isinstance(item, BaseException):
                     raise item
                 latents = chunk_latents(movie, item, quant, start + written, stop)
+                pcm = chunk_sound(movie, item, sound, start + written, stop) if sound else None
                 for frames, secs in _timed(decode_frames(decoders, start + written, latents, batch)):
                     decode_s += secs
                     if realtime and clock0 is None:
@@ -162,6 +167,8 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                     if meter is not None:
                         meter.update(frames)
                     bar.update(len(frames))
+                if pcm is not None:  # the chunk's sound, after its frames: the muxer interleaves them
+                    writer.write_audio(pcm)
     finally:
         stop_event.set()
         receiver.join(timeout=5)
@@ -180,7 +187,8 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                                                                           float(fps)),
         decode_fps=written / max(decode_s, 1e-9), wall_s=time.monotonic() - t0,
         first_frame_s=first_frame_s or 0.0, stalls=stalls, reconnects=session.received.reconnects,
-        psnr=meter.psnr if meter else None, parts_fetched=len(decoders.fetched), runtime=decoders.runtime)
+        psnr=meter.psnr if meter else None, parts_fetched=len(decoders.fetched), runtime=decoders.runtime,
+        audio_bytes=session.received.audio_bytes, audio_kbps=kbps(session.received.audio_bytes, written, float(fps)))
 
 
 def _timed(it):

@@ -78,6 +78,7 @@ class Received:
     """Bytes actually received, by kind (serialized message sizes)."""
 
     latent_bytes: int = 0
+    audio_bytes: int = 0  # the sound, counted apart from the picture's bytes
     decoder_bytes: int = 0
     chunks: int = 0
     reconnects: int = 0
@@ -273,7 +274,10 @@ class Session:
                 for chunk in call:
                     if self.received.first_chunk_s is None:
                         self.received.first_chunk_s = time.monotonic() - t0
-                    self.received.latent_bytes += chunk.ByteSize()
+                    sound = pb.LatentChunk(audio=chunk.audio, audio_samples=chunk.audio_samples,
+                                           audio_checksum=chunk.audio_checksum).ByteSize()
+                    self.received.latent_bytes += chunk.ByteSize() - sound
+                    self.received.audio_bytes += sound
                     self.received.chunks += 1
                     check_latent_chunk(chunk, movie, next_frame, stop)  # bounds first: the checksum packs them
                     if chunk_checksum(chunk.start_frame, chunk.n_frames, chunk.payload) != chunk.checksum:

@@ -25,6 +25,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from .format.atomic import atomic_path
+from .format.audio_info import AudioInfo
 from .format.errors import UsageError, VideoError
 
 log = logging.getLogger(__name__)
@@ -195,14 +196,24 @@ class Y4MWriter:
             parts.append(arr.tobytes())
         self.stream.write(b"".join(parts))
 
+    def write_audio(self, pcm: np.ndarray) -> None:
+        """YUV4MPEG2 carries no sound."""
+
     def close(self) -> None:
         self.stream.flush()
 
 
+# The sound as written beside the picture: FLAC keeps the decoded samples exactly in .mkv; .mp4
+# gets AAC, which every player plays, at a rate well above the Opus it was decoded from.
+AUDIO_CODECS = {"matroska": ("flac", None), "mp4": ("aac", 128_000)}
+
+
 class _AVWriter:
-    def __init__(self, path: Path, fmt: str, codec: str, pix_fmt: str, width: int, height: int, fps: Fraction,
-                 options: dict[str, str], chapters: list[dict] | None = None, container_options: dict | None = None):
-        self.container = av.open(str(path), mode="w", format=fmt, options=container_options or {})
+    def __init__(self, path: Path | BinaryIO, fmt: str, codec: str, pix_fmt: str, width: int, height: int,
+                 fps: Fraction, options: dict[str, str], chapters: list[dict] | None = None,
+                 container_options: dict | None = None, audio: AudioInfo | None = None):
+        target = path if hasattr(path, "write") else str(path)
+        self.container = av.open(target, mode="w", format=fmt, options=container_options or {})
         self.stream = self.container.add_stream(codec, rate=fps)
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = pix_fmt
@@ -213,10 +224,29 @@ class _AVWriter:
         ctx.color_primaries, ctx.color_trc = self.colour.primaries, self.colour.transfer
         # RGB out (the lossless .mkv) has no matrix and keeps full range; YUV is limited range.
         ctx.colorspace, ctx.color_range = (0, FULL) if self.rgb else (self.colour.matrix, LIMITED)
+        self.audio_stream = None
+        self._samples = 0
+        if audio is not None:
+            name, rate = AUDIO_CODECS[fmt]
+            self.audio_stream = self.container.add_stream(name, rate=audio.rate, layout=audio.layout)
+            if rate:
+                self.audio_stream.codec_context.bit_rate = rate
+            self._layout = audio.layout
         if chapters:  # before the first packet: the header carries them
             self.container.set_chapters(chapters)
         self.pix_fmt = pix_fmt
         self._convert = VideoReformatter()
+
+    def write_audio(self, pcm: np.ndarray) -> None:
+        """Samples (channels, n) float32 at 48 kHz, in order; they play from the first frame's time."""
+        if self.audio_stream is None or not pcm.shape[1]:
+            return
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm, np.float32), format="fltp", layout=self._layout)
+        frame.sample_rate, frame.pts = self.audio_stream.codec_context.sample_rate, self._samples
+        frame.time_base = Fraction(1, frame.sample_rate)
+        self._samples += pcm.shape[1]
+        for packet in self.audio_stream.encode(frame):
+            self.container.mux(packet)
 
     def write(self, rgb: np.ndarray) -> None:
         if self.rgb:
@@ -230,12 +260,21 @@ class _AVWriter:
     def close(self) -> None:
         for packet in self.stream.encode():
             self.container.mux(packet)
+        if self.audio_stream is not None:
+            for packet in self.audio_stream.encode(None):
+                self.container.mux(packet)
         self.container.close()
 
 
+STDOUT_Y4M = "-.y4m"
+
+
 def output_kind(path: str) -> str:
-    """'mkv', 'mp4' or 'y4m' from an output name; ``-`` is y4m on stdout."""
+    """'mkv', 'mp4' or 'y4m' from an output name; ``-`` is Matroska on stdout (picture and sound),
+    ``-.y4m`` YUV4MPEG2 on stdout (picture only)."""
     if path == "-":
+        return "mkv"
+    if path == STDOUT_Y4M:
         return "y4m"
     ext = Path(path).suffix.lower().lstrip(".")
     if ext not in ("mkv", "mp4", "y4m"):
@@ -244,15 +283,26 @@ def output_kind(path: str) -> str:
 
 
 @contextlib.contextmanager
-def open_writer(path: str, width: int, height: int, fps: Fraction | float, chapters: list[dict] | None = None):
+def open_writer(path: str, width: int, height: int, fps: Fraction | float, chapters: list[dict] | None = None,
+                audio: AudioInfo | None = None):
     """A frame writer for ``path``; files appear atomically, complete or not at all. ``chapters``
-    (as codec.chapters.container_chapters gives them) go into .mkv and .mp4 files."""
+    (as codec.chapters.container_chapters gives them) go into .mkv and .mp4 files, and with
+    ``audio`` the writer takes the sound too (``write_audio``); y4m has no sound and drops it."""
     kind = output_kind(path)
     fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
-    if path == "-":
+    if path == STDOUT_Y4M:
         writer = Y4MWriter(sys.stdout.buffer, width, height, fps)
         yield writer
         writer.close()
+        return
+    if path == "-":  # Matroska, live: raw YUV (no encoder to wait on) and the sound, into a pipe
+        pix = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        writer = _AVWriter(sys.stdout.buffer, "matroska", "rawvideo", pix, width, height, fps, {}, chapters,
+                           {"live": "1"}, audio)
+        try:
+            yield writer
+        finally:
+            writer.close()
         return
     with atomic_path(path, suffix="." + kind) as tmp:
         if kind == "y4m":
@@ -262,12 +312,13 @@ def open_writer(path: str, width: int, height: int, fps: Fraction | float, chapt
                 writer.close()
             return
         if kind == "mkv":
-            writer = _AVWriter(tmp, "matroska", "ffv1", "bgr0", width, height, fps, {"level": "3"}, chapters)
+            writer = _AVWriter(tmp, "matroska", "ffv1", "bgr0", width, height, fps, {"level": "3"}, chapters,
+                               audio=audio)
         else:
             pix = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
             # +faststart: the index goes before the media, so a browser or player starts before the end arrives
             writer = _AVWriter(tmp, "mp4", "libx264", pix, width, height, fps, {"crf": "18", "preset": "medium"},
-                               chapters, {"movflags": "+faststart"})
+                               chapters, {"movflags": "+faststart"}, audio)
         try:
             yield writer
         finally:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from latentcast.codec.extras import require_extra, require_torch
+from latentcast.codec.format.audio_info import DEFAULT_AUDIO_KBPS
 from latentcast.codec.format.container import DEFAULT_CHUNK_SECONDS
 from latentcast.codec.format.errors import UsageError
 
@@ -53,11 +54,13 @@ def _checked_options(cls: type, options: dict, what: str) -> dict:
 
 def encode(video: PathLike, model_dir: PathLike, output: PathLike, *, bits: int | None = None,
            chunk_seconds: float = DEFAULT_CHUNK_SECONDS, max_frames: int | None = None, batch: int = 16,
-           parts: bool = True, progress: bool = False) -> "EncodeResult":
+           parts: bool = True, progress: bool = False,
+           audio_kbps: float | None = DEFAULT_AUDIO_KBPS) -> "EncodeResult":
     """Encode ``video`` with a trained model into a ``.lcv`` container at ``output`` (written
     atomically). ``bits`` defaults to the width the model was trained for. A model with scene
     parts (``fit_parts``) names them in the container unless ``parts=False``: they are keyed
-    to the frames of the video they were fit to."""
+    to the frames of the video they were fit to. The video's sound is coded to Opus at
+    ``audio_kbps`` (None leaves it out)."""
     require_torch("encoding")
     from latentcast.codec.nn.config import load_config
     from latentcast.codec.nn.encode import encode_video
@@ -67,7 +70,8 @@ def encode(video: PathLike, model_dir: PathLike, output: PathLike, *, bits: int 
     cfg = load_config(model_dir)
     return encode_video(str(video), load_encoder(model_dir), cfg.decoder_sha256, output, bits=bits,
                         chunk_seconds=chunk_seconds, batch=batch, max_frames=max_frames, progress=progress,
-                        parts=(lambda n: model_parts(model_dir, cfg.decoder_sha256, n)) if parts else None)
+                        parts=(lambda n: model_parts(model_dir, cfg.decoder_sha256, n)) if parts else None,
+                        audio_kbps=audio_kbps)
 
 
 def fit_parts(video: PathLike, model_dir: PathLike, **options) -> dict:

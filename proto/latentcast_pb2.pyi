@@ -29,7 +29,7 @@ class GetMovieRequest(_message.Message):
     def __init__(self, movie: _Optional[str] = ...) -> None: ...
 
 class Movie(_message.Message):
-    __slots__ = ("id", "title", "width", "height", "fps_num", "fps_den", "frames", "duration_s", "streaming_kbps", "decoder_sha256", "decoder_bytes", "latent_dim", "bits", "chunk_frames", "quant_lo", "quant_hi", "stored_bytes", "symbols_packed", "total_kbps", "header", "part_bytes")
+    __slots__ = ("id", "title", "width", "height", "fps_num", "fps_den", "frames", "duration_s", "streaming_kbps", "decoder_sha256", "decoder_bytes", "latent_dim", "bits", "chunk_frames", "quant_lo", "quant_hi", "stored_bytes", "symbols_packed", "total_kbps", "header", "part_bytes", "audio_kbps")
     ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -51,6 +51,7 @@ class Movie(_message.Message):
     TOTAL_KBPS_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     PART_BYTES_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_KBPS_FIELD_NUMBER: _ClassVar[int]
     id: str
     title: str
     width: int
@@ -72,7 +73,8 @@ class Movie(_message.Message):
     total_kbps: float
     header: bytes
     part_bytes: int
-    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps_num: _Optional[int] = ..., fps_den: _Optional[int] = ..., frames: _Optional[int] = ..., duration_s: _Optional[float] = ..., streaming_kbps: _Optional[float] = ..., decoder_sha256: _Optional[str] = ..., decoder_bytes: _Optional[int] = ..., latent_dim: _Optional[int] = ..., bits: _Optional[int] = ..., chunk_frames: _Optional[int] = ..., quant_lo: _Optional[_Iterable[float]] = ..., quant_hi: _Optional[_Iterable[float]] = ..., stored_bytes: _Optional[int] = ..., symbols_packed: _Optional[bool] = ..., total_kbps: _Optional[float] = ..., header: _Optional[bytes] = ..., part_bytes: _Optional[int] = ...) -> None: ...
+    audio_kbps: float
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps_num: _Optional[int] = ..., fps_den: _Optional[int] = ..., frames: _Optional[int] = ..., duration_s: _Optional[float] = ..., streaming_kbps: _Optional[float] = ..., decoder_sha256: _Optional[str] = ..., decoder_bytes: _Optional[int] = ..., latent_dim: _Optional[int] = ..., bits: _Optional[int] = ..., chunk_frames: _Optional[int] = ..., quant_lo: _Optional[_Iterable[float]] = ..., quant_hi: _Optional[_Iterable[float]] = ..., stored_bytes: _Optional[int] = ..., symbols_packed: _Optional[bool] = ..., total_kbps: _Optional[float] = ..., header: _Optional[bytes] = ..., part_bytes: _Optional[int] = ..., audio_kbps: _Optional[float] = ...) -> None: ...
 
 class GetDecoderRequest(_message.Message):
     __slots__ = ("sha256",)
@@ -107,13 +109,19 @@ class StreamLatentsRequest(_message.Message):
     def __init__(self, movie: _Optional[str] = ..., start_frame: _Optional[int] = ..., frame_count: _Optional[int] = ...) -> None: ...
 
 class LatentChunk(_message.Message):
-    __slots__ = ("start_frame", "n_frames", "payload", "checksum")
+    __slots__ = ("start_frame", "n_frames", "payload", "checksum", "audio", "audio_samples", "audio_checksum")
     START_FRAME_FIELD_NUMBER: _ClassVar[int]
     N_FRAMES_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CHECKSUM_FIELD_NUMBER: _ClassVar[int]
     start_frame: int
     n_frames: int
     payload: bytes
     checksum: int
-    def __init__(self, start_frame: _Optional[int] = ..., n_frames: _Optional[int] = ..., payload: _Optional[bytes] = ..., checksum: _Optional[int] = ...) -> None: ...
+    audio: bytes
+    audio_samples: int
+    audio_checksum: int
+    def __init__(self, start_frame: _Optional[int] = ..., n_frames: _Optional[int] = ..., payload: _Optional[bytes] = ..., checksum: _Optional[int] = ..., audio: _Optional[bytes] = ..., audio_samples: _Optional[int] = ..., audio_checksum: _Optional[int] = ...) -> None: ...

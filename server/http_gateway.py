@@ -4,6 +4,8 @@
     GET /v1/movies/{id}                          a movie's description (GetMovie)    token, private
     GET /v1/movies/{id}/chunks/{index}           one coded chunk, the bytes gRPC     public, immutable
                                                  carries; frames and checksum in headers
+    GET /v1/movies/{id}/audio/{index}            the sound over chunk {index}        public, immutable
+                                                 (codec.audio), samples and checksum in headers
     GET /v1/decoders/{sha256}                    a decoder or part as sent           token, private
     GET /v1/decoders/{sha256}/config.json        a base decoder's config             token, private
     GET /v1/decoders/{sha256}/model.onnx         the decoder (a base, or a part       token, private
@@ -66,6 +68,8 @@ MAX_PATH = 2048
 _MOVIES = re.compile(r"/v1/movies")
 _MOVIE = re.compile(r"/v1/movies/([^/]{1,1024})")
 _CHUNK = re.compile(r"/v1/movies/([^/]{1,1024})/chunks/(\d{1,9})")
+_AUDIO = re.compile(r"/v1/movies/([^/]{1,1024})/audio/(\d{1,9})")
+SAMPLES_HEADER = "X-Latentcast-Samples"
 _DECODER = re.compile(r"/v1/decoders/([0-9a-f]{64})")
 _CONFIG = re.compile(r"/v1/decoders/([0-9a-f]{64})/config\.json")
 _ONNX = re.compile(r"/v1/decoders/([0-9a-f]{64})/model\.onnx")
@@ -180,6 +184,8 @@ class Gateway:
             with self._lock:
                 self.served["chunk"] += 1
             return reply
+        if m := _AUDIO.fullmatch(path):
+            return self.chunk(m.group(1), int(m.group(2)), sound=True)
         if _MOVIES.fullmatch(path):
             return self._json(self.movies(parse_qs(query, max_num_fields=4)), self.private(authorization))
         if m := _MOVIE.fullmatch(path):
@@ -290,19 +296,23 @@ class Gateway:
                            for r in records],
                 "next_page_token": page_token(records[-1]) if more else ""}
 
-    def chunk(self, name: str, index: int) -> Reply:
+    def chunk(self, name: str, index: int, sound: bool = False) -> Reply:
+        """Latent chunk ``index``, or with ``sound`` the audio chunk that plays over it."""
         rec = self._movie(name)
         try:
             with Container(self.store.movie_path(rec.id)) as movie:
-                if index >= len(movie.chunks):
-                    raise HttpError(404, f"movie {rec.id} has {len(movie.chunks)} chunks; there is no chunk {index}")
-                entry = movie.chunks[index]
-                payload = movie.read_payload(index)
+                entries = movie.audio_chunks if sound else movie.chunks
+                if index >= len(entries):
+                    what = "audio chunks" if sound else "chunks"
+                    raise HttpError(404, f"movie {rec.id} has {len(entries)} {what}; there is no {index}")
+                entry = entries[index]
+                payload = movie.read_audio(index) if sound else movie.read_payload(index)
         except CorruptContainer as e:
             raise HttpError(500, f"data loss: movie {rec.id}: {e}") from None
+        span = {SAMPLES_HEADER: str(entry.n_frames)} if sound else \
+            {START_HEADER: str(entry.start), FRAMES_HEADER: str(entry.n_frames)}
         return Reply(payload, "application/octet-stream", PUBLIC_IMMUTABLE,
-                     {START_HEADER: str(entry.start), FRAMES_HEADER: str(entry.n_frames),
-                      CHECKSUM_HEADER: str(entry.checksum), "ETag": f'"{entry.checksum:016x}"'})
+                     {**span, CHECKSUM_HEADER: str(entry.checksum), "ETag": f'"{entry.checksum:016x}"'})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -346,7 +356,8 @@ class _Handler(BaseHTTPRequestHandler):
         base = {"Cache-Control": reply.cache_control, **reply.headers}
         if reply.cache_control.startswith("public"):
             base["Access-Control-Allow-Origin"] = "*"  # chunks are public: any page may fetch them
-            base["Access-Control-Expose-Headers"] = ", ".join((START_HEADER, FRAMES_HEADER, CHECKSUM_HEADER, "ETag"))
+            base["Access-Control-Expose-Headers"] = ", ".join((START_HEADER, FRAMES_HEADER, SAMPLES_HEADER,
+                                                               CHECKSUM_HEADER, "ETag"))
         if etag and etag in [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]:
             self._write(304, base, b"", head=True)
             return

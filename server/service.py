@@ -69,7 +69,7 @@ def movie_message(rec, **extra) -> pb.Movie:
     return pb.Movie(
         id=rec.id, title=rec.title, width=rec.width, height=rec.height, fps_num=rec.fps_num,
         fps_den=rec.fps_den, frames=rec.frames, duration_s=rec.duration, streaming_kbps=rec.streaming_kbps,
-        total_kbps=rec.total_kbps, part_bytes=rec.part_bytes,
+        total_kbps=rec.total_kbps, part_bytes=rec.part_bytes, audio_kbps=rec.audio_kbps,
         decoder_sha256=rec.decoder_sha256, decoder_bytes=rec.decoder_bytes, latent_dim=rec.latent_dim,
         bits=rec.bits, chunk_frames=rec.chunk_frames, stored_bytes=rec.stored_bytes, **extra)
 
@@ -257,6 +257,13 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
                         payload = movie.read_payload(i)
                     except CorruptContainer as e:
                         context.abort(grpc.StatusCode.DATA_LOSS, f"movie {rec.id}: {e}")
+                    sound = {}
+                    if movie.audio_chunks:  # the sound over these frames travels with them
+                        try:
+                            sound = dict(audio=movie.read_audio(i), audio_samples=movie.audio_chunks[i].n_frames,
+                                         audio_checksum=movie.audio_chunks[i].checksum)
+                        except CorruptContainer as e:
+                            context.abort(grpc.StatusCode.DATA_LOSS, f"movie {rec.id}: {e}")
                     with self._send_watched(context):
                         yield pb.LatentChunk(start_frame=entry.start, n_frames=entry.n_frames, payload=payload,
-                                             checksum=entry.checksum)
+                                             checksum=entry.checksum, **sound)

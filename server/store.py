@@ -29,6 +29,7 @@ from typing import Iterator
 
 from latentcast.codec.extras import require_torch
 from latentcast.codec.format.atomic import write_bytes_atomic, write_text_atomic
+from latentcast.codec.format.audio_info import DEFAULT_AUDIO_KBPS
 from latentcast.codec.format.container import DEFAULT_CHUNK_SECONDS, Container, MovieHeader
 from latentcast.codec.format.decoder_file import compress_decoder, decompress_decoder, sha256_bytes
 from latentcast.codec.format.errors import CorruptContainer, LatentcastError, ModelError, UsageError
@@ -59,7 +60,8 @@ CREATE TABLE IF NOT EXISTS movies (
     stored_bytes INTEGER NOT NULL, chunk_bytes INTEGER NOT NULL,   -- chunk records + payloads
     created REAL NOT NULL,
     side_bytes INTEGER NOT NULL DEFAULT 0,  -- the container header GetMovie sends (migrate_side_bytes)
-    part_bytes INTEGER NOT NULL DEFAULT 0   -- its scene parts as sent (zstd), all together
+    part_bytes INTEGER NOT NULL DEFAULT 0,  -- its scene parts as sent (zstd), all together
+    audio_bytes INTEGER NOT NULL DEFAULT 0  -- its sound's chunks (0: silent), apart from the picture
 );
 CREATE INDEX IF NOT EXISTS movies_title ON movies(title);
 -- The decoder parts a movie's scenes use (codec.nn.parts); each is a row in decoders too, so
@@ -100,6 +102,7 @@ class MovieRecord:
     created: float
     side_bytes: int = 0
     part_bytes: int = 0
+    audio_bytes: int = 0
     decoder_bytes: int = 0
 
     @property
@@ -118,6 +121,11 @@ class MovieRecord:
     @property
     def streaming_kbps(self) -> float:
         return kbps(self.streaming_bytes, self.frames, float(self.fps))
+
+    @property
+    def audio_kbps(self) -> float:
+        """The sound's rate, counted apart: the picture's figures compare with video codecs'."""
+        return kbps(self.audio_bytes, self.frames, float(self.fps))
 
     @property
     def total_kbps(self) -> float:
@@ -146,13 +154,15 @@ class Store:
         scene parts get part_bytes as 0, which is what their movies use."""
         with self._db() as db:
             columns = {r["name"] for r in db.execute("PRAGMA table_info(movies)")}
-            if {"side_bytes", "part_bytes"} <= columns:
+            if {"side_bytes", "part_bytes", "audio_bytes"} <= columns:
                 return  # the usual case: nothing to write, so a read-only store opens too
             db.execute("BEGIN IMMEDIATE")
             try:
                 columns = {r["name"] for r in db.execute("PRAGMA table_info(movies)")}
                 if "part_bytes" not in columns:
                     db.execute("ALTER TABLE movies ADD COLUMN part_bytes INTEGER NOT NULL DEFAULT 0")
+                if "audio_bytes" not in columns:  # catalogs from before sound: every movie in them is silent
+                    db.execute("ALTER TABLE movies ADD COLUMN audio_bytes INTEGER NOT NULL DEFAULT 0")
                 if "side_bytes" not in columns:  # still missing once the write lock is held
                     db.execute("ALTER TABLE movies ADD COLUMN side_bytes INTEGER NOT NULL DEFAULT 0")
                     for row in db.execute("SELECT id FROM movies").fetchall():
@@ -245,9 +255,11 @@ class Store:
     # -- changes -------------------------------------------------------------------------------
 
     def ingest(self, video: str, model_dir: str | os.PathLike, title: str | None = None, bits: int | None = None,
-               chunk_seconds: float = DEFAULT_CHUNK_SECONDS, progress: bool = True) -> MovieRecord:
+               chunk_seconds: float = DEFAULT_CHUNK_SECONDS, progress: bool = True,
+               audio_kbps: float | None = DEFAULT_AUDIO_KBPS) -> MovieRecord:
         """Encode ``video`` with the model's encoder and register it; returns the new movie.
-        ``bits`` defaults to the width the model was trained for."""
+        ``bits`` defaults to the width the model was trained for; its sound is coded to Opus at
+        ``audio_kbps`` (None: left out)."""
         title = title if title is not None else Path(video).stem
         if not title or len(title) > MAX_TITLE:
             raise UsageError(f"a title must be 1..{MAX_TITLE} characters")
@@ -265,7 +277,8 @@ class Store:
         path = self.movie_path(movie_id)
         try:
             result = encode_video(video, encoder, cfg.decoder_sha256, path, bits=bits, chunk_seconds=chunk_seconds,
-                                  progress=progress, parts=lambda n: model_parts(model_dir, cfg.decoder_sha256, n))
+                                  progress=progress, parts=lambda n: model_parts(model_dir, cfg.decoder_sha256, n),
+                                  audio_kbps=audio_kbps)
             sha = cfg.decoder_sha256
             files = [(sha, decoder, cfg.to_json() + "\n")]
             with Container(path) as c:
@@ -282,11 +295,11 @@ class Store:
                                    [(s, wire, raw) for s, (wire, raw) in sizes.items()])
                     db.execute(
                         "INSERT INTO movies (id, title, decoder_sha256, width, height, fps_num, fps_den, frames, "
-                        "latent_dim, bits, chunk_frames, stored_bytes, chunk_bytes, created, side_bytes, part_bytes) "
-                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "latent_dim, bits, chunk_frames, stored_bytes, chunk_bytes, created, side_bytes, part_bytes, "
+                        "audio_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (movie_id, title, sha, h.width, h.height, h.fps.numerator, h.fps.denominator, h.frames,
                          h.latent_dim, h.bits, h.chunk_frames, result.bytes, result.streaming_bytes - side,
-                         time.time(), side, part_bytes))
+                         time.time(), side, part_bytes, result.audio_bytes))
                     db.executemany("INSERT INTO movie_parts (movie_id, start, sha256) VALUES (?, ?, ?)",
                                    [(movie_id, start, p) for start, p in h.parts])
                     db.execute("COMMIT")

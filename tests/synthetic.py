@@ -50,3 +50,62 @@ def damage_chunk(store, movie_id: str, index: int) -> None:
     raw = bytearray(path.read_bytes())
     raw[victim.payload_offset] ^= 0xFF
     path.write_bytes(bytes(raw))
+
+
+def music_like(seconds: float, rate: int = 48000) -> np.ndarray:
+    """A 440 Hz tone over a 200 Hz - 8 kHz chirp, mono float32 (1, n)."""
+    t = np.arange(int(seconds * rate)) / rate
+    chirp = np.sin(2 * np.pi * (200 * t + (8000 - 200) / (2 * seconds) * t ** 2))
+    return (0.15 * (np.sin(2 * np.pi * 440 * t) + chirp)).astype(np.float32)[None]
+
+
+def speech_like(seconds: float, rate: int = 48000) -> np.ndarray:
+    """Voiced syllables: a gliding 110-160 Hz pitch with its harmonics to 4 kHz under a 4 Hz
+    syllable envelope, with pauses; mono float32 (1, n)."""
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 135 + 25 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    voice = sum(np.sin(k * phase) / k for k in range(1, int(4000 / 160)))
+    envelope = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) * (np.sin(2 * np.pi * 0.25 * t) > -0.5)
+    return (0.2 * voice * envelope).astype(np.float32)[None]
+
+
+def write_clip_with_sound(path: str | Path, frames: np.ndarray, fps: int, pcm: np.ndarray,
+                          audio_start_s: float = 0.0) -> Path:
+    """A lossless .mkv of ``frames`` with ``pcm`` (channels, n) at 48 kHz as FLAC, its first
+    sample at ``audio_start_s`` on the video's clock (a source whose sound starts late or early)."""
+    import av
+
+    n, h, w, _ = frames.shape
+    with av.open(str(path), "w", format="matroska") as out:
+        vs = out.add_stream("ffv1", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "bgr0"
+        layout = "mono" if pcm.shape[0] == 1 else "stereo"
+        aus = out.add_stream("flac", rate=48000, layout=layout)
+        first = round(audio_start_s * 48000)
+        for i in range(0, pcm.shape[1], 4800):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i : i + 4800]), format="fltp", layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = 48000, first + i, Fraction(1, 48000)
+            for packet in aus.encode(frame):
+                out.mux(packet)
+        for packet in aus.encode(None):
+            out.mux(packet)
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(format="bgr0")
+            vf.pts = i
+            for packet in vs.encode(vf):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+    return Path(path)
+
+
+def read_sound(path: str | Path) -> np.ndarray:
+    """The first audio track of a file, float32 (channels, n), as its decoder gives it."""
+    import av
+
+    with av.open(str(path)) as c:
+        resampler = av.AudioResampler(format="fltp", rate=48000)
+        pieces = [o.to_ndarray() for f in c.decode(audio=0) for o in resampler.resample(f)]
+        pieces += [o.to_ndarray() for o in resampler.resample(None)]
+    return np.concatenate(pieces, axis=1)

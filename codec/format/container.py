@@ -43,6 +43,7 @@ import numpy as np
 import xxhash
 
 from .atomic import atomic_write
+from .audio_info import AudioInfo
 from .chunks import decode_chunk, encode_chunk, frames_in
 from .compress import compressor, decompress_exact
 from .errors import CorruptContainer, UsageError
@@ -52,7 +53,8 @@ MAGIC = b"\x89LCV\r\n\x1a\n"
 END_MAGIC = b"LCV-END\x00"
 INDEX_MAGIC = b"LCVI"
 VERSION = 3  # float16 ranges in a zstd frame; 2: packed payload symbols (chunks.encode_chunk)
-READS = (1, 2, 3)
+AUDIO_VERSION = 4  # a movie with sound: audio chunks after the latent chunks (a movie without keeps 3)
+READS = (1, 2, 3, 4)
 
 _PREFIX = struct.Struct("<8sHHI")  # magic, version, flags, json_len
 _U32 = struct.Struct("<I")
@@ -99,6 +101,8 @@ class MovieHeader:
     # scene's (first frame, shots). Empty in movies encoded before them.
     cuts: tuple[int, ...] = ()
     scenes: tuple[tuple[int, int], ...] = ()
+    # The sound (version 4): Opus, one self-contained audio chunk per latent chunk (codec.audio).
+    audio: AudioInfo | None = None
 
     def part_at(self, frame: int) -> int | None:
         """Index into ``parts`` of the part that decodes ``frame``, or None without parts."""
@@ -129,6 +133,8 @@ class MovieHeader:
         if self.scenes:
             meta["cuts"] = list(self.cuts)
             meta["scenes"] = [[start, shots] for start, shots in self.scenes]
+        if self.audio is not None:
+            meta["audio"] = self.audio.to_json()
         return json.dumps(meta, sort_keys=True).encode()
 
     def to_bytes(self) -> bytes:
@@ -143,7 +149,8 @@ class MovieHeader:
             ranges_bytes = _U32.pack(len(coded)) + coded
         else:
             ranges_bytes = ranges.astype("<f4").tobytes()
-        head = _PREFIX.pack(MAGIC, self.version, 0, len(body)) + body + ranges_bytes
+        version = AUDIO_VERSION if self.audio is not None else self.version
+        head = _PREFIX.pack(MAGIC, version, 0, len(body)) + body + ranges_bytes
         return head + _U64.pack(xxhash.xxh3_64_intdigest(head))
 
     @classmethod
@@ -176,8 +183,12 @@ class ChunkEntry:
         return _RECORD.size + self.length
 
 
-def write_container(path: str | os.PathLike, header: MovieHeader, payloads: Iterable[tuple[int, int, bytes]]) -> int:
-    """Write a movie atomically from ``(start_frame, n_frames, payload)`` chunks; returns its size."""
+def write_container(path: str | os.PathLike, header: MovieHeader, payloads: Iterable[tuple[int, int, bytes]],
+                    audio: Iterable[tuple[int, bytes]] | None = None) -> int:
+    """Write a movie atomically from ``(start_frame, n_frames, payload)`` chunks, and with a
+    header that has audio, ``(samples, payload)`` per latent chunk; returns its size."""
+    if (header.audio is None) != (audio is None):
+        raise ValueError("audio chunks come with a header that describes them, and only then")
     entries = []
     with atomic_write(path) as f:
         head = header.to_bytes()
@@ -195,6 +206,16 @@ def write_container(path: str | os.PathLike, header: MovieHeader, payloads: Iter
             expected_start += n
         if expected_start != header.frames:
             raise ValueError(f"chunks cover {expected_start} frames, header says {header.frames}")
+        # Audio chunk k (its start field) plays over latent chunk k; its n_frames field is samples.
+        n_latent = len(entries)
+        for k, (samples, payload) in enumerate(audio or ()):
+            checksum = chunk_checksum(k, samples, payload)
+            f.write(_RECORD.pack(k, samples, len(payload), checksum))
+            f.write(payload)
+            entries.append(ChunkEntry(offset, k, samples, len(payload), checksum))
+            offset += _RECORD.size + len(payload)
+        if audio is not None and len(entries) != 2 * n_latent:
+            raise ValueError(f"{len(entries) - n_latent} audio chunks for {n_latent} latent chunks")
         index = _INDEX_HEAD.pack(INDEX_MAGIC, len(entries)) + b"".join(
             _INDEX_ENTRY.pack(e.offset, e.start, e.n_frames, e.length, e.checksum) for e in entries)
         index += _U64.pack(xxhash.xxh3_64_intdigest(index))
@@ -240,12 +261,16 @@ def _parse_header(f: BinaryIO, size: int) -> tuple[MovieHeader, int]:
             parts=tuple((int(start), str(sha)) for start, sha in meta.get("parts", ())),
             cuts=tuple(int(c) for c in meta.get("cuts", ())),
             scenes=tuple((int(start), int(shots)) for start, shots in meta.get("scenes", ())),
+            audio=AudioInfo.from_json(meta["audio"]) if "audio" in meta else None,
         )
     except (ValueError, KeyError, TypeError, IndexError, ZeroDivisionError):
         raise CorruptContainer("header fields are missing or malformed", _PREFIX.size) from None
     if not (1 <= header.bits <= 8 and header.width > 0 and header.height > 0 and header.frames >= 0
             and header.chunk_frames > 0):
         raise CorruptContainer("header values are out of range", _PREFIX.size)
+    if (header.audio is not None) != (version >= AUDIO_VERSION):
+        raise CorruptContainer(f"a version {version} header {'with' if header.audio else 'without'} audio",
+                               _PREFIX.size)
     problem = parts_problem(header.parts, header.frames)
     if problem:
         raise CorruptContainer(f"decoder parts: {problem}", _PREFIX.size)
@@ -370,21 +395,28 @@ class Container:
         magic, n = _INDEX_HEAD.unpack_from(index)
         if magic != INDEX_MAGIC or _INDEX_HEAD.size + n * _INDEX_ENTRY.size + 8 != index_len:
             raise CorruptContainer("chunk index is malformed", index_offset)
-        chunks = []
+        chunks: list[ChunkEntry] = []
+        self.audio_chunks: list[ChunkEntry] = []
         expected_offset, expected_start = self.header_bytes, 0
         for i in range(n):
             e = ChunkEntry(*_INDEX_ENTRY.unpack_from(index, _INDEX_HEAD.size + i * _INDEX_ENTRY.size))
-            if e.offset != expected_offset or e.start != expected_start or e.n_frames <= 0 \
-                    or e.length > MAX_CHUNK_BYTES:
+            audio = expected_start >= self.header.frames and self.header.audio is not None
+            # A latent chunk starts where the last ended; audio chunk k, after them all, plays over latent chunk k.
+            want = len(self.audio_chunks) if audio else expected_start
+            if e.offset != expected_offset or e.start != want or e.n_frames <= 0 or e.length > MAX_CHUNK_BYTES:
                 raise CorruptContainer(f"chunk index entry {i} is inconsistent", index_offset + _INDEX_HEAD.size
                                        + i * _INDEX_ENTRY.size)
-            chunks.append(e)
+            (self.audio_chunks if audio else chunks).append(e)
             expected_offset += e.stored_bytes
-            expected_start += e.n_frames
+            if not audio:
+                expected_start += e.n_frames
         if expected_offset != index_offset:
             raise CorruptContainer("chunks and index do not meet", index_offset)
         if expected_start != self.header.frames:
             raise CorruptContainer(f"chunks cover {expected_start} frames, header says {self.header.frames}",
+                                   index_offset)
+        if self.header.audio is not None and len(self.audio_chunks) != len(chunks):
+            raise CorruptContainer(f"{len(self.audio_chunks)} audio chunks for {len(chunks)} latent chunks",
                                    index_offset)
         return chunks
 
@@ -418,6 +450,24 @@ class Container:
             raise CorruptContainer(f"chunk {i} (frames {e.start}-{e.end - 1}) fails its checksum", e.offset,
                                    frames=(e.start, e.end))
         return payload
+
+    def read_audio(self, i: int) -> bytes:
+        """The verified payload of audio chunk ``i`` (codec.audio), which plays over latent chunk ``i``."""
+        e = self.audio_chunks[i]
+        self._f.seek(e.offset)
+        raw = self._f.read(e.stored_bytes)
+        payload = raw[_RECORD.size:]
+        if len(raw) != e.stored_bytes or _RECORD.unpack_from(raw) != (e.start, e.n_frames, e.length, e.checksum) \
+                or chunk_checksum(e.start, e.n_frames, payload) != e.checksum:
+            c = self.chunks[i]
+            raise CorruptContainer(f"audio chunk {i} (frames {c.start}-{c.end - 1}) fails its checksum", e.offset,
+                                   frames=(c.start, c.end))
+        return payload
+
+    @property
+    def audio_bytes(self) -> int:
+        """What a viewer receives for the sound: every audio chunk's record and payload."""
+        return sum(c.stored_bytes for c in self.audio_chunks)
 
     def read_chunk(self, i: int) -> np.ndarray:
         """Quantized latents (n_frames, latent_dim) of chunk ``i``."""
@@ -462,7 +512,8 @@ class Container:
             "header": self.header_bytes,
             "chunk_records": chunk_bytes - payload,
             "chunk_payloads": payload,
-            "index": self.size - _TRAILER.size - self.header_bytes - chunk_bytes,
+            "audio_chunks": self.audio_bytes,
+            "index": self.size - _TRAILER.size - self.header_bytes - chunk_bytes - self.audio_bytes,
             "trailer": _TRAILER.size,
             "total": self.size,
         }
@@ -478,6 +529,7 @@ class EncodeResult:
     streaming_bytes: int  # side information + chunk records + payloads: what a viewer receives
     fps: Fraction
     bits: int
+    audio_bytes: int = 0  # the sound's chunks, counted apart from the picture's streaming bytes
 
 
 # Seconds of video per independently decodable chunk. Each chunk is a zstd frame with its own
@@ -494,7 +546,8 @@ def chunk_frames_for(fps: Fraction, chunk_seconds: float) -> int:
 
 def write_latents(latents: np.ndarray, size: tuple[int, int], fps: Fraction, out: str | os.PathLike, bits: int,
                   chunk_frames: int, decoder_sha256: str, parts: tuple[tuple[int, str], ...] = (),
-                  cuts: tuple[int, ...] = (), scenes: tuple[tuple[int, int], ...] = ()) -> EncodeResult:
+                  cuts: tuple[int, ...] = (), scenes: tuple[tuple[int, int], ...] = (),
+                  audio: tuple[AudioInfo, list[tuple[int, bytes]]] | None = None) -> EncodeResult:
     """Quantize float latents (n, dim) of frames of ``size`` (width, height) with per-dimension
     ranges and write a container; ``parts``, ``cuts`` and ``scenes`` as MovieHeader has them."""
     check_bits(bits)
@@ -506,13 +559,14 @@ def write_latents(latents: np.ndarray, size: tuple[int, int], fps: Fraction, out
         raise UsageError(f"decoder parts or scenes: {problem}")
     quant = Quantizer.fit(latents, bits)  # reads in slices: ``latents`` may be a memmap of a long movie
     header = MovieHeader(size[0], size[1], fps, n, dim, bits, chunk_frames, decoder_sha256, quant.lo, quant.hi,
-                         parts=tuple(parts), cuts=tuple(cuts), scenes=tuple(scenes))
+                         parts=tuple(parts), cuts=tuple(cuts), scenes=tuple(scenes),
+                         audio=audio[0] if audio else None)
 
     def chunks():
         for s in range(0, n, chunk_frames):
             q = quant.quantize(latents[s : s + chunk_frames])
             yield s, len(q), encode_chunk(q, bits)
 
-    nbytes = write_container(out, header, chunks())
+    nbytes = write_container(out, header, chunks(), audio[1] if audio else None)
     with Container(out) as c:
-        return EncodeResult(Path(out), n, nbytes, c.streaming_bytes, fps, bits)
+        return EncodeResult(Path(out), n, nbytes, c.streaming_bytes, fps, bits, c.audio_bytes)

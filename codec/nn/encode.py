@@ -14,7 +14,7 @@ from typing import BinaryIO, Callable, Iterable
 import numpy as np
 import torch
 
-from .. import video
+from .. import audio, video
 from ..format.container import DEFAULT_CHUNK_SECONDS, EncodeResult, chunk_frames_for, write_latents
 from ..format.errors import UsageError
 from ..format.quantizer import check_bits
@@ -53,13 +53,28 @@ def latents_of(batches: Iterable[np.ndarray], encoder: Encoder) -> np.ndarray:
         return np.frombuffer(spill.read(), np.float32).reshape(n, encoder.cfg.latent_dim)
 
 
+def _sound(source: str, frames: int, chunk_frames: int, fps, kbps: float | None):
+    """The source's sound as (AudioInfo, [(samples, payload)] per latent chunk), or None."""
+    if kbps is None:
+        return None
+    pcm = audio.read_audio(source)
+    if pcm is None:
+        return None
+    spans = audio.chunk_spans(list(range(0, frames, chunk_frames)), frames, fps)
+    info, payloads = audio.encode_chunks(pcm, spans, audio.check_kbps(kbps))
+    return info, [(b - a, p) for (a, b), p in zip(spans, payloads)]
+
+
 def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | os.PathLike,
                  bits: int | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, batch: int = 16,
                  max_frames: int | None = None, progress: bool = True,
-                 parts: Callable[[int], tuple[tuple[int, str], ...]] | None = None) -> EncodeResult:
+                 parts: Callable[[int], tuple[tuple[int, str], ...]] | None = None,
+                 audio_kbps: float | None = audio.DEFAULT_KBPS) -> EncodeResult:
     """Encode ``source`` at the model's size into a container at ``out`` (written atomically),
     at ``bits`` per latent or, by default, the width the model was trained for. ``parts`` gives
-    MovieHeader.parts for the frame count (a model with scene parts: part_index.model_parts)."""
+    MovieHeader.parts for the frame count (a model with scene parts: part_index.model_parts).
+    The source's sound is coded to Opus at ``audio_kbps`` (None: left out); a source without
+    sound gives a silent movie."""
     cfg = encoder.cfg
     bits = check_bits(cfg.trained_bits if bits is None else bits)
     info = video.probe(source)
@@ -74,7 +89,9 @@ def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | 
             # Scenes from the float latents, while they are at hand: quantized, a cut stands out
             # far less from fast motion (docs/experiments.md).
             cuts, found = chapters(latents, float(info.fps)) if n else ([], [])
+            sound = _sound(source, n, chunk_frames, info.fps, audio_kbps) if n else None
             return write_latents(latents, (cfg.width, cfg.height), info.fps, out, bits, chunk_frames, decoder_sha256,
-                                 parts(n) if parts else (), tuple(cuts), tuple((c.start, c.shots) for c in found))
+                                 parts(n) if parts else (), tuple(cuts), tuple((c.start, c.shots) for c in found),
+                                 audio=sound)
         finally:
             del latents

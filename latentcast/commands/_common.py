@@ -91,8 +91,22 @@ def dataclass_options(cls: type, args: argparse.Namespace) -> dict:
     return with_cleared(cls, {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
 
+def audio_kbps(args: argparse.Namespace) -> float | None:
+    """The --audio-kbps given, or None with --no-audio (checked)."""
+    from latentcast.codec.audio import check_kbps
+
+    return None if args.no_audio else check_kbps(args.audio_kbps)
+
+
 def add_coding_args(p: argparse.ArgumentParser) -> None:
-    """--bits and --chunk-seconds, shared by encode and ingest."""
+    """--bits, --chunk-seconds and the sound's options, shared by encode and ingest."""
+    from latentcast.codec.format.audio_info import DEFAULT_AUDIO_KBPS
+
+    sound = p.add_mutually_exclusive_group()
+    sound.add_argument("--audio-kbps", type=float, default=DEFAULT_AUDIO_KBPS, metavar="KBPS",
+                       help=f"the sound's Opus rate (default {DEFAULT_AUDIO_KBPS:g}); more keeps more of the "
+                            "signal, and the sound can cost more than the picture: its rate is reported apart")
+    sound.add_argument("--no-audio", action="store_true", help="leave the sound out: a silent movie")
     from latentcast.codec.format.container import DEFAULT_CHUNK_SECONDS
     from latentcast.codec.format.quantizer import DEFAULT_BITS
 
@@ -104,6 +118,20 @@ def add_coding_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
                    help=f"seconds per independently decodable chunk (default {DEFAULT_CHUNK_SECONDS:g}); shorter "
                         "seeks and resumes at finer steps and starts a little sooner, longer compresses better")
+
+
+def add_format_arg(p: argparse.ArgumentParser) -> None:
+    """--format, for what -o - writes to stdout."""
+    p.add_argument("--format", choices=("mkv", "y4m"), default="mkv",
+                   help="what -o - writes: mkv, Matroska with raw video and the sound (default), or y4m, "
+                        "YUV4MPEG2, the picture alone (the format has no sound)")
+
+
+def stdout_output(args: argparse.Namespace) -> str | None:
+    """The -o to write, with --format applied to -."""
+    from latentcast.codec.video import STDOUT_Y4M
+
+    return STDOUT_Y4M if args.output == "-" and args.format == "y4m" else args.output
 
 
 def add_runtime_arg(p: argparse.ArgumentParser) -> None:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import sys
 import time
 
-from ._common import add_runtime_arg, command, parser
+from ._common import add_format_arg, add_runtime_arg, command, parser, stdout_output
 
 
 def build_parser():
     p = parser("decode", "Decode a .lcv container back to frames.",
-               "outputs: .mkv is lossless RGB (FFV1) for exact measurement, .mp4 is H.264 for viewing,\n"
-               ".y4m or - (stdout) is YUV4MPEG2 for a player:\n"
-               "  latentcast decode movie.lcv --model models/movie -o - | ffplay -")
+               "outputs: .mkv is lossless RGB (FFV1) with the sound in FLAC, for exact measurement; .mp4 is\n"
+               "H.264 and AAC for viewing; - is Matroska on stdout (raw video and the sound) for a player:\n"
+               "  latentcast decode movie.lcv --model models/movie -o - | ffplay -\n"
+               ".y4m, or - with --format y4m, is YUV4MPEG2: the picture alone, as that format has no sound.")
     p.add_argument("movie", metavar="MOVIE.lcv", help="container to decode")
     p.add_argument("--model", required=True, metavar="MODEL_DIR", help="model dir holding the matching decoder")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help=".mkv, .mp4, .y4m, or - for y4m on stdout")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help=".mkv, .mp4, .y4m, or - for stdout (Matroska; --format y4m for YUV4MPEG2)")
+    add_format_arg(p)
     p.add_argument("--reference", metavar="VIDEO", help="source video: print PSNR of the decoded frames against it")
     p.add_argument("--start", type=int, default=0, metavar="FRAME", help="first frame to decode (default 0)")
     p.add_argument("--frames", type=int, metavar="N", help="decode N frames (default: to the end)")
@@ -31,13 +34,14 @@ def build_parser():
 @command("decode")
 def main(argv: list[str]) -> int:
     import latentcast
-    from latentcast.codec import video
+    from latentcast.codec import audio, video
     from latentcast.codec.chapters import chapters_within, container_chapters
     from latentcast.codec.format.container import Container
     from latentcast.codec.progress import progress_bar
     from latentcast.codec.quality import ReferencePSNR
 
     args = build_parser().parse_args(argv)
+    args.output = stdout_output(args)
     video.output_kind(args.output)
     with Container(args.movie) as movie:
         h = movie.header
@@ -51,14 +55,21 @@ def main(argv: list[str]) -> int:
     meter = ReferencePSNR(args.reference, (h.width, h.height), args.start) if args.reference else None
     t0 = time.perf_counter()
     done = 0
-    with video.open_writer(args.output, h.width, h.height, h.fps, chapters) as writer, \
+    with Container(args.movie) as movie, \
+            video.open_writer(args.output, h.width, h.height, h.fps, chapters, audio=h.audio) as writer, \
             progress_bar(not args.quiet, total=max(count, 0), desc="decoding", unit="frame") as bar:
+        # each chunk's sound is written once its frames are: the muxer interleaves the two
+        sound = audio.container_sound(movie, args.start, args.start + count) if h.audio else iter(())
+        piece = next(sound, None)
         for frame in frames:
             writer.write(frame)
             if meter is not None:
                 meter.update(frame[None])
             done += 1
             bar.update(1)
+            while piece is not None and piece[0] <= args.start + done:
+                writer.write_audio(piece[1])
+                piece = next(sound, None)
     secs = time.perf_counter() - t0
     line = f"decoded {done} frames at {h.width}x{h.height} in {secs:.1f} s ({done / max(secs, 1e-9):.1f} frames/s)"
     if meter is not None:

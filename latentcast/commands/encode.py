@@ -6,7 +6,7 @@ import sys
 
 from latentcast.codec.video import parse_size
 
-from ._common import add_coding_args, command, parser
+from ._common import add_coding_args, audio_kbps, command, parser
 
 
 def build_parser():
@@ -43,9 +43,11 @@ def main(argv: list[str]) -> int:
         check_size_fits(*size, cfg.width, cfg.height, "--size")
     res = latentcast.encode(args.video, args.model, args.output, bits=args.bits, chunk_seconds=args.chunk_seconds,
                             batch=args.batch_size, max_frames=args.max_frames, parts=not args.no_parts,
-                            progress=not args.quiet)
+                            progress=not args.quiet, audio_kbps=audio_kbps(args))
     print(f"encoded {res.frames} frames at {cfg.width}x{cfg.height}, {res.bits} bits: {res.bytes:,} bytes, "
           f"streaming {kbps(res.streaming_bytes, res.frames, float(res.fps)):.1f} kbit/s (side information and "
-          f"chunks; `latentcast info --model` adds the decoder for the total)", file=sys.stderr)
+          f"chunks; `latentcast info --model` adds the decoder for the total)"
+          + (f"; sound {kbps(res.audio_bytes, res.frames, float(res.fps)):.1f} kbit/s apart" if res.audio_bytes
+             else "; no sound"), file=sys.stderr)
     print(res.path)
     return 0

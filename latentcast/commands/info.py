@@ -31,6 +31,8 @@ def describe(path: str, model_dir: str | None = None) -> dict:
     with Container(path) as c:
         for i in range(len(c.chunks)):
             c.read_chunk(i)
+        for i in range(len(c.audio_chunks)):
+            c.read_audio(i)
         h = c.header
         parts = c.breakdown()
         fps = float(h.fps)
@@ -46,6 +48,9 @@ def describe(path: str, model_dir: str | None = None) -> dict:
         return {
             "total_kbps": None if decoder_bytes is None else round(kbps(streaming + decoder_bytes, h.frames, fps), 3),
             "streaming_kbps": round(kbps(streaming, h.frames, fps), 3),
+            # the sound, apart: the picture's rates above compare with video codecs'
+            "audio_kbps": round(kbps(c.audio_bytes, h.frames, fps), 3),
+            "audio": "none" if h.audio is None else f"Opus, {h.audio.layout}, 48 kHz, {h.audio.kbps:g} kbit/s asked",
             "file": path, "width": h.width, "height": h.height, "fps": f"{h.fps.numerator}/{h.fps.denominator}",
             "frames": h.frames, "duration_s": round(h.duration, 3), "latent_dim": h.latent_dim, "bits": h.bits,
             "symbols_packed": h.packed, "chunk_frames": h.chunk_frames, "chunks": len(c.chunks),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import add_coding_args, command, parser
+from ._common import add_coding_args, audio_kbps, command, parser
 
 
 def build_parser():
@@ -30,8 +30,9 @@ def main(argv: list[str]) -> int:
         check_bits(args.bits)
     store = Store(args.store, create=True)
     rec = store.ingest(args.video, args.model, title=args.title, bits=args.bits, chunk_seconds=args.chunk_seconds,
-                       progress=not args.quiet)
+                       progress=not args.quiet, audio_kbps=audio_kbps(args))
     print(f"ingested {rec.title!r}: {rec.frames} frames at {rec.width}x{rec.height}, "
-          f"{rec.stored_bytes:,} bytes, {rec.streaming_kbps:.1f} kbit/s", file=sys.stderr)
+          f"{rec.stored_bytes:,} bytes, {rec.streaming_kbps:.1f} kbit/s"
+          + (f"; sound {rec.audio_kbps:.1f} kbit/s apart" if rec.audio_bytes else "; no sound"), file=sys.stderr)
     print(rec.id)
     return 0

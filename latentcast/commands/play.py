@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from ._common import add_connection_args, add_runtime_arg, command, open_client, parser
+from ._common import add_connection_args, add_format_arg, add_runtime_arg, command, open_client, parser, stdout_output
 
 EPILOG = """\
 The decoder is downloaded once into a cache keyed by its sha256 (LATENTCAST_CACHE or
@@ -22,8 +22,10 @@ def build_parser():
     p = parser("play", "Stream a movie's latents from a server and decode them on this machine.", EPILOG)
     p.add_argument("movie", help="movie id or exact title")
     add_connection_args(p)
-    p.add_argument("-o", "--output", help=".mkv (lossless), .mp4, .y4m, or - for y4m on stdout (default: straight "
-                                           "into ffplay or mpv, whichever is installed)")
+    p.add_argument("-o", "--output", help=".mkv (lossless), .mp4, .y4m, or - for stdout (Matroska with the sound; "
+                                           "--format y4m for YUV4MPEG2); default: straight into ffplay or mpv, "
+                                           "whichever is installed")
+    add_format_arg(p)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--start", type=int, default=0, metavar="FRAME", help="first frame (default 0)")
     where.add_argument("--from", dest="from_time", metavar="HH:MM:SS", help="start at this time instead")
@@ -91,6 +93,7 @@ def main(argv: list[str]) -> int:
     if args.output is None:
         viewer = _viewer()
         args.output = "-"
+    args.output = stdout_output(args)
     with open_client(args, retry_s=args.retry, cache_dir=args.cache_dir) as client, _piped_into(viewer):
         start = args.start
         if args.from_time is not None:

@@ -46,8 +46,18 @@ def test_encode_info_decode(movie, trained_model, clip, tmp_path, capsys):
     assert len(frames) == 24 and frames[0].shape == (48, 64, 3)
 
 
-def test_decode_to_stdout_is_y4m(movie, trained_model, capfdbinary):
+def test_decode_to_stdout_is_matroska_or_y4m(movie, trained_model, capfdbinary):
+    import io
+
+    import av
+
     assert decode.main([str(movie), "--model", str(trained_model), "-o", "-", "--frames", "2", "-q"]) == 0
+    data = capfdbinary.readouterr().out
+    assert data.startswith(b"\x1a\x45\xdf\xa3")  # Matroska's EBML magic: picture and sound in a pipe
+    with av.open(io.BytesIO(data)) as piped:
+        assert len([f for f in piped.decode(video=0)]) == 2
+    assert decode.main([str(movie), "--model", str(trained_model), "-o", "-", "--format", "y4m", "--frames", "2",
+                        "-q"]) == 0
     data = capfdbinary.readouterr().out
     assert data.startswith(b"YUV4MPEG2 W64 H48 F12:1")
     assert data.count(b"FRAME\n") == 2

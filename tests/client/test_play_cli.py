@@ -119,8 +119,8 @@ def test_play_without_an_output_feeds_an_installed_player_or_says_how_to_play(se
     # A stand-in for ffplay that keeps what it was fed: the plumbing, not the player, is tested.
     (tmp_path / "bin").mkdir()
     fake = tmp_path / "bin" / "ffplay"
-    fake.write_text(f"#!/bin/sh\nexec /bin/cat > {tmp_path / 'fed.y4m'}\n")
+    fake.write_text(f"#!/bin/sh\nexec /bin/cat > {tmp_path / 'fed.mkv'}\n")
     fake.chmod(0o755)
     assert play.main(argv) == 0
-    fed = np.stack(list(video.read_frames(tmp_path / "fed.y4m")))
+    fed = np.stack(list(video.read_frames(tmp_path / "fed.mkv")))
     assert fed.shape[0] == 24 and fed.shape[1:] == (48, 64, 3)
