@@ -48,6 +48,7 @@ class ServerOptions:
     access_log: bool = False  # a JSON line per call on the "latentcast.access" logger
     # Also answer plain HTTP/1.1 here (server/http_gateway.py), with the same tokens, limits and TLS.
     http_listen: str | None = None
+    cors_origin: str | None = None  # HTTP: the one other origin whose pages may read the public chunks
 
 
 @dataclass
@@ -131,7 +132,7 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
         if not (opts.tls_cert or opts.insecure or is_loopback(opts.http_listen)):
             raise ValueError(f"refusing to serve HTTP on {opts.http_listen} without TLS: give --tls-cert and "
                              "--tls-key, or --insecure on a trusted network")
-        gateway = Gateway(store, opts.limits, auth, servicer.decoders)
+        gateway = Gateway(store, opts.limits, auth, servicer.decoders, opts.cors_origin)
         http = _start_http(opts, gateway)
     server.start()
     for name in ("", SERVICE_NAME):

@@ -130,8 +130,10 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 class Gateway:
     """What the handler asks: the store, the limits, the token check and the decoder cache."""
 
-    def __init__(self, store: Store, limits: Limits, auth: TokenInterceptor | None, decoders: DecoderCache):
+    def __init__(self, store: Store, limits: Limits, auth: TokenInterceptor | None, decoders: DecoderCache,
+                 cors_origin: str | None = None):
         self.store, self.limits, self.auth, self.decoders = store, limits, auth, decoders
+        self.cors_origin = cors_origin  # None: no CORS headers at all, so only same-origin pages read answers
         self._lock = threading.Lock()
         self.served: collections.Counter = collections.Counter()  # answers with a body, by kind (the tests' window)
         self._web: dict[str, bytes] | None = None
@@ -354,10 +356,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply, head: bool) -> None:
         etag = reply.headers.get("ETag")
         base = {"Cache-Control": reply.cache_control, **reply.headers}
-        if reply.cache_control.startswith("public"):
-            base["Access-Control-Allow-Origin"] = "*"  # chunks are public: any page may fetch them
+        if self.gateway.cors_origin and reply.cache_control.startswith("public"):
+            # Public chunks, to a page on another origin the operator named (a player on a CDN's domain).
+            base["Access-Control-Allow-Origin"] = self.gateway.cors_origin
             base["Access-Control-Expose-Headers"] = ", ".join((START_HEADER, FRAMES_HEADER, SAMPLES_HEADER,
                                                                CHECKSUM_HEADER, "ETag"))
+            base["Vary"] = "Origin"
         if etag and etag in [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]:
             self._write(304, base, b"", head=True)
             return
@@ -411,7 +415,9 @@ def start_http(listen: str, gateway: Gateway, tls_cert_file: str | None = None, 
     if tls_cert_file:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(tls_cert_file, tls_key_file)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # The handshake waits for the first read, on the connection's own thread and under its
+        # timeout: done in accept(), one slow client would hold up every other.
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(target=server.serve_forever, name="latentcast-http", daemon=True)
     thread.start()
     return RunningHttp(server, thread, gateway)

@@ -27,6 +27,9 @@ def build_parser():
     p.add_argument("--http", metavar="ADDR", help="also serve plain HTTP/1.1 on address:port (the catalog, "
                    "descriptions, decoders and each chunk at its own URL, which any HTTP cache can carry; "
                    "same tokens, limits and TLS)")
+    p.add_argument("--cors-origin", metavar="ORIGIN",
+                   help="let pages from this origin (https://player.example.com) read the public chunks over HTTP; "
+                        "without it no CORS header is sent, and only the server's own /watch page reads them")
     p.add_argument("--token", action="append", default=[], help="accepted bearer token (repeatable)")
     p.add_argument("--tokens-file", help="file with one accepted token per line")
     p.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (needs --tls-key)")
@@ -99,7 +102,8 @@ def main(argv: list[str]) -> int:
                          tls_cert=Path(args.tls_cert).read_bytes() if args.tls_cert else None,
                          tls_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
                          tls_client_ca=Path(args.tls_client_ca).read_bytes() if args.tls_client_ca else None,
-                         insecure=args.insecure, access_log=bool(args.access_log), http_listen=args.http)
+                         insecure=args.insecure, access_log=bool(args.access_log), http_listen=args.http,
+                         cors_origin=args.cors_origin)
     try:
         srv = start_server(store, opts)
     except ValueError as e:

@@ -169,3 +169,52 @@ def test_the_browser_form_of_a_decoder_and_of_a_part_decodes_as_the_player_does(
             session = ort.InferenceSession(body, providers=["CPUExecutionProvider"])
             got = np.concatenate([session.run(None, {"latents": z[i : i + 1]})[0] for i in range(len(z))])
             assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+
+
+def test_cors_is_off_unless_an_origin_is_named(store_with_movie):
+    store, rec = store_with_movie
+    path = f"/v1/movies/{rec.id}/chunks/0"
+    with run_server(store, ServerOptions(http_listen="127.0.0.1:0")) as srv:
+        r, _ = _get(srv, path, Origin="https://elsewhere.example")
+        assert r.status == 200 and r.getheader("Access-Control-Allow-Origin") is None
+    with run_server(store, ServerOptions(http_listen="127.0.0.1:0", cors_origin="https://player.example")) as srv:
+        r, _ = _get(srv, path)
+        assert r.getheader("Access-Control-Allow-Origin") == "https://player.example"
+        r, _ = _get(srv, f"/v1/movies/{rec.id}")  # what stays behind the token never gets CORS
+        assert r.getheader("Access-Control-Allow-Origin") is None
+
+
+def test_the_http_side_serves_tls_with_the_grpc_certificate(store_with_movie, offline_frames, tmp_path):
+    import subprocess
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+                    "-out", str(tmp_path / "cert.pem")], check=True, capture_output=True)
+    cert = (tmp_path / "cert.pem").read_bytes()
+    store, rec = store_with_movie
+    opts = ServerOptions(tokens=[TOKEN], tls_cert=cert, tls_key=(tmp_path / "key.pem").read_bytes(),
+                         http_listen="127.0.0.1:0")
+    with run_server(store, opts) as srv:
+        assert srv.http_url.startswith("https://")
+        with latentcast.Client(srv.http_url, token=TOKEN, tls_ca=cert, cache_dir=tmp_path / "c") as client:
+            client.play(rec.id, tmp_path / "tls.mkv")
+        with pytest.raises((http.client.HTTPException, ConnectionError)):  # plaintext to TLS: no HTTP answer
+            _get(srv, "/healthz")
+    assert np.array_equal(np.stack(list(video.read_frames(tmp_path / "tls.mkv"))), offline_frames)
+
+
+def test_a_slow_client_times_out_and_holds_up_no_one(store_with_movie):
+    import socket
+    import time
+
+    from latentcast.server.service import Limits
+
+    store, _rec = store_with_movie
+    with run_server(store, ServerOptions(http_listen="127.0.0.1:0", limits=Limits(stall_s=1.0))) as srv:
+        slow = socket.create_connection(("127.0.0.1", srv.http.port), timeout=10)
+        slow.sendall(b"GET /v1/mov")  # and never the rest (slowloris)
+        t0 = time.monotonic()
+        assert _get(srv, "/healthz")[0].status == 200  # others are served meanwhile
+        assert slow.recv(100) == b""  # the server closed it
+        assert time.monotonic() - t0 < 5
+        slow.close()
