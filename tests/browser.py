@@ -45,6 +45,7 @@ class Browser:
         self.proc = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--remote-debugging-pipe", "--no-first-run",
              "--disable-extensions", "--disable-background-networking", "--mute-audio",
+             "--autoplay-policy=no-user-gesture-required",
              f"--user-data-dir={self._profile}", "about:blank"],
             preexec_fn=fds, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         os.close(to_child_r)

@@ -88,6 +88,91 @@ function chunkLatents(payload, nFrames, dim, bits, packed, lo, step) {
   return out;
 }
 
+// -- the sound: codec/audio.py's chunks, decoded with WebCodecs ---------------------------------
+
+const RATE = 48000;
+
+class Sound {
+  // One self-contained Opus stream per latent chunk: u32 samples to drop, then (u16 length,
+  // packet)...; it decodes to its chunk's samples exactly, so it is scheduled on the frame clock.
+  constructor(movie, info) {
+    this.movie = movie;
+    this.channels = info.channels;
+    this.head = Uint8Array.from(atob(info.extradata), (c) => c.charCodeAt(0)); // OpusHead
+    this.preSkip = this.head[10] | (this.head[11] << 8);
+    this.chunks = new Map();
+    this.context = null;
+    this.sources = [];
+  }
+
+  chunk(index) {
+    if (!this.chunks.has(index)) {
+      const url = `/v1/movies/${encodeURIComponent(this.movie.id)}/audio/${index}`;
+      this.chunks.set(index, fetchChecked(url).then(({ body, headers }) => this.decode(body, Number(headers.get("X-Latentcast-Samples")))));
+      this.chunks.get(index).catch(() => this.chunks.delete(index));
+      for (const old of this.chunks.keys()) if (old < index - 2 || old > index + 8) this.chunks.delete(old);
+    }
+    return this.chunks.get(index);
+  }
+
+  async decode(body, samples) {
+    const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    const skip = view.getUint32(0, true);
+    const planes = Array.from({ length: this.channels }, () => []);
+    let failure = null, packets = 0;
+    const decoder = new AudioDecoder({
+      output: (data) => {
+        for (let c = 0; c < this.channels; c++) {
+          const plane = new Float32Array(data.numberOfFrames);
+          data.copyTo(plane, { planeIndex: c, format: "f32-planar" });
+          planes[c].push(plane);
+        }
+        data.close();
+      },
+      error: (e) => { failure = e; },
+    });
+    decoder.configure({ codec: "opus", sampleRate: RATE, numberOfChannels: this.channels, description: this.head });
+    for (let at = 4, t = 0; at < body.length; packets++) {
+      const n = view.getUint16(at, true);
+      decoder.decode(new EncodedAudioChunk({ type: "key", timestamp: t, data: body.subarray(at + 2, at + 2 + n) }));
+      at += 2 + n;
+      t += 20000;
+    }
+    await decoder.flush();
+    decoder.close();
+    if (failure) throw new PlayerError(`the sound would not decode (${failure.message})`);
+    const whole = planes.map((parts) => {
+      const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) { out.set(p, at); at += p.length; }
+      return out;
+    });
+    // A decoder that kept the encoder's pre-skip (a whole 20 ms per packet) is trimmed here.
+    const first = skip + (whole[0].length === packets * 960 ? this.preSkip : 0);
+    if (whole[0].length < first + samples) throw new PlayerError("an audio chunk holds fewer samples than promised");
+    return whole.map((plane) => plane.subarray(first, first + samples));
+  }
+
+  // Play chunk ``index``'s sound from ``offset`` samples in, at ``when`` on the audio clock.
+  async schedule(index, offset, when) {
+    const planes = await this.chunk(index);
+    if (!this.context || offset >= planes[0].length) return;
+    const buffer = this.context.createBuffer(this.channels, planes[0].length - offset, RATE);
+    planes.forEach((plane, c) => buffer.copyToChannel(plane.subarray(offset), c));
+    const source = this.context.createBufferSource();
+    source.buffer = buffer;
+    source.connect(this.context.destination);
+    source.start(Math.max(when, this.context.currentTime));
+    this.sources.push(source);
+    this.scheduled = (this.scheduled || 0) + 1;
+  }
+
+  stop() {
+    for (const s of this.sources) { try { s.stop(); } catch (_) { /* already ended */ } }
+    this.sources = [];
+  }
+}
+
 // -- the player --------------------------------------------------------------------------------
 
 class Player {
@@ -109,6 +194,8 @@ class Player {
       return span > 0 ? Math.fround(span / levels) : 1;
     });
     this.parts = this.meta.parts || [];
+    this.sound = this.meta.audio && globalThis.AudioDecoder ? new Sound(movie, this.meta.audio) : null;
+    this.silentWhy = this.meta.audio && !this.sound ? "no sound: this browser has no WebCodecs here (https needed)" : "";
     this.sessions = new Map(); // sha256 -> InferenceSession promise
     this.chunks = new Map(); // chunk index -> latents promise
     this.frame = 0;
@@ -178,7 +265,7 @@ class Player {
     const clock = (f) => { const s = Math.floor(f / this.fps); return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`; };
     $("time").textContent = `${clock(frame)} / ${clock(this.frames)}`;
     $("status").textContent = `frame ${frame + 1} of ${this.frames} · decode ${this.decodeFps().toFixed(1)} frames/s · ` +
-      `${ort.env.wasm.numThreads} threads`;
+      `${ort.env.wasm.numThreads} threads · ` + (this.sound ? "sound" : this.silentWhy || "silent movie");
   }
 
   decodeFps() { return this.decoded / Math.max(this.decodeSeconds, 1e-9); }
@@ -193,21 +280,39 @@ class Player {
     if (this.playing) return;
     this.playing = true;
     $("play").textContent = "Pause";
-    let start = performance.now(), first = this.frame;
+    const LEAD = 0.15; // seconds: room to schedule the first sound before its frame is due
+    if (this.sound && !this.sound.context) this.sound.context = new AudioContext({ sampleRate: RATE });
+    let start, first, audioStart;
+    const restart = (frame) => { // picture and sound start together from ``frame``
+      start = performance.now() + LEAD * 1000;
+      first = frame;
+      if (this.sound) {
+        this.sound.stop();
+        audioStart = this.sound.context.currentTime + LEAD;
+        const index = Math.floor(frame / this.chunkFrames);
+        this.sound.schedule(index, this.sample(frame) - this.sample(index * this.chunkFrames), audioStart);
+      }
+    };
+    restart(this.frame + 1);
     while (this.playing && this.frame < this.frames - 1) {
       const next = this.frame + 1;
+      if (this.sound && next !== first && next % this.chunkFrames === 0) // a new chunk: its sound, on the clock
+        this.sound.schedule(next / this.chunkFrames, 0, audioStart + (next - first) / this.fps);
       const pixels = await this.decode(next);
       if (!this.playing) break;
       const due = start + ((next - first) * 1000) / this.fps;
       const wait = due - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      else if (wait < -1000 / this.fps) { start = performance.now(); first = next; } // late: the clock restarts here
+      else if (wait < -1000 / this.fps) restart(next); // late: the clock, and the sound, restart here
       this.draw(pixels, next);
     }
     this.pause();
   }
 
+  sample(frame) { return Math.round((frame * RATE * this.movie.fps_den) / this.movie.fps_num); }
+
   pause() {
+    if (this.sound) this.sound.stop();
     this.playing = false;
     $("play").textContent = "Play";
   }

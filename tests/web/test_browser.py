@@ -85,3 +85,38 @@ def test_a_wrong_token_and_a_missing_movie_show_a_message(page):
     browser.evaluate(f"sessionStorage.setItem('latentcast-token', '{TOKEN}'); true")
     browser.goto(f"{srv.http_url}/watch/nosuchmovie")
     assert "no movie" in browser.wait_for("document.getElementById('error').textContent")
+
+
+def test_the_page_decodes_the_sound_and_plays_it_on_the_frame_clock(trained_model, tmp_path):
+    from latentcast.codec import audio
+    from latentcast.codec.format.container import Container
+    from latentcast.server.store import Store
+    from synthetic import make_frames, music_like, write_clip_with_sound
+
+    fps, n = 12, 48
+    pcm = music_like(n / fps) * 0.3
+    click = round(30 / fps * 48000)  # at frame 30: 6 frames into chunk 2 (chunks of 12 frames)
+    pcm[0, click : click + 48] = 0.95
+    src = write_clip_with_sound(tmp_path / "loud.mkv", make_frames(n, 64, 48, seed=4), fps, pcm)
+    store = Store(tmp_path / "s", create=True)
+    rec = store.ingest(str(src), trained_model, title="loud", chunk_seconds=1.0, progress=False)
+    with Container(store.movie_path(rec.id)) as c:
+        want = audio.decode_chunk(c.header.audio, c.read_audio(2), c.audio_chunks[2].n_frames)
+    with run_server(store, ServerOptions(http_listen="127.0.0.1:0")) as srv:
+        browser = Browser(chromium_binary())
+        try:
+            browser.goto(f"{srv.http_url}/watch/{rec.id}")
+            browser.wait_for("window.latentcast.ready.then(p => !!p)", timeout_s=120)
+            got = browser.evaluate("window.latentcast.ready.then(p => p.sound.chunk(2)).then(planes => "
+                                   "Array.from(planes[0]))")
+            assert "sound" in browser.evaluate("document.getElementById('status').textContent")
+            browser.evaluate("window.latentcast.ready.then(p => { p.seek(20).then(() => p.play()); return true; })")
+            browser.wait_for("window.latentcast.ready.then(p => p.frame >= 40 && p.sound.scheduled >= 2)",
+                             timeout_s=30)
+        finally:
+            browser.close()
+    got = np.asarray(got, np.float32)
+    assert got.shape[0] == want.shape[1]  # the chunk's samples exactly
+    assert abs(int(np.argmax(np.abs(got))) - (click - round(24 / fps * 48000))) <= 960  # the click, within 20 ms
+    snr = 10 * np.log10((want ** 2).sum() / ((want[0] - got) ** 2).sum())
+    assert snr >= 30, snr  # the same Opus, decoded by the browser
