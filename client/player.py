@@ -23,6 +23,7 @@ from latentcast.codec.format.errors import ModelError, UsageError
 from latentcast.codec.format.rates import kbps
 from latentcast.codec.progress import progress_bar
 from latentcast.codec.quality import ReferencePSNR
+from latentcast.codec.runtime.backends import warm_up
 from latentcast.codec.runtime.decode import decode_frames
 
 from .session import Session
@@ -84,6 +85,7 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     """Play ``movie_name`` (id or exact title) from the server into ``output``."""
     video.output_kind(output)
     t0 = time.monotonic()
+    warm_up(runtime)
     movie = session.get_movie(movie_name)
     if start < 0 or start >= movie.frames:
         raise UsageError(f"start frame {start} is outside the movie's {movie.frames} frames")

@@ -109,3 +109,25 @@ def read_sound(path: str | Path) -> np.ndarray:
         pieces = [o.to_ndarray() for f in c.decode(audio=0) for o in resampler.resample(f)]
         pieces += [o.to_ndarray() for o in resampler.resample(None)]
     return np.concatenate(pieces, axis=1)
+
+
+def flash_and_click(n: int, fps: int, flash: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Dark 64x48 frames with a white one at ``flash``, and music-like sound with a 1 ms click at
+    that frame's time: a sync test's source."""
+    frames = make_frames(n, 64, 48, seed=seed) // 4
+    frames[flash] = 255
+    pcm = music_like(n / fps) * 0.3
+    at = round(flash / fps * 48000)
+    pcm[0, at : at + 48] = 0.95
+    return frames, pcm
+
+
+def flash_time(path, fps: int) -> float:
+    """When the brightest frame of a video is shown, in seconds."""
+    frames = np.stack(list(video.read_frames(path)))
+    return float(np.argmax(frames.reshape(len(frames), -1).mean(axis=1))) / fps
+
+
+def click_time(pcm: np.ndarray) -> float:
+    """When the loudest sample of 48 kHz sound plays, in seconds."""
+    return float(np.argmax(np.abs(pcm).max(axis=0))) / 48000

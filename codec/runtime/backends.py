@@ -8,8 +8,10 @@ Decoder, where ``latentcast[train]`` is installed. Both start from the same floa
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
+import threading
 from typing import Protocol
 
 import numpy as np
@@ -46,6 +48,19 @@ def resolve_runtime(runtime: str = DEFAULT_RUNTIME) -> str:
         what = "pip install onnxruntime" if runtime == "onnx" else "pip install 'latentcast[train]'"
         raise UsageError(f"the {runtime} runtime is not installed: {what}")
     return runtime
+
+
+def warm_up(runtime: str = DEFAULT_RUNTIME) -> None:
+    """Start importing the runtime's modules on a thread, so the import (about a second for
+    onnx, most of it ml_dtypes) overlaps the catalog call and the downloads before the first
+    frame instead of delaying it. Unknown or missing runtimes are left for build_decoder to report."""
+    try:
+        runtime = resolve_runtime(runtime)
+    except UsageError:
+        return
+    modules = ("onnx", "onnxruntime") if runtime == "onnx" else ("torch",)
+    threading.Thread(target=lambda: [importlib.import_module(m) for m in modules], name="latentcast-warm-up",
+                     daemon=True).start()
 
 
 def decode_threads() -> int:

@@ -30,10 +30,11 @@ def _start(store_root, port):
     return proc
 
 
-def test_server_killed_and_restarted_mid_stream(long_store, tmp_path):
-    store, rec, offline_frames = long_store
+def _play_through_a_kill(store_root, movie_id: str, tmp_path):
+    """Play the movie into tmp_path/out.mkv while its server is SIGKILLed two batches in and
+    restarted; returns the summary and the server processes."""
     port = _free_port()
-    procs = [_start(store.root, port)]
+    procs = [_start(store_root, port)]
     state = {"batches": 0}
 
     def on_frames(frames):
@@ -42,17 +43,23 @@ def test_server_killed_and_restarted_mid_stream(long_store, tmp_path):
             procs[0].send_signal(signal.SIGKILL)
             procs[0].wait()
             time.sleep(0.3)
-            procs.append(_start(store.root, port))
+            procs.append(_start(store_root, port))
 
     try:
         with Session(f"127.0.0.1:{port}", cache_dir=tmp_path / "cache", retry_s=20) as s:
-            summary = play(s, rec.id, str(tmp_path / "out.mkv"), batch=1, progress=False, on_frames=on_frames,
+            summary = play(s, movie_id, str(tmp_path / "out.mkv"), batch=1, progress=False, on_frames=on_frames,
                            buffer_s=0)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 p.wait(10)
+    return summary, procs
+
+
+def test_server_killed_and_restarted_mid_stream(long_store, tmp_path):
+    store, rec, offline_frames = long_store
+    summary, procs = _play_through_a_kill(store.root, rec.id, tmp_path)
     got = np.stack(list(video.read_frames(tmp_path / "out.mkv")))
     assert len(procs) == 2
     assert summary.reconnects >= 1
@@ -110,3 +117,19 @@ def test_ten_streams_survive_a_server_kill(long_store, tmp_path):
         assert results[i].reconnects >= 1
         got = np.stack(list(video.read_frames(tmp_path / f"o{i}.mkv")))
         assert np.array_equal(got, offline_frames)
+
+
+def test_picture_and_sound_resume_together(trained_model, tmp_path):
+    from latentcast.server.store import Store
+    from synthetic import click_time, flash_and_click, flash_time, read_sound, write_clip_with_sound
+
+    fps, n, flash = 12, 96, 80  # 8 s; the flash and click come after the restart
+    frames, pcm = flash_and_click(n, fps, flash)
+    src = write_clip_with_sound(tmp_path / "src.mkv", frames, fps, pcm)
+    store = Store(tmp_path / "s", create=True)
+    rec = store.ingest(str(src), trained_model, title="loud", chunk_seconds=0.25, progress=False)
+    summary, procs = _play_through_a_kill(store.root, rec.id, tmp_path)
+    assert len(procs) == 2 and summary.reconnects >= 1 and summary.frames == n
+    sound = read_sound(tmp_path / "out.mkv")
+    assert abs(sound.shape[1] / 48000 - n / fps) <= 0.02  # no sound lost or doubled across the resume
+    assert abs(click_time(sound) - flash_time(tmp_path / "out.mkv", fps)) <= 0.02

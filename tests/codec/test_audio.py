@@ -10,16 +10,26 @@ from latentcast.codec.format.errors import CorruptContainer
 from latentcast.commands import decode
 from latentcast.server.app import ServerOptions, run_server
 from latentcast.server.store import Store
-from synthetic import make_frames, music_like, read_sound, speech_like, write_clip, write_clip_with_sound
+from synthetic import (
+    click_time,
+    flash_and_click,
+    flash_time,
+    music_like,
+    read_sound,
+    speech_like,
+    write_clip,
+    write_clip_with_sound,
+)
 
 FPS, FRAMES, FLASH = 12, 48, 30  # 4 s; a white frame and a click at 2.5 s
 
 
 def _flash_and_click(seconds: float, click_at: float) -> tuple[np.ndarray, np.ndarray]:
-    frames = make_frames(FRAMES, 64, 48, seed=3) // 4  # dark
-    frames[FLASH] = 255
+    if seconds == FRAMES / FPS:
+        return flash_and_click(FRAMES, FPS, FLASH)
+    frames, _ = flash_and_click(FRAMES, FPS, FLASH)  # a shorter sound, its click where asked
     pcm = music_like(seconds) * 0.3
-    pcm[0, round(click_at * 48000) : round(click_at * 48000) + 48] = 0.95  # 1 ms click
+    pcm[0, round(click_at * 48000) : round(click_at * 48000) + 48] = 0.95
     return frames, pcm
 
 
@@ -34,14 +44,10 @@ def _snr_aligned(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _flash_time(path) -> float:
-    from latentcast.codec import video
-
-    frames = np.stack(list(video.read_frames(path)))
-    return float(np.argmax(frames.reshape(len(frames), -1).mean(axis=1))) / FPS
+    return flash_time(path, FPS)
 
 
-def _click_time(pcm: np.ndarray) -> float:
-    return float(np.argmax(np.abs(pcm).max(axis=0))) / 48000
+_click_time = click_time
 
 
 @pytest.mark.parametrize("make", [music_like, speech_like])

@@ -91,13 +91,12 @@ def test_the_page_decodes_the_sound_and_plays_it_on_the_frame_clock(trained_mode
     from latentcast.codec import audio
     from latentcast.codec.format.container import Container
     from latentcast.server.store import Store
-    from synthetic import make_frames, music_like, write_clip_with_sound
+    from synthetic import flash_and_click, write_clip_with_sound
 
     fps, n = 12, 48
-    pcm = music_like(n / fps) * 0.3
+    frames, pcm = flash_and_click(n, fps, 30)
     click = round(30 / fps * 48000)  # at frame 30: 6 frames into chunk 2 (chunks of 12 frames)
-    pcm[0, click : click + 48] = 0.95
-    src = write_clip_with_sound(tmp_path / "loud.mkv", make_frames(n, 64, 48, seed=4), fps, pcm)
+    src = write_clip_with_sound(tmp_path / "loud.mkv", frames, fps, pcm)
     store = Store(tmp_path / "s", create=True)
     rec = store.ingest(str(src), trained_model, title="loud", chunk_seconds=1.0, progress=False)
     with Container(store.movie_path(rec.id)) as c:
