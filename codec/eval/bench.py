@@ -24,10 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import video
+from .. import audio, video
+from ..format.audio_info import DEFAULT_AUDIO_KBPS
 from ..format.container import DEFAULT_CHUNK_SECONDS, Container, chunk_frames_for, write_latents
 from ..format.decoder_file import compress_decoder
 from ..format.errors import UsageError
+from ..format.rates import kbps
 from ..nn.config import DECODER, load_config
 from ..nn.encode import encode_batches
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
@@ -240,6 +242,19 @@ def bd_table(points: list[dict]) -> list[dict]:
     return rows
 
 
+def sound_kbps(source: str, frames: int, fps: Fraction, kbps_asked: float = DEFAULT_AUDIO_KBPS) -> float | None:
+    """What the source's sound over the benchmark's frames costs as latentcast codes it (Opus
+    chunks over the latent chunks, at ``kbps_asked``), or None for a silent source. Reported
+    apart: the curves compare picture with picture, as the classical codecs run without sound."""
+    pcm = audio.read_audio(source, max_seconds=frames / float(fps))
+    if pcm is None or not frames:
+        return None
+    step = chunk_frames_for(fps, DEFAULT_CHUNK_SECONDS)
+    _info, payloads = audio.encode_chunks(pcm, audio.chunk_spans(list(range(0, frames, step)), frames, fps),
+                                          kbps_asked)
+    return kbps(sum(map(len, payloads)), frames, float(fps))
+
+
 def run_bench(source: str, model_dirs: list[str], out_dir: str | os.PathLike, opts: BenchOptions) -> dict:
     """Run the whole benchmark and write results.json, results.csv and rd.png to ``out_dir``."""
     if not model_dirs:
@@ -271,6 +286,8 @@ def run_bench(source: str, model_dirs: list[str], out_dir: str | os.PathLike, op
         "clip": Path(source).name, "width": size[0], "height": size[1], "frames": n, "fps": float(fps),
         "duration_s": n / float(fps), "y_psnr_standard": Y_PSNR_STANDARD, "points": points,
         "bd": bd_table(points),
+        # the sound, apart from every curve: what it would cost at the default Opus rate
+        "audio_kbps": sound_kbps(source, n, fps), "audio_kbps_asked": DEFAULT_AUDIO_KBPS,
     }
     write_results(out, results)
     return results

@@ -100,6 +100,12 @@ def markdown(results: dict) -> str:
         lines.append(f"| {codec} | {p['preset'] or ''} | {knob} | {p['accounting'] or ''} | {p['kbps']:.1f} | "
                      f"{p['bpp']:.4f} | {p['psnr']:.2f} | {p['psnr_mse']:.2f} | {f(p['ms_ssim'], '.4f')} | "
                      f"{p['y_psnr']:.2f} | {p['enc_fps']:.1f} | {p['dec_fps']:.1f} |")
+    if results.get("audio_kbps") is not None:
+        lines += ["", f"sound: {results['audio_kbps']:.1f} kbit/s of Opus ({results['audio_kbps_asked']:g} asked), "
+                  "apart from every rate above: the curves compare picture with picture, as the classical codecs "
+                  "run without sound"]
+    elif "audio_kbps" in results:
+        lines += ["", "sound: none (a silent source)"]
     if results.get("bd"):
         lines += ["", "| anchor | test | BD-rate | BD-PSNR | points (anchor, test) | note |",
                   "|---|---|---|---|---|---|"]

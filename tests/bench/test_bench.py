@@ -93,3 +93,21 @@ def test_bench_names_the_plot_extra_when_matplotlib_is_missing(trained_model, cl
     err = capsys.readouterr().err
     assert code == 1 and "pip install 'latentcast[plot]'" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()  # refused before any work
+
+
+def test_the_sound_is_priced_apart_from_the_curves(results, tmp_path):
+    from fractions import Fraction
+
+    from latentcast.codec.eval.bench import sound_kbps
+    from latentcast.codec.eval.report import markdown
+    from synthetic import flash_and_click, write_clip_with_sound
+
+    _out, res = results
+    assert res["audio_kbps"] is None and "sound: none" in markdown(res)  # the synthetic clip is silent
+    frames, pcm = flash_and_click(48, 12, 30)
+    loud = write_clip_with_sound(tmp_path / "loud.mkv", frames, 12, pcm)
+    rate = sound_kbps(str(loud), 48, Fraction(12))
+    assert 20 < rate < 80  # 48 asked, coded in chunks
+    assert sound_kbps(str(loud), 48, Fraction(12), 24) < rate
+    assert "sound: " in markdown({**res, "audio_kbps": rate}) and "picture with picture" in markdown(
+        {**res, "audio_kbps": rate})
