@@ -436,33 +436,28 @@ class Container:
         starts = [c.start for c in self.chunks]
         return bisect.bisect_right(starts, frame) - 1
 
-    def read_payload(self, i: int) -> bytes:
-        """The verified payload of chunk ``i``; CorruptContainer (with its frame range) if damaged."""
-        e = self.chunks[i]
+    def _read_verified(self, e: ChunkEntry, what: str, frames: ChunkEntry) -> bytes:
+        """The payload of record ``e`` once its record and checksum match the index;
+        CorruptContainer naming ``what`` and the latent frames it covers otherwise."""
         self._f.seek(e.offset)
         raw = self._f.read(e.stored_bytes)
+        span = (frames.start, frames.end)
         if len(raw) != e.stored_bytes:
-            raise CorruptContainer("truncated chunk", e.offset + len(raw), frames=(e.start, e.end))
-        record = _RECORD.unpack_from(raw)
+            raise CorruptContainer(f"truncated {what}", e.offset + len(raw), frames=span)
         payload = raw[_RECORD.size:]
-        if record != (e.start, e.n_frames, e.length, e.checksum) or chunk_checksum(e.start, e.n_frames, payload) \
-                != e.checksum:
-            raise CorruptContainer(f"chunk {i} (frames {e.start}-{e.end - 1}) fails its checksum", e.offset,
-                                   frames=(e.start, e.end))
+        if _RECORD.unpack_from(raw) != (e.start, e.n_frames, e.length, e.checksum) \
+                or chunk_checksum(e.start, e.n_frames, payload) != e.checksum:
+            raise CorruptContainer(f"{what} (frames {span[0]}-{span[1] - 1}) fails its checksum", e.offset,
+                                   frames=span)
         return payload
+
+    def read_payload(self, i: int) -> bytes:
+        """The verified payload of chunk ``i``; CorruptContainer (with its frame range) if damaged."""
+        return self._read_verified(self.chunks[i], f"chunk {i}", self.chunks[i])
 
     def read_audio(self, i: int) -> bytes:
         """The verified payload of audio chunk ``i`` (codec.audio), which plays over latent chunk ``i``."""
-        e = self.audio_chunks[i]
-        self._f.seek(e.offset)
-        raw = self._f.read(e.stored_bytes)
-        payload = raw[_RECORD.size:]
-        if len(raw) != e.stored_bytes or _RECORD.unpack_from(raw) != (e.start, e.n_frames, e.length, e.checksum) \
-                or chunk_checksum(e.start, e.n_frames, payload) != e.checksum:
-            c = self.chunks[i]
-            raise CorruptContainer(f"audio chunk {i} (frames {c.start}-{c.end - 1}) fails its checksum", e.offset,
-                                   frames=(c.start, c.end))
-        return payload
+        return self._read_verified(self.audio_chunks[i], f"audio chunk {i}", self.chunks[i])
 
     @property
     def audio_bytes(self) -> int:
