@@ -24,18 +24,16 @@ from google.protobuf import json_format
 from latentcast.client.checks import (
     MAX_AUDIO_CHUNK,
     UntrustedMessage,
-    check_latent_chunk,
     check_movie,
     check_movie_page,
     printable,
 )
 from latentcast.codec.format.address import is_loopback
-from latentcast.codec.format.container import chunk_checksum
 from latentcast.codec.format.decoder_file import decompress_decoder
 from latentcast.codec.format.errors import ModelError, UsageError
 from latentcast.proto import latentcast_pb2 as pb
 
-from .session import ServerError, Session, jittered, retryable
+from .session import ServerError, Session
 
 log = logging.getLogger(__name__)
 
@@ -130,18 +128,6 @@ class HttpSession(Session):
         except (ValueError, KeyError, TypeError):
             return f"HTTP {status}"
 
-    def _retrying(self, fn):
-        deadline = time.monotonic() + self.retry_s
-        delay = 0.1
-        while True:
-            try:
-                return fn()
-            except ServerError as e:
-                if not retryable(e.code, e.details) or time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(jittered(delay))
-                delay = min(delay * 2, 2.0)
-
     def _message(self, path: str, message):
         body = self._retrying(lambda: self._get(path, MAX_JSON)).body
         try:
@@ -203,7 +189,7 @@ class HttpSession(Session):
                 raise UntrustedMessage(f"chunk {index} came without its frame range and checksum") from None
             self.received.latent_bytes += chunk.ByteSize()
             self.received.chunks += 1
-            check_latent_chunk(chunk, movie, next_frame, stop)
+            self._verified_chunk(chunk, movie, next_frame, stop)  # before the sound is asked for
             if movie.audio_kbps > 0:  # the sound over these frames, from its own cacheable URL
                 sound = self._retrying(lambda: self._get(f"/v1/movies/{quote(movie.id, safe='')}/audio/{index}",
                                                          MAX_AUDIO_CHUNK, private=False))
@@ -214,8 +200,5 @@ class HttpSession(Session):
                     raise UntrustedMessage(f"audio chunk {index} came without its samples and checksum") from None
                 chunk.audio = sound.body
                 self.received.audio_bytes += len(sound.body)
-            if chunk_checksum(chunk.start_frame, chunk.n_frames, chunk.payload) != chunk.checksum:
-                raise ServerError(grpc.StatusCode.DATA_LOSS,
-                                  f"chunk for frames {chunk.start_frame}+{chunk.n_frames} failed its checksum")
             yield chunk
             next_frame = min(chunk.start_frame + chunk.n_frames, stop)

@@ -138,11 +138,16 @@ class Session:
 
     def _with_retry(self, fn: Callable, request):
         """Unary calls: retry while the server is unreachable, up to ``retry_s``."""
+        return self._retrying(lambda: self._call(fn, request))
+
+    def _retrying(self, attempt: Callable):
+        """``attempt()``, again with jittered backoff while it fails with a retryable ServerError,
+        for up to ``retry_s``."""
         deadline = time.monotonic() + self.retry_s
         delay = 0.1
         while True:
             try:
-                return self._call(fn, request)
+                return attempt()
             except ServerError as e:
                 if not retryable(e.code, e.details) or time.monotonic() + delay > deadline:
                     raise
@@ -258,6 +263,16 @@ class Session:
 
     # -- latents -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _verified_chunk(chunk: pb.LatentChunk, movie: pb.Movie, next_frame: int, stop: int) -> pb.LatentChunk:
+        """``chunk`` once its bounds fit the movie and the request and its checksum holds (the
+        sound's is checked where it is decoded: wire.chunk_sound)."""
+        check_latent_chunk(chunk, movie, next_frame, stop)  # bounds first: the checksum packs them
+        if chunk_checksum(chunk.start_frame, chunk.n_frames, chunk.payload) != chunk.checksum:
+            raise ServerError(grpc.StatusCode.DATA_LOSS,
+                              f"chunk for frames {chunk.start_frame}+{chunk.n_frames} failed its checksum")
+        return chunk
+
     def stream_latents(self, movie: pb.Movie, start: int, stop: int) -> Iterator[pb.LatentChunk]:
         """Verified chunks of ``movie`` (as get_movie described it) covering frames [start, stop).
         If the server goes away, reconnect with backoff and ask again from the first frame not
@@ -279,10 +294,7 @@ class Session:
                     self.received.latent_bytes += chunk.ByteSize() - sound
                     self.received.audio_bytes += sound
                     self.received.chunks += 1
-                    check_latent_chunk(chunk, movie, next_frame, stop)  # bounds first: the checksum packs them
-                    if chunk_checksum(chunk.start_frame, chunk.n_frames, chunk.payload) != chunk.checksum:
-                        raise ServerError(grpc.StatusCode.DATA_LOSS,
-                                          f"chunk for frames {chunk.start_frame}+{chunk.n_frames} failed its checksum")
+                    self._verified_chunk(chunk, movie, next_frame, stop)
                     end = chunk.start_frame + chunk.n_frames
                     deadline, delay = None, 0.1  # progress: the retry window starts over
                     yield chunk
