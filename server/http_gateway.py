@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from google.protobuf import json_format
 
 from latentcast.codec.format.container import Container
-from latentcast.codec.format.decoder_file import decompress_decoder, sha256_bytes
+from latentcast.codec.format.decoder_file import decompress_decoder
 from latentcast.codec.format.decoder_state import apply_part, load_state_verified, part_base
 from latentcast.codec.format.errors import CorruptContainer, ModelError
 from latentcast.codec.nn.config import CodecConfig
@@ -54,6 +54,7 @@ from latentcast.codec.nn.config import CodecConfig
 from .auth import TokenInterceptor
 from .decoder_cache import DecoderCache
 from .service import DEFAULT_PAGE, MAX_PAGE, Limits, describe_movie, movie_message, page_token, parse_page_token
+from .slots import Refused, Slots
 from .store import NotFound, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -139,38 +140,26 @@ class Gateway:
         self._web: dict[str, bytes] | None = None
         self._onnx: collections.OrderedDict = collections.OrderedDict()  # sha -> ONNX bytes
         self._onnx_bytes = 0
-        self._active = 0
-        self._per_client: dict[str, int] = {}
+        self.slots = Slots(limits.max_streams, limits.max_streams_per_client, "concurrent requests")
 
     @contextlib.contextmanager
     def admitted(self, client: str):
         """A request slot, as a gRPC stream takes one; HttpError 429 when none is free."""
-        with self._lock:
-            if self._active >= self.limits.max_streams:
-                raise HttpError(429, f"the server is at its limit of {self.limits.max_streams} concurrent requests",
-                                {"Retry-After": "1"})
-            if self._per_client.get(client, 0) >= self.limits.max_streams_per_client:
-                raise HttpError(429, f"at most {self.limits.max_streams_per_client} concurrent requests per client",
-                                {"Retry-After": "1"})
-            self._active += 1
-            self._per_client[client] = self._per_client.get(client, 0) + 1
-        try:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(self.slots.held(client))
+            except Refused as e:
+                raise HttpError(429, str(e), {"Retry-After": "1"}) from None
             yield
-        finally:
-            with self._lock:
-                self._active -= 1
-                self._per_client[client] -= 1
-                if not self._per_client[client]:
-                    del self._per_client[client]
 
-    def private(self, authorization: str | None) -> str:
-        """The Cache-Control of what stays behind the token; HttpError 401 when it is wrong."""
-        if self.auth is None:
-            return "private, no-cache"
-        problem = self.auth.check([("authorization", authorization)] if authorization is not None else [])
-        if problem:
-            raise HttpError(401, problem, {"WWW-Authenticate": 'Bearer realm="latentcast"'})
-        return "private, no-cache"
+    def private(self, authorization: str | None, immutable: bool = False) -> str:
+        """The Cache-Control of what stays behind the token (``immutable``: content-addressed, a
+        decoder); HttpError 401 when the token is wrong."""
+        if self.auth is not None:
+            problem = self.auth.check([("authorization", authorization)] if authorization is not None else [])
+            if problem:
+                raise HttpError(401, problem, {"WWW-Authenticate": 'Bearer realm="latentcast"'})
+        return "private, max-age=31536000, immutable" if immutable else "private, no-cache"
 
     def _movie(self, name: str):
         try:
@@ -198,18 +187,17 @@ class Gateway:
                 raise HttpError(500, f"data loss: {e}") from None
             return self._json(json_format.MessageToDict(message, preserving_proto_field_name=True), cache)
         if m := _DECODER.fullmatch(path):
-            cache = self.private(authorization)
+            cache = self.private(authorization, immutable=True)
             data, _config, decoded = self._decoder(m.group(1))
-            return Reply(data, "application/octet-stream", cache.replace("no-cache", "max-age=31536000, immutable"),
+            return Reply(data, "application/octet-stream", cache,
                          {ENCODING_HEADER: "zstd", DECODED_HEADER: str(decoded)})
         if m := _CONFIG.fullmatch(path):
-            cache = self.private(authorization)
+            cache = self.private(authorization, immutable=True)
             _data, config, _decoded = self._decoder(m.group(1))  # a part's names its base: {"part_of": sha}
-            return Reply(config.encode(), "application/json", cache.replace("no-cache", "max-age=31536000, immutable"),
-                         {})
+            return Reply(config.encode(), "application/json", cache, {})
         if m := _ONNX.fullmatch(path):
-            return Reply(self.onnx(m.group(1)), "application/octet-stream",
-                         self.private(authorization).replace("no-cache", "max-age=31536000, immutable"), {})
+            cache = self.private(authorization, immutable=True)
+            return Reply(self.onnx(m.group(1)), "application/octet-stream", cache, {})
         if _WATCH.fullmatch(path):
             return Reply(self.web_file("watch.html"), WEB_TYPES[".html"], "no-cache", dict(ISOLATED))
         if m := _WEB.fullmatch(path):
@@ -245,13 +233,13 @@ class Gateway:
             if sha in self._onnx:
                 self._onnx.move_to_end(sha)
                 return self._onnx[sha]
-        data, config = self._verified(sha)
-        base = part_base(data)  # a part names its base; a base names none
         try:
-            if not base:
+            data, config = self._safetensors(sha)
+            base = part_base(data)  # a part names its base; a base names none
+            if not base:  # both branches check the sha256 before anything is built
                 cfg, state = CodecConfig.from_json(config), load_state_verified(data, sha, "decoder")
             else:  # a part: applied to the base it names
-                base_data, base_config = self._verified(base)
+                base_data, base_config = self._safetensors(base)
                 cfg = CodecConfig.from_json(base_config)
                 state = apply_part(load_state_verified(base_data, base, "base decoder"), data, sha, base)
             model = decoder_graph(cfg, state, codes=True).SerializeToString()
@@ -265,15 +253,10 @@ class Gateway:
                 self._onnx_bytes -= len(old)
         return model
 
-    def _verified(self, sha: str) -> tuple[bytes, str]:
+    def _safetensors(self, sha: str) -> tuple[bytes, str]:
+        """A stored decoder's safetensors bytes (unchecked: their readers check the sha256) and config."""
         wire, config, decoded = self._decoder(sha)
-        try:
-            data = decompress_decoder(wire, decoded)
-        except ModelError as e:
-            raise HttpError(500, f"decoder {sha[:12]}… is damaged: {e}") from None
-        if sha256_bytes(data) != sha:
-            raise HttpError(500, f"decoder {sha[:12]}… is damaged: sha256 mismatch")
-        return data, config
+        return decompress_decoder(wire, decoded), config
 
     @staticmethod
     def _json(obj, cache: str) -> Reply:

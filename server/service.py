@@ -7,7 +7,6 @@ checksum is verified, so a damaged chunk is answered with DATA_LOSS instead of g
 from __future__ import annotations
 
 import base64
-import collections
 import contextlib
 import hashlib
 import json
@@ -24,6 +23,7 @@ from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 
 from .decoder_cache import DecoderCache
+from .slots import Refused, Slots
 from .store import NotFound, Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,7 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
         # With tokens, a client is its token; without, any caller could mint a new "client" per
         # call with a random authorization header, so a client is its address alone.
         self.keyed_by_token = keyed_by_token
-        self.active_streams = 0
-        self._per_client: collections.Counter = collections.Counter()
+        self.slots = Slots(self.limits.max_streams, self.limits.max_streams_per_client)
         self._lock = threading.Lock()
         self.decoders = DecoderCache(store)
         # Sends waiting on their client: a sync stream is suspended at its yield until gRPC has
@@ -139,26 +138,16 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
     def _admitted(self, context):
         """A stream slot for this call's client for as long as the block runs; RESOURCE_EXHAUSTED
         at once when the server or the client is at its limit."""
-        key = self._client_key(context)
-        with self._lock:
-            if self.active_streams >= self.limits.max_streams:
-                refused = f"the server is at its limit of {self.limits.max_streams} concurrent streams"
-            elif self._per_client[key] >= self.limits.max_streams_per_client:
-                refused = f"at most {self.limits.max_streams_per_client} concurrent streams per client"
-            else:
-                refused = None
-                self.active_streams += 1
-                self._per_client[key] += 1
-        if refused:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
-        try:
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(self.slots.held(self._client_key(context)))
+            except Refused as e:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
             yield
-        finally:
-            with self._lock:
-                self.active_streams -= 1
-                self._per_client[key] -= 1
-                if self._per_client[key] <= 0:
-                    del self._per_client[key]
+
+    @property
+    def active_streams(self) -> int:
+        return self.slots.active
 
     def _movie(self, name: str, context):
         if len(name) > self.limits.max_request_text:
