@@ -18,9 +18,10 @@ from latentcast.codec.format.address import is_loopback
 from latentcast.proto import latentcast_pb2 as pb
 from latentcast.proto import latentcast_pb2_grpc as pb_grpc
 
-from .access_log import AccessLogInterceptor
 from .auth import TokenInterceptor
-from .http_gateway import Gateway, RunningHttp, start_http
+from .http_gateway import METRICS_ONLY, Gateway, RunningHttp, start_http
+from .metrics import Metrics
+from .observe import CallObserver, ObservingInterceptor
 from .service import LatentcastServicer, Limits
 from .store import Store
 
@@ -49,6 +50,8 @@ class ServerOptions:
     # Also answer plain HTTP/1.1 here (server/http_gateway.py), with the same tokens, limits and TLS.
     http_listen: str | None = None
     cors_origin: str | None = None  # HTTP: the one other origin whose pages may read the public chunks
+    # Prometheus text at /metrics on a listener of its own (the HTTP listener has it too).
+    metrics_listen: str | None = None
 
 
 @dataclass
@@ -60,6 +63,8 @@ class RunningServer:
     auth: TokenInterceptor | None = None  # None: no tokens (loopback only)
     http: RunningHttp | None = None
     tls: bool = False
+    metrics: Metrics | None = None
+    metrics_http: RunningHttp | None = None
 
     @property
     def address(self) -> str:
@@ -75,8 +80,9 @@ class RunningServer:
     def stop(self, grace: float | None = 5.0) -> None:
         """Refuse new calls, let in-flight streams finish within ``grace`` seconds."""
         self.health.enter_graceful_shutdown()
-        if self.http is not None:
-            self.http.stop()
+        for side in (self.http, self.metrics_http):
+            if side is not None:
+                side.stop()
         self.server.stop(grace).wait()
         self.servicer.close()
 
@@ -91,9 +97,17 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
     if not (opts.tls_cert or opts.insecure or is_loopback(opts.listen)):
         raise ValueError(f"refusing to listen on {opts.listen} without TLS, which would send tokens in the clear: "
                          "give --tls-cert and --tls-key, or --insecure on a trusted network")
+    for what, listen in (("HTTP", opts.http_listen), ("metrics", opts.metrics_listen)):
+        if listen and not opts.tokens and not is_loopback(listen):
+            raise ValueError(f"refusing to serve {what} on {listen} without a token")
+        if listen and not (opts.tls_cert or opts.insecure or is_loopback(listen)):
+            raise ValueError(f"refusing to serve {what} on {listen} without TLS: give --tls-cert and "
+                             "--tls-key, or --insecure on a trusted network")
     auth = TokenInterceptor(opts.tokens) if opts.tokens else None
-    # The log sees calls the token check refused too: it runs first, around everything.
-    interceptors = ([AccessLogInterceptor()] if opts.access_log else []) + ([auth] if auth else [])
+    metrics = Metrics()
+    observer = CallObserver(metrics, log_calls=opts.access_log)
+    # The observer sees calls the token check refused too: it runs first, around everything.
+    interceptors = [ObservingInterceptor(observer)] + ([auth] if auth else [])
     # A sync gRPC stream holds a worker thread for its whole life. With a worker for every stream
     # the limits allow, plus spare ones, health checks and catalog calls never wait behind streams;
     # past `maximum_concurrent_rpcs` gRPC answers RESOURCE_EXHAUSTED at once instead of queueing.
@@ -125,32 +139,35 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
         port = server.add_insecure_port(opts.listen)
     if port == 0:
         raise OSError(f"cannot listen on {opts.listen}")
-    http = None
+    metrics.gauge("latentcast_streams_active", "gRPC latent streams and decoder downloads holding a slot now",
+                  lambda: servicer.active_streams)
+    http = metrics_http = None
     if opts.http_listen:
-        if not opts.tokens and not is_loopback(opts.http_listen):
-            raise ValueError(f"refusing to serve HTTP on {opts.http_listen} without a token")
-        if not (opts.tls_cert or opts.insecure or is_loopback(opts.http_listen)):
-            raise ValueError(f"refusing to serve HTTP on {opts.http_listen} without TLS: give --tls-cert and "
-                             "--tls-key, or --insecure on a trusted network")
-        gateway = Gateway(store, opts.limits, auth, servicer.decoders, opts.cors_origin)
-        http = _start_http(opts, gateway)
+        gateway = Gateway(store, opts.limits, auth, servicer.decoders, opts.cors_origin, observer)
+        metrics.gauge("latentcast_http_requests_active", "HTTP requests holding a slot now",
+                      lambda: gateway.slots.active)
+        http = _start_http(opts, opts.http_listen, gateway)
+    if opts.metrics_listen:
+        only_metrics = Gateway(store, opts.limits, auth, servicer.decoders, None, observer, routes=METRICS_ONLY)
+        metrics_http = _start_http(opts, opts.metrics_listen, only_metrics)
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningServer(server, port, servicer, health_servicer, auth, http, tls=bool(opts.tls_cert))
+    return RunningServer(server, port, servicer, health_servicer, auth, http, tls=bool(opts.tls_cert),
+                         metrics=metrics, metrics_http=metrics_http)
 
 
-def _start_http(opts: ServerOptions, gateway: Gateway) -> RunningHttp:
-    """The HTTP side, with TLS from the same PEM bytes as gRPC's (ssl reads them from files:
+def _start_http(opts: ServerOptions, listen: str, gateway: Gateway) -> RunningHttp:
+    """An HTTP listener, with TLS from the same PEM bytes as gRPC's (ssl reads them from files:
     written to a private temporary folder, removed once loaded)."""
     if not opts.tls_cert:
-        return start_http(opts.http_listen, gateway)
+        return start_http(listen, gateway)
     with tempfile.TemporaryDirectory(prefix="latentcast-tls-") as tmp:
         cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
         cert.write_bytes(opts.tls_cert)
         key.touch(mode=0o600)
         key.write_bytes(opts.tls_key or b"")
-        return start_http(opts.http_listen, gateway, str(cert), str(key))
+        return start_http(listen, gateway, str(cert), str(key))
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@
     GET /watch/{id}                              the browser player                  open (asks for the token)
     GET /web/{file}                              its script and ONNX Runtime Web      public
     GET /healthz                                 200 while serving                   open
+    GET /metrics                                 Prometheus text (server/metrics.py) token, no-store
 
 A chunk is immutable and, without its decoder, only numbers: it is public, with a year's
 ``max-age``, an ETag (its checksum), 304 on ``If-None-Match`` and ``Range``, so any HTTP cache
@@ -36,6 +37,7 @@ import logging
 import re
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +55,8 @@ from latentcast.codec.nn.config import CodecConfig
 
 from .auth import TokenInterceptor
 from .decoder_cache import DecoderCache
+from .metrics import CONTENT_TYPE as METRICS_TYPE
+from .observe import Call, CallObserver
 from .service import DEFAULT_PAGE, MAX_PAGE, Limits, describe_movie, movie_message, page_token, parse_page_token
 from .slots import Refused, Slots
 from .store import NotFound, Store, StoreError
@@ -76,6 +80,12 @@ _CONFIG = re.compile(r"/v1/decoders/([0-9a-f]{64})/config\.json")
 _ONNX = re.compile(r"/v1/decoders/([0-9a-f]{64})/model\.onnx")
 _WATCH = re.compile(r"/watch/([^/]{1,1024})")
 _WEB = re.compile(r"/web/((?:vendor/)?[A-Za-z0-9_.-]{1,100})")
+# Each route's kind (the access log's and the metrics' method), in the order they are tried.
+ROUTES = (("chunk", _CHUNK), ("audio", _AUDIO), ("movies", _MOVIES), ("movie", _MOVIE), ("decoder", _DECODER),
+          ("config", _CONFIG), ("onnx", _ONNX), ("watch", _WATCH), ("web", _WEB),
+          ("healthz", re.compile(r"/healthz")), ("metrics", re.compile(r"/metrics")))
+ALL_ROUTES = frozenset(kind for kind, _ in ROUTES)
+METRICS_ONLY = frozenset({"metrics", "healthz"})  # serve --metrics: a listener for the scraper alone
 WEB_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
              ".wasm": "application/wasm", ".json": "application/json"}
 # The player page is cross-origin isolated, which lets ONNX Runtime Web run threads.
@@ -132,8 +142,10 @@ class Gateway:
     """What the handler asks: the store, the limits, the token check and the decoder cache."""
 
     def __init__(self, store: Store, limits: Limits, auth: TokenInterceptor | None, decoders: DecoderCache,
-                 cors_origin: str | None = None):
+                 cors_origin: str | None = None, observer: CallObserver | None = None,
+                 routes: frozenset = ALL_ROUTES):
         self.store, self.limits, self.auth, self.decoders = store, limits, auth, decoders
+        self.observer, self.routes = observer, routes
         self.cors_origin = cors_origin  # None: no CORS headers at all, so only same-origin pages read answers
         self._lock = threading.Lock()
         self.served: collections.Counter = collections.Counter()  # answers with a body, by kind (the tests' window)
@@ -169,43 +181,54 @@ class Gateway:
         except StoreError as e:
             raise HttpError(503, str(e)) from None
 
-    def route(self, path: str, query: str, authorization: str | None) -> Reply:
-        if m := _CHUNK.fullmatch(path):
-            reply = self.chunk(m.group(1), int(m.group(2)))
+    def classify(self, path: str) -> tuple[str, tuple[str, ...]]:
+        """A path's route kind and its captured parts; ("other", ()) when no route serves it here."""
+        for kind, pattern in ROUTES:
+            if m := pattern.fullmatch(path):
+                return (kind, m.groups()) if kind in self.routes else ("other", ())
+        return "other", ()
+
+    def route(self, kind: str, parts: tuple[str, ...], query: str, authorization: str | None) -> Reply:
+        """The answer to a request that ``classify`` sorted into ``kind``."""
+        if kind == "chunk":
+            reply = self.chunk(parts[0], int(parts[1]))
             with self._lock:
                 self.served["chunk"] += 1
             return reply
-        if m := _AUDIO.fullmatch(path):
-            return self.chunk(m.group(1), int(m.group(2)), sound=True)
-        if _MOVIES.fullmatch(path):
+        if kind == "audio":
+            return self.chunk(parts[0], int(parts[1]), sound=True)
+        if kind == "movies":
             return self._json(self.movies(parse_qs(query, max_num_fields=4)), self.private(authorization))
-        if m := _MOVIE.fullmatch(path):
+        if kind == "movie":
             cache = self.private(authorization)
             try:
-                message = describe_movie(self.store, self._movie(m.group(1)))
+                message = describe_movie(self.store, self._movie(parts[0]))
             except CorruptContainer as e:
                 raise HttpError(500, f"data loss: {e}") from None
             return self._json(json_format.MessageToDict(message, preserving_proto_field_name=True), cache)
-        if m := _DECODER.fullmatch(path):
+        if kind == "decoder":
             cache = self.private(authorization, immutable=True)
-            data, _config, decoded = self._decoder(m.group(1))
+            data, _config, decoded = self._decoder(parts[0])
             return Reply(data, "application/octet-stream", cache,
                          {ENCODING_HEADER: "zstd", DECODED_HEADER: str(decoded)})
-        if m := _CONFIG.fullmatch(path):
+        if kind == "config":
             cache = self.private(authorization, immutable=True)
-            _data, config, _decoded = self._decoder(m.group(1))  # a part's names its base: {"part_of": sha}
+            _data, config, _decoded = self._decoder(parts[0])  # a part's names its base: {"part_of": sha}
             return Reply(config.encode(), "application/json", cache, {})
-        if m := _ONNX.fullmatch(path):
+        if kind == "onnx":
             cache = self.private(authorization, immutable=True)
-            return Reply(self.onnx(m.group(1)), "application/octet-stream", cache, {})
-        if _WATCH.fullmatch(path):
+            return Reply(self.onnx(parts[0]), "application/octet-stream", cache, {})
+        if kind == "watch":
             return Reply(self.web_file("watch.html"), WEB_TYPES[".html"], "no-cache", dict(ISOLATED))
-        if m := _WEB.fullmatch(path):
-            name = m.group(1)
+        if kind == "web":
+            name = parts[0]
             return Reply(self.web_file(name), WEB_TYPES.get(Path(name).suffix, "application/octet-stream"),
                          "public, max-age=3600", dict(ISOLATED))
-        if path == "/healthz":
+        if kind == "healthz":
             return Reply(b"ok\n", "text/plain", "no-store", {})
+        if kind == "metrics" and self.observer is not None:
+            self.private(authorization)  # counts are the operator's business: behind the token
+            return Reply(self.observer.metrics.exposition(), METRICS_TYPE, "no-store", {})
         raise HttpError(404, "no such resource")
 
     def _decoder(self, sha: str) -> tuple[bytes, str, int]:
@@ -321,12 +344,15 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = _refuse_method
 
     def _serve(self, head: bool) -> None:
+        t0, kind, parts = time.monotonic(), "other", ()
+        self._sent = (0, 0, 0)  # status, body bytes, frames: what _write handed over
         try:
             if len(self.path) > MAX_PATH:
                 raise HttpError(400, "request path too long")
             url = urlsplit(self.path)
+            kind, parts = self.gateway.classify(url.path)
             with self.gateway.admitted(self.client_address[0]):
-                reply = self.gateway.route(url.path, url.query, self.headers.get("Authorization"))
+                reply = self.gateway.route(kind, parts, url.query, self.headers.get("Authorization"))
                 self._send(reply, head)
         except HttpError as e:
             self._send_error(e, head)
@@ -335,6 +361,18 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug: a 500 for this request, the server serves on
             log.exception("http %s failed", self.path[:200])
             self._send_error(HttpError(500, "internal error"), head)
+        finally:
+            self._observe(kind, parts, t0)
+
+    def _observe(self, kind: str, parts: tuple[str, ...], t0: float) -> None:
+        if self.gateway.observer is None:
+            return
+        status, nbytes, frames = self._sent
+        whole = status == 200
+        self.gateway.observer.finished(Call(
+            "http", kind, unquote(parts[0]) if parts else "", str(status or "closed"), nbytes,
+            time.monotonic() - t0, f"{self.client_address[0]}:{self.client_address[1]}",
+            frames=frames if whole and kind == "chunk" else 0, decoder=whole and kind in ("decoder", "onnx")))
 
     def _send(self, reply: Reply, head: bool) -> None:
         etag = reply.headers.get("ETag")
@@ -357,6 +395,8 @@ class _Handler(BaseHTTPRequestHandler):
                 body, status = body[first : last + 1], 206
                 base["Content-Range"] = f"bytes {first}-{last}/{len(reply.body)}"
         self._write(status, {**base, "Content-Type": reply.content_type}, body, head)
+        if status == 200 and FRAMES_HEADER in reply.headers:
+            self._sent = (self._sent[0], self._sent[1], int(reply.headers[FRAMES_HEADER]))
 
     def _send_error(self, e: HttpError, head: bool) -> None:
         body = json.dumps({"error": str(e), "status": e.status}).encode()
@@ -371,6 +411,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not head:
             self.wfile.write(body)
+        self._sent = (status, 0 if head else len(body), 0)
 
 
 @dataclass

@@ -15,6 +15,10 @@ Tokens come from --token (repeatable), the LATENTCAST_TOKENS variable (comma-sep
 already admitted run on. Clients send 'authorization: Bearer <token>'. Without any token the
 server listens on loopback only. The health service (grpc.health.v1) answers without a token.
 
+Prometheus metrics (calls by method and status, frames and bytes sent, decoder downloads, call
+and first-chunk latency histograms, slots held) are at /metrics on the --http listener and on
+--metrics ADDR, behind the token when tokens are configured.
+
 SIGTERM or Ctrl-C stops accepting calls and lets in-flight streams finish within --grace seconds.
 """
 
@@ -58,11 +62,15 @@ def build_parser():
     p.add_argument("--max-stream-seconds", type=float, default=6 * 3600.0,
                    help="longest a single stream may run (default 6 h); clients resume after it")
     p.add_argument("--grace", type=float, default=10.0, help="seconds to drain streams on shutdown (default 10)")
+    p.add_argument("--metrics", metavar="ADDR",
+                   help="also serve Prometheus metrics at http://ADDR/metrics, on a listener of their own (the "
+                        "--http listener has /metrics too); same token and TLS rules as --http")
     p.add_argument("--access-log", metavar="PATH",
-                   help="write a JSON line per call (method, movie or decoder, status, bytes, ms, peer; never a "
-                        "token) to PATH, or - for stderr")
-    p.add_argument("--log-level", default="warning", choices=("debug", "info", "warning", "error"),
-                   help="how much the server logs besides the access log (default warning)")
+                   help="write a JSON line per call, gRPC and HTTP (transport, method, movie or decoder, status, "
+                        "bytes, ms, peer; never a token) to PATH, or - for stderr")
+    p.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                   help="how much the server logs besides the access log (default warning; -v is info)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at info level: reconnects, reloads, refusals")
     return p
 
 
@@ -72,14 +80,14 @@ def main(argv: list[str]) -> int:
 
     from latentcast.codec.format.address import is_loopback
     from latentcast.codec.format.errors import UsageError
-    from latentcast.server.access_log import ACCESS_LOG
     from latentcast.server.app import ServerOptions, start_server
     from latentcast.server.auth import load_tokens
+    from latentcast.server.observe import ACCESS_LOG
     from latentcast.server.service import Limits
     from latentcast.server.store import Store
 
     args = build_parser().parse_args(argv)
-    logging.getLogger().setLevel(args.log_level.upper())
+    logging.getLogger().setLevel((args.log_level or ("info" if args.verbose else "warning")).upper())
     if args.access_log:
         access = logging.getLogger(ACCESS_LOG)
         access.setLevel(logging.INFO)
@@ -103,7 +111,7 @@ def main(argv: list[str]) -> int:
                          tls_key=Path(args.tls_key).read_bytes() if args.tls_key else None,
                          tls_client_ca=Path(args.tls_client_ca).read_bytes() if args.tls_client_ca else None,
                          insecure=args.insecure, access_log=bool(args.access_log), http_listen=args.http,
-                         cors_origin=args.cors_origin)
+                         cors_origin=args.cors_origin, metrics_listen=args.metrics)
     try:
         srv = start_server(store, opts)
     except ValueError as e:
@@ -116,6 +124,10 @@ def main(argv: list[str]) -> int:
         scheme = "https" if opts.tls_cert else "http"
         http_host = args.http.rsplit(":", 1)[0]
         print(f"HTTP on {scheme}://{http_host}:{srv.http.port}/v1/movies", file=sys.stderr, flush=True)
+    if srv.metrics_http is not None:
+        scheme = "https" if opts.tls_cert else "http"
+        print(f"metrics on {scheme}://{args.metrics.rsplit(':', 1)[0]}:{srv.metrics_http.port}/metrics",
+              file=sys.stderr, flush=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
