@@ -38,3 +38,38 @@ def test_loadtest_fails_on_errors(store_with_movie, tmp_path, capsys):
 def test_only_loopback(addr):
     with pytest.raises(UsageError):
         check_loopback(addr)
+
+
+def test_a_mix_of_viewers_seeks_cancels_reads_slowly_and_downloads(store_with_movie, tmp_path):
+    store, rec = store_with_movie
+    with run_server(store, ServerOptions(tokens=["t"])) as srv:
+        report = run_loadtest(srv.address, clients=4, seconds=2.0, token="t", mix=True, seed=3,
+                              server_pid=os.getpid(), cache_dir=tmp_path / "cache")
+    d = report.as_dict()
+    assert report.ok, d
+    assert set(d["mix"]) == {"play", "seek", "cancel", "slow", "decoder"}, d["mix"]
+    assert d["decoder_downloads"] == d["mix"]["decoder"]  # each whole and matching its sha256
+    assert d["missing_frames"] == 0 and d["duplicated_frames"] == 0 and d["frames"] > 0
+    assert d["server_rss_first_minute_mb"] > 0
+
+
+def test_chaos_kills_the_server_and_every_frame_still_arrives_once(long_store, tmp_path, capsys):
+    store, rec, _frames = long_store
+    # Paced to real time, the 8-second movie's streams are running when each kill lands.
+    code = loadtest.main(["--store", str(store.root), "--chaos-kill", "2", "--max-lead", "0.5", "--mix",
+                          "--clients", "4", "--seconds", "7", "--json",
+                          "--server-log", str(tmp_path / "server.log")])
+    d = json.loads(capsys.readouterr().out)
+    assert code == 0, d
+    assert d["kills"] >= 2 and d["restarts"] == d["kills"], d
+    assert d["reconnects"] > 0  # streams were cut by the kills, and resumed
+    assert d["missing_frames"] == 0 and d["duplicated_frames"] == 0 and not d["errors"]
+    assert d["frames"] >= rec.frames
+    assert d["server_rss_first_minute_mb"] > 0 and d["server_rss_last_minute_mb"] > 0
+
+
+def test_chaos_needs_a_store(tmp_path, capsys):
+    assert loadtest.main(["--chaos-kill", "2", "--clients", "1", "--seconds", "1"]) == 1
+    assert "--store" in capsys.readouterr().err
+    assert loadtest.main(["--chaos-kill", "2", "--store", str(tmp_path), "--seconds", "1"]) == 1
+    assert "not a latentcast store" in capsys.readouterr().err
