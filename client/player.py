@@ -54,6 +54,7 @@ class PlaybackSummary:
     runtime: str = ""  # what decoded: onnx or torch
     audio_bytes: int = 0  # the sound's chunks as received, apart from the picture's bytes
     audio_kbps: float = 0.0
+    audio_codec: str = "Opus"  # or "AAC", a source's track kept as it was
 
     def lines(self) -> list[str]:
         out = [
@@ -65,8 +66,8 @@ class PlaybackSummary:
             + (f"; scene parts used: {self.parts_fetched}" if self.parts_fetched else ""),
             f"bitrate      total {self.total_kbps:.1f} kbit/s (a first view, decoder included); streaming "
             f"{self.streaming_kbps:.1f} kbit/s (side information and latents)",
-            f"sound        " + (f"{self.audio_kbps:.1f} kbit/s Opus ({self.audio_bytes:,} bytes), apart from the "
-                                f"picture's bitrate above" if self.audio_bytes else "none (a silent movie)"),
+            f"sound        " + (f"{self.audio_kbps:.1f} kbit/s {self.audio_codec} ({self.audio_bytes:,} bytes), apart "
+                                f"from the picture's bitrate above" if self.audio_bytes else "none (a silent movie)"),
             f"decode       {self.decode_fps:.1f} frames/s" + (f" ({self.runtime})" if self.runtime else ""),
             f"first frame  {self.first_frame_s * 1000:.0f} ms",
             f"stalls       {self.stalls}; reconnects {self.reconnects}",
@@ -141,7 +142,8 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                 if isinstance(item, BaseException):
                     raise item
                 latents = chunk_latents(movie, item, quant, start + written, stop)
-                pcm = chunk_sound(movie, item, sound, start + written, stop) if sound else None
+                if sound is not None:  # the chunk's sound first: the muxer then releases each frame as it comes
+                    writer.write_audio(chunk_sound(movie, item, sound, start + written, stop))
                 for frames, secs in _timed(decode_frames(decoders, start + written, latents, batch)):
                     decode_s += secs
                     if realtime and clock0 is None:
@@ -169,8 +171,6 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
                     if meter is not None:
                         meter.update(frames)
                     bar.update(len(frames))
-                if pcm is not None:  # the chunk's sound, after its frames: the muxer interleaves them
-                    writer.write_audio(pcm)
     finally:
         stop_event.set()
         receiver.join(timeout=5)
@@ -190,7 +190,8 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
         decode_fps=written / max(decode_s, 1e-9), wall_s=time.monotonic() - t0,
         first_frame_s=first_frame_s or 0.0, stalls=stalls, reconnects=session.received.reconnects,
         psnr=meter.psnr if meter else None, parts_fetched=len(decoders.fetched), runtime=decoders.runtime,
-        audio_bytes=session.received.audio_bytes, audio_kbps=kbps(session.received.audio_bytes, written, float(fps)))
+        audio_bytes=session.received.audio_bytes, audio_kbps=kbps(session.received.audio_bytes, written, float(fps)),
+        audio_codec=sound.codec_name if sound is not None else "Opus")
 
 
 def _timed(it):

@@ -8,32 +8,50 @@ samples it gives are exactly the chunk's span, sample for sample: picture and so
 
 A chunk's payload::
 
-    u32 preroll samples to drop after the pre-skip | (u16 length, Opus packet) ...
+    i32 lead | (u16 length, packet) ...
+
+``lead`` counts samples at the coded rate: the preroll to drop once the decoder has started
+(after its own pre-skip), or, when negative, silence to put before what it decodes (a track
+that starts after the picture).
 
 Opus runs at 48 kHz; sources are resampled to it. A source whose audio starts later than its
 video is padded with silence at the front, one that starts earlier is cut, so sample 0 is the
 first frame's time.
+
+``--audio copy`` (copy_chunks) keeps an Opus or AAC track's own packets instead: each chunk
+is the packets over its span plus PREROLL_S before it, cut from the source without decoding.
+AAC keeps its own rate and is resampled to 48 kHz as it is decoded.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 from fractions import Fraction
 
 import av
 import numpy as np
 
-from .format.audio_info import DEFAULT_AUDIO_KBPS, RATE, AudioInfo
+from .format.audio_info import AUDIO_COPY, COPYABLE, DEFAULT_AUDIO_KBPS, RATE, AudioInfo
 from .format.errors import CorruptContainer, UsageError, VideoError
+
+log = logging.getLogger(__name__)
 
 FRAME = 960  # 20 ms, Opus's default frame
 PREROLL_S = 0.08  # what Opus needs to converge after a cold start (RFC 7845 recommends 80 ms)
 DEFAULT_KBPS = DEFAULT_AUDIO_KBPS
 MIN_KBPS, MAX_KBPS = 6, 256
-_U32, _U16 = struct.Struct("<I"), struct.Struct("<H")
+_LEAD, _U16 = struct.Struct("<i"), struct.Struct("<H")
+# A source's sound this much longer or shorter than its picture is worth a warning: it is cut at
+# the picture's end, or padded with silence.
+MISMATCH_WARN_S = 0.5
+_DECODERS = {"opus": "libopus", "aac": "aac"}
 
 
-def check_kbps(kbps: float) -> float:
+def check_kbps(kbps: float | str) -> float | str:
+    """A rate for --audio-kbps, or AUDIO_COPY; UsageError otherwise."""
+    if kbps == AUDIO_COPY:
+        return kbps
     if not MIN_KBPS <= kbps <= MAX_KBPS:
         raise UsageError(f"--audio-kbps must be between {MIN_KBPS} and {MAX_KBPS}, got {kbps:g}")
     return kbps
@@ -72,6 +90,15 @@ def read_audio(path: str, max_seconds: float | None = None) -> np.ndarray | None
     if max_seconds is not None:
         pcm = pcm[:, : round(max_seconds * RATE)]
     return np.ascontiguousarray(pcm)
+
+
+def has_audio(path: str) -> bool:
+    """Whether the source has an audio track."""
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: {e}") from None
 
 
 def _start(stream) -> float:
@@ -137,20 +164,93 @@ def encode_chunks(pcm: np.ndarray, spans: list[tuple[int, int]], kbps: float) ->
             frame.sample_rate, frame.pts = RATE, i
             packets += enc.encode(frame)
         packets += enc.encode(None)
-        body = b"".join(_U16.pack(len(bytes(p))) + bytes(p) for p in packets)
-        payloads.append(_U32.pack(s0 - a) + body)
+        payloads.append(_LEAD.pack(s0 - a) + _packed(packets))
     return AudioInfo(channels=channels, kbps=kbps, extradata=extradata), payloads
 
 
+def _packed(packets) -> bytes:
+    return b"".join(_U16.pack(len(bytes(p))) + bytes(p) for p in packets)
+
+
+def warn_mismatch(sound_s: float, picture_s: float) -> None:
+    """Say so when the source's sound is much longer (cut) or shorter (padded) than its picture."""
+    if sound_s > picture_s + MISMATCH_WARN_S:
+        log.warning("the sound runs %.1f s past the picture's end; it is cut there", sound_s - picture_s)
+    elif sound_s < picture_s - MISMATCH_WARN_S:
+        log.warning("the sound ends %.1f s before the picture; the rest is silence", picture_s - sound_s)
+
+
+def _opus_samples(packet: bytes) -> int:
+    """Samples (at 48 kHz) in an Opus packet, from its TOC byte (RFC 6716, section 3.1)."""
+    config, code = packet[0] >> 3, packet[0] & 3
+    if config < 12:
+        size = (480, 960, 1920, 2880)[config & 3]  # SILK: 10, 20, 40, 60 ms
+    elif config < 16:
+        size = (480, 960)[config & 1]  # hybrid: 10, 20 ms
+    else:
+        size = (120, 240, 480, 960)[config & 3]  # CELT: 2.5, 5, 10, 20 ms
+    frames = 1 if code == 0 else 2 if code in (1, 2) else (packet[1] & 0x3F if len(packet) > 1 else 0)
+    return size * frames
+
+
+def copy_chunks(path: str, spans: list[tuple[int, int]]) -> tuple[AudioInfo, list[bytes]]:
+    """The source's own Opus or AAC packets cut into chunks for ``spans`` (48 kHz samples from
+    the first video frame); no decoding, no loss. UsageError for a track --audio copy cannot keep."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        video_start_s = _start(container.streams.video[0]) if container.streams.video else 0.0
+        ctx = stream.codec_context
+        name, rate, channels = ctx.name, ctx.sample_rate, ctx.channels or 0
+        if name not in COPYABLE or channels not in (1, 2) or (name == "opus" and rate != RATE):
+            raise UsageError(f"--audio copy keeps mono or stereo Opus or AAC; this track is {name} with {channels} "
+                             f"channel{'' if channels == 1 else 's'}: leave out --audio copy to re-code it to Opus")
+        extradata = bytes(ctx.extradata or b"")
+        frame_size = ctx.frame_size or 1024
+        packets = [(p.pts, float(p.time_base), bytes(p)) for p in container.demux(stream) if p.size]
+    # The Opus decoder drops its pre-skip when it starts; an AAC one gives every sample it decodes.
+    delay = _U16.unpack_from(extradata, 10)[0] if name == "opus" and extradata[:8] == b"OpusHead" else 0
+    times, at = [], None  # each packet's first sample at the coded rate, from the first video frame
+    for pts, tb, data in packets:
+        n = _opus_samples(data) if name == "opus" else frame_size
+        stamped = round((pts * tb - video_start_s) * rate) if pts is not None else at
+        # Sample counts keep the timeline exact where the container's clock is coarse (Matroska's
+        # milliseconds); a real gap in the source moves it on.
+        if at is None or (stamped is not None and abs(stamped - at) > n // 2):
+            at = stamped if stamped is not None else 0
+        times.append(at)
+        at += n
+    preroll, payloads, sent = round(PREROLL_S * rate), [], 0
+    for s0, s1 in spans:
+        c0, c1 = round(s0 * rate / RATE), round(s1 * rate / RATE)
+        j = 0
+        while j + 1 < len(times) and times[j + 1] + delay <= c0 - preroll:
+            j += 1
+        k = j
+        while k < len(times) and times[k] < c1:
+            k += 1
+        picked = [data for _, _, data in packets[j:k]]
+        lead = c0 - (times[j] + delay) if picked else -(c1 - c0)
+        payloads.append(_LEAD.pack(lead) + _packed(picked))
+        sent += len(payloads[-1])
+    seconds = (spans[-1][1] / RATE) if spans else 0.0
+    warn_mismatch((at or 0) / rate if times else 0.0, seconds)
+    kbps = max(0.001, 8 * sent / 1000 / seconds) if seconds else 0.001
+    return AudioInfo(channels=channels, kbps=round(kbps, 3), extradata=extradata, codec=name, rate=rate,
+                     copied=True), payloads
+
+
 def decode_chunk(info: AudioInfo, payload: bytes, samples: int) -> np.ndarray:
-    """float32 (channels, samples) of one chunk; CorruptContainer when it does not decode to them."""
+    """float32 (channels, samples) at 48 kHz of one chunk; CorruptContainer when it does not
+    decode to them."""
     if len(payload) < 4:
         raise CorruptContainer("audio chunk is truncated")
-    (skip,) = _U32.unpack_from(payload)
-    dec = av.CodecContext.create("libopus", "r")
-    dec.sample_rate, dec.layout = RATE, info.layout
+    (lead,) = _LEAD.unpack_from(payload)
+    if info.codec not in _DECODERS:
+        raise CorruptContainer(f"audio coded as {info.codec!r}, which this player does not decode")
+    dec = av.CodecContext.create(_DECODERS[info.codec], "r")
+    dec.sample_rate, dec.layout = info.rate, info.layout
     dec.extradata = info.extradata
-    to_planar = av.AudioResampler(format="fltp", layout=info.layout, rate=RATE)
+    to_planar = av.AudioResampler(format="fltp", layout=info.layout, rate=info.rate)
     out, at = [], 4
     try:
         while at < len(payload):
@@ -167,7 +267,24 @@ def decode_chunk(info: AudioInfo, payload: bytes, samples: int) -> np.ndarray:
     except av.FFmpegError as e:
         raise CorruptContainer(f"audio chunk does not decode ({e})") from None
     pcm = np.concatenate(out, axis=1) if out else np.zeros((info.channels, 0), np.float32)
-    pcm = pcm[:, skip : skip + samples]
+    pcm = pcm[:, lead:] if lead >= 0 else np.concatenate([np.zeros((info.channels, -lead), np.float32), pcm], axis=1)
+    if info.rate != RATE:
+        pcm = _resampled(pcm, info)
+    if info.copied and pcm.shape[1] < samples:  # the source's track ended before the picture
+        pcm = np.concatenate([pcm, np.zeros((info.channels, samples - pcm.shape[1]), np.float32)], axis=1)
+    pcm = pcm[:, :samples]
     if pcm.shape != (info.channels, samples):
         raise CorruptContainer(f"audio chunk holds {pcm.shape[1]} samples where {samples} were promised")
     return np.ascontiguousarray(pcm, dtype=np.float32)
+
+
+def _resampled(pcm: np.ndarray, info: AudioInfo) -> np.ndarray:
+    """(channels, n) float32 at the coded rate to 48 kHz."""
+    if pcm.shape[1] == 0:
+        return pcm
+    resampler = av.AudioResampler(format="fltp", layout=info.layout, rate=RATE)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm, dtype=np.float32), format="fltp",
+                                       layout=info.layout)
+    frame.sample_rate, frame.pts = info.rate, 0
+    pieces = [f.to_ndarray() for f in resampler.resample(frame)] + [f.to_ndarray() for f in resampler.resample(None)]
+    return np.concatenate(pieces, axis=1) if pieces else pcm[:, :0]

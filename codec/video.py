@@ -25,7 +25,7 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from .format.atomic import atomic_path
-from .format.audio_info import AudioInfo
+from .format.audio_info import RATE, AudioInfo
 from .format.errors import UsageError, VideoError
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,8 @@ class _AVWriter:
         self._samples = 0
         if audio is not None:
             name, rate = AUDIO_CODECS[fmt]
-            self.audio_stream = self.container.add_stream(name, rate=audio.rate, layout=audio.layout)
+            # Decoded sound is always 48 kHz (codec.audio.decode_chunk), whatever rate it was coded at.
+            self.audio_stream = self.container.add_stream(name, rate=RATE, layout=audio.layout)
             if rate:
                 self.audio_stream.codec_context.bit_rate = rate
             self._layout = audio.layout

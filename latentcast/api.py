@@ -55,12 +55,12 @@ def _checked_options(cls: type, options: dict, what: str) -> dict:
 def encode(video: PathLike, model_dir: PathLike, output: PathLike, *, bits: int | None = None,
            chunk_seconds: float = DEFAULT_CHUNK_SECONDS, max_frames: int | None = None, batch: int = 16,
            parts: bool = True, progress: bool = False,
-           audio_kbps: float | None = DEFAULT_AUDIO_KBPS) -> "EncodeResult":
+           audio_kbps: float | str | None = DEFAULT_AUDIO_KBPS) -> "EncodeResult":
     """Encode ``video`` with a trained model into a ``.lcv`` container at ``output`` (written
     atomically). ``bits`` defaults to the width the model was trained for. A model with scene
     parts (``fit_parts``) names them in the container unless ``parts=False``: they are keyed
     to the frames of the video they were fit to. The video's sound is coded to Opus at
-    ``audio_kbps`` (None leaves it out)."""
+    ``audio_kbps``, or kept as it is with ``"copy"`` (None leaves it out)."""
     require_torch("encoding")
     from latentcast.codec.nn.config import load_config
     from latentcast.codec.nn.encode import encode_video

@@ -256,10 +256,10 @@ class Store:
 
     def ingest(self, video: str, model_dir: str | os.PathLike, title: str | None = None, bits: int | None = None,
                chunk_seconds: float = DEFAULT_CHUNK_SECONDS, progress: bool = True,
-               audio_kbps: float | None = DEFAULT_AUDIO_KBPS) -> MovieRecord:
+               audio_kbps: float | str | None = DEFAULT_AUDIO_KBPS) -> MovieRecord:
         """Encode ``video`` with the model's encoder and register it; returns the new movie.
         ``bits`` defaults to the width the model was trained for; its sound is coded to Opus at
-        ``audio_kbps`` (None: left out)."""
+        ``audio_kbps``, or kept as it is with ``"copy"`` (None: left out)."""
         title = title if title is not None else Path(video).stem
         if not title or len(title) > MAX_TITLE:
             raise UsageError(f"a title must be 1..{MAX_TITLE} characters")

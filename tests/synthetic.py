@@ -71,27 +71,48 @@ def speech_like(seconds: float, rate: int = 48000) -> np.ndarray:
 
 
 def write_clip_with_sound(path: str | Path, frames: np.ndarray, fps: int, pcm: np.ndarray,
-                          audio_start_s: float = 0.0) -> Path:
-    """A lossless .mkv of ``frames`` with ``pcm`` (channels, n) at 48 kHz as FLAC, its first
-    sample at ``audio_start_s`` on the video's clock (a source whose sound starts late or early)."""
+                          audio_start_s: float = 0.0, codec: str = "flac", rate: int = 48000) -> Path:
+    """A clip of ``frames`` with ``pcm`` (channels, n) at 48 kHz, its first sample at
+    ``audio_start_s`` on the video's clock (a source whose sound starts late or early). By
+    default a lossless .mkv with FLAC; ``codec`` "libopus" or "aac" (at ``rate``) codes the sound
+    as a source a user would have, in .mkv or .mp4 as the path says."""
     import av
 
     n, h, w, _ = frames.shape
-    with av.open(str(path), "w", format="matroska") as out:
-        vs = out.add_stream("ffv1", rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "bgr0"
-        layout = "mono" if pcm.shape[0] == 1 else "stereo"
-        aus = out.add_stream("flac", rate=48000, layout=layout)
-        first = round(audio_start_s * 48000)
-        for i in range(0, pcm.shape[1], 4800):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[:, i : i + 4800]), format="fltp", layout=layout)
-            frame.sample_rate, frame.pts, frame.time_base = 48000, first + i, Fraction(1, 48000)
+    mp4 = Path(path).suffix == ".mp4"
+    layout = "mono" if pcm.shape[0] == 1 else "stereo"
+    with av.open(str(path), "w", format="mp4" if mp4 else "matroska") as out:
+        if mp4:  # lossless H.264: mp4 carries no FFV1
+            vs = out.add_stream("libx264", rate=fps, options={"qp": "0"})
+            vs.pix_fmt = "yuv444p"
+        else:
+            vs = out.add_stream("ffv1", rate=fps)
+            vs.pix_fmt = "bgr0"
+        vs.width, vs.height = w, h
+        aus = out.add_stream(codec, rate=rate, layout=layout)
+        if codec != "flac":
+            aus.bit_rate = 96000
+        fmt = aus.codec_context.format.name
+        source = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm, dtype=np.float32), format="fltp", layout=layout)
+        source.sample_rate, source.pts, source.time_base = 48000, 0, Fraction(1, 48000)
+        resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
+        coded = [f.to_ndarray() for f in resampler.resample(source) + resampler.resample(None)]
+        samples = np.concatenate(coded, axis=1) if coded else np.zeros((1, 0), np.float32)
+        planar = fmt.endswith("p")
+        channels = pcm.shape[0]
+        total = samples.shape[1] if planar else samples.shape[1] // channels
+        step = aus.codec_context.frame_size or 4800
+        first = round(audio_start_s * rate)
+        for i in range(0, total, step):
+            block = samples[:, i : i + step] if planar else samples[:, i * channels : (i + step) * channels]
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), format=fmt, layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, first + i, Fraction(1, rate)
             for packet in aus.encode(frame):
                 out.mux(packet)
         for packet in aus.encode(None):
             out.mux(packet)
         for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(format="bgr0")
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24").reformat(format=vs.pix_fmt)
             vf.pts = i
             for packet in vs.encode(vf):
                 out.mux(packet)

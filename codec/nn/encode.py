@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .. import audio, video
+from ..format.audio_info import AUDIO_COPY
 from ..format.container import DEFAULT_CHUNK_SECONDS, EncodeResult, chunk_frames_for, write_latents
 from ..format.errors import UsageError
 from ..format.quantizer import check_bits
@@ -53,15 +54,22 @@ def latents_of(batches: Iterable[np.ndarray], encoder: Encoder) -> np.ndarray:
         return np.frombuffer(spill.read(), np.float32).reshape(n, encoder.cfg.latent_dim)
 
 
-def _sound(source: str, frames: int, chunk_frames: int, fps, kbps: float | None):
-    """The source's sound as (AudioInfo, [(samples, payload)] per latent chunk), or None."""
+def _sound(source: str, frames: int, chunk_frames: int, fps, kbps: float | str | None):
+    """The source's sound as (AudioInfo, [(samples, payload)] per latent chunk), or None:
+    re-coded to Opus at ``kbps``, or with AUDIO_COPY its own packets kept."""
     if kbps is None:
         return None
-    pcm = audio.read_audio(source)
-    if pcm is None:
-        return None
     spans = audio.chunk_spans(list(range(0, frames, chunk_frames)), frames, fps)
-    info, payloads = audio.encode_chunks(pcm, spans, audio.check_kbps(kbps))
+    if kbps == AUDIO_COPY:
+        if not audio.has_audio(source):
+            return None
+        info, payloads = audio.copy_chunks(source, spans)
+    else:
+        pcm = audio.read_audio(source)
+        if pcm is None:
+            return None
+        audio.warn_mismatch(pcm.shape[1] / audio.RATE, spans[-1][1] / audio.RATE)
+        info, payloads = audio.encode_chunks(pcm, spans, audio.check_kbps(kbps))
     return info, [(b - a, p) for (a, b), p in zip(spans, payloads)]
 
 
@@ -69,12 +77,12 @@ def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | 
                  bits: int | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, batch: int = 16,
                  max_frames: int | None = None, progress: bool = True,
                  parts: Callable[[int], tuple[tuple[int, str], ...]] | None = None,
-                 audio_kbps: float | None = audio.DEFAULT_KBPS) -> EncodeResult:
+                 audio_kbps: float | str | None = audio.DEFAULT_KBPS) -> EncodeResult:
     """Encode ``source`` at the model's size into a container at ``out`` (written atomically),
     at ``bits`` per latent or, by default, the width the model was trained for. ``parts`` gives
     MovieHeader.parts for the frame count (a model with scene parts: part_index.model_parts).
-    The source's sound is coded to Opus at ``audio_kbps`` (None: left out); a source without
-    sound gives a silent movie."""
+    The source's sound is coded to Opus at ``audio_kbps``, or kept as it is with AUDIO_COPY
+    (None: left out); a source without sound gives a silent movie."""
     cfg = encoder.cfg
     bits = check_bits(cfg.trained_bits if bits is None else bits)
     info = video.probe(source)

@@ -91,11 +91,14 @@ def dataclass_options(cls: type, args: argparse.Namespace) -> dict:
     return with_cleared(cls, {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
 
-def audio_kbps(args: argparse.Namespace) -> float | None:
-    """The --audio-kbps given, or None with --no-audio (checked)."""
+def audio_kbps(args: argparse.Namespace) -> float | str | None:
+    """The --audio-kbps given, AUDIO_COPY with --audio copy, or None with --no-audio (checked)."""
     from latentcast.codec.audio import check_kbps
+    from latentcast.codec.format.audio_info import AUDIO_COPY
 
-    return None if args.no_audio else check_kbps(args.audio_kbps)
+    if args.no_audio:
+        return None
+    return AUDIO_COPY if args.audio == "copy" else check_kbps(args.audio_kbps)
 
 
 def add_coding_args(p: argparse.ArgumentParser) -> None:
@@ -103,6 +106,9 @@ def add_coding_args(p: argparse.ArgumentParser) -> None:
     from latentcast.codec.format.audio_info import DEFAULT_AUDIO_KBPS
 
     sound = p.add_mutually_exclusive_group()
+    p.add_argument("--audio", choices=("opus", "copy"), default="opus",
+                       help="opus (default): re-code the sound to Opus at --audio-kbps; copy: keep an Opus or AAC "
+                            "track's own packets, no loss and no re-coding, at whatever rate the source spent")
     sound.add_argument("--audio-kbps", type=float, default=DEFAULT_AUDIO_KBPS, metavar="KBPS",
                        help=f"the sound's Opus rate (default {DEFAULT_AUDIO_KBPS:g}); more keeps more of the "
                             "signal, and the sound can cost more than the picture: its rate is reported apart")

@@ -50,7 +50,7 @@ def describe(path: str, model_dir: str | None = None) -> dict:
             "streaming_kbps": round(kbps(streaming, h.frames, fps), 3),
             # the sound, apart: the picture's rates above compare with video codecs'
             "audio_kbps": round(kbps(c.audio_bytes, h.frames, fps), 3),
-            "audio": "none" if h.audio is None else f"Opus, {h.audio.layout}, 48 kHz, {h.audio.kbps:g} kbit/s asked",
+            "audio": "none" if h.audio is None else _sound_line(h.audio),
             "file": path, "width": h.width, "height": h.height, "fps": f"{h.fps.numerator}/{h.fps.denominator}",
             "frames": h.frames, "duration_s": round(h.duration, 3), "latent_dim": h.latent_dim, "bits": h.bits,
             "symbols_packed": h.packed, "chunk_frames": h.chunk_frames, "chunks": len(c.chunks),
@@ -59,6 +59,14 @@ def describe(path: str, model_dir: str | None = None) -> dict:
             "file_kbps": round(kbps(parts["total"], h.frames, fps), 3),
             "streaming_bytes_per_frame": round(streaming / max(1, h.frames), 2),
         }
+
+
+def _sound_line(info) -> str:
+    """How the sound is coded, as info prints it."""
+    if info.copied:
+        return f"{info.codec_name}, {info.layout}, {info.rate / 1000:g} kHz, " \
+            f"the source's own packets ({info.kbps:g} kbit/s)"
+    return f"Opus, {info.layout}, 48 kHz, {info.kbps:g} kbit/s asked"
 
 
 @command("info")

@@ -92,17 +92,40 @@ function chunkLatents(payload, nFrames, dim, bits, packed, lo, step) {
 
 const RATE = 48000;
 
+// Samples (at 48 kHz) in an Opus packet, from its TOC byte (RFC 6716, 3.1): codec/audio.py's _opus_samples.
+function opusSamples(packet) {
+  const config = packet[0] >> 3, code = packet[0] & 3;
+  const size = config < 12 ? [480, 960, 1920, 2880][config & 3]
+    : config < 16 ? [480, 960][config & 1] : [120, 240, 480, 960][config & 3];
+  const frames = code === 0 ? 1 : code < 3 ? 2 : (packet.length > 1 ? packet[1] & 0x3f : 0);
+  return size * frames;
+}
+
 class Sound {
-  // One self-contained Opus stream per latent chunk: u32 samples to drop, then (u16 length,
-  // packet)...; it decodes to its chunk's samples exactly, so it is scheduled on the frame clock.
+  // One self-contained stream per latent chunk: i32 lead (samples at the coded rate to drop,
+  // or silence to put first when negative), then (u16 length, packet)...; it decodes to its
+  // chunk's span exactly, so it is scheduled on the frame clock. Opus (re-coded or kept), or an
+  // AAC track kept as it was (--audio copy) at its own rate.
   constructor(movie, info) {
     this.movie = movie;
     this.channels = info.channels;
-    this.head = Uint8Array.from(atob(info.extradata), (c) => c.charCodeAt(0)); // OpusHead
-    this.preSkip = this.head[10] | (this.head[11] << 8);
+    this.codec = info.codec || "opus";
+    this.rate = info.rate || RATE;
+    this.copied = !!info.copied;
+    this.head = Uint8Array.from(atob(info.extradata), (c) => c.charCodeAt(0)); // OpusHead, or AAC's config
+    this.preSkip = this.codec === "opus" ? this.head[10] | (this.head[11] << 8) : 0;
     this.chunks = new Map();
     this.context = null;
     this.sources = [];
+  }
+
+  config() {
+    if (this.codec === "opus") {
+      return { codec: "opus", sampleRate: RATE, numberOfChannels: this.channels, description: this.head };
+    }
+    const objectType = this.head[0] >> 3; // AudioSpecificConfig: 2 is AAC-LC, 5 HE-AAC, 29 HE-AACv2
+    return { codec: `mp4a.40.${objectType}`, sampleRate: this.rate, numberOfChannels: this.channels,
+      description: this.head };
   }
 
   chunk(index) {
@@ -115,11 +138,12 @@ class Sound {
     return this.chunks.get(index);
   }
 
+  // The chunk's planes at the coded rate: ``samples`` (counted at 48 kHz) of its span.
   async decode(body, samples) {
     const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-    const skip = view.getUint32(0, true);
+    const lead = view.getInt32(0, true);
     const planes = Array.from({ length: this.channels }, () => []);
-    let failure = null, packets = 0;
+    let failure = null, coded = 0;
     const decoder = new AudioDecoder({
       output: (data) => {
         for (let c = 0; c < this.channels; c++) {
@@ -131,33 +155,47 @@ class Sound {
       },
       error: (e) => { failure = e; },
     });
-    decoder.configure({ codec: "opus", sampleRate: RATE, numberOfChannels: this.channels, description: this.head });
-    for (let at = 4, t = 0; at < body.length; packets++) {
+    const config = this.config();
+    if (!(await AudioDecoder.isConfigSupported(config)).supported) {
+      throw new PlayerError(`this browser cannot decode the sound (${config.codec})`);
+    }
+    decoder.configure(config);
+    for (let at = 4, t = 0; at < body.length;) {
       const n = view.getUint16(at, true);
-      decoder.decode(new EncodedAudioChunk({ type: "key", timestamp: t, data: body.subarray(at + 2, at + 2 + n) }));
+      const packet = body.subarray(at + 2, at + 2 + n);
+      decoder.decode(new EncodedAudioChunk({ type: "key", timestamp: t, data: packet }));
+      coded += this.codec === "opus" ? opusSamples(packet) : 1024;
       at += 2 + n;
       t += 20000;
     }
     await decoder.flush();
     decoder.close();
     if (failure) throw new PlayerError(`the sound would not decode (${failure.message})`);
+    const length = planes[0].reduce((n, p) => n + p.length, 0);
+    // A decoder that kept the Opus encoder's pre-skip (it gave every sample it was sent) is trimmed here.
+    const first = lead + (this.codec === "opus" && length === coded ? this.preSkip : 0);
+    const want = Math.round(samples * this.rate / RATE);
     const whole = planes.map((parts) => {
-      const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-      let at = 0;
+      const out = new Float32Array(Math.max(0, -first) + length);
+      let at = Math.max(0, -first); // a negative lead: silence first
       for (const p of parts) { out.set(p, at); at += p.length; }
-      return out;
+      return out.subarray(Math.max(0, first));
     });
-    // A decoder that kept the encoder's pre-skip (a whole 20 ms per packet) is trimmed here.
-    const first = skip + (whole[0].length === packets * 960 ? this.preSkip : 0);
-    if (whole[0].length < first + samples) throw new PlayerError("an audio chunk holds fewer samples than promised");
-    return whole.map((plane) => plane.subarray(first, first + samples));
+    if (whole[0].length < want && !this.copied) throw new PlayerError("an audio chunk holds fewer samples than promised");
+    return whole.map((plane) => {
+      if (plane.length >= want) return plane.subarray(0, want);
+      const padded = new Float32Array(want); // a kept track that ended before the picture
+      padded.set(plane);
+      return padded;
+    });
   }
 
-  // Play chunk ``index``'s sound from ``offset`` samples in, at ``when`` on the audio clock.
+  // Play chunk ``index``'s sound from ``offset`` samples (at 48 kHz) in, at ``when`` on the audio clock.
   async schedule(index, offset, when) {
     const planes = await this.chunk(index);
+    offset = Math.round(offset * this.rate / RATE);
     if (!this.context || offset >= planes[0].length) return;
-    const buffer = this.context.createBuffer(this.channels, planes[0].length - offset, RATE);
+    const buffer = this.context.createBuffer(this.channels, planes[0].length - offset, this.rate);
     planes.forEach((plane, c) => buffer.copyToChannel(plane.subarray(offset), c));
     const source = this.context.createBufferSource();
     source.buffer = buffer;

@@ -162,3 +162,122 @@ def test_damaged_or_lying_sound_is_refused_and_the_picture_before_it_plays(train
             client.play(rec.id, tmp_path / "bad.mkv")
         assert client.play(rec.id, tmp_path / "before.mkv", count=24).frames == 24  # chunks 0 and 1
     assert not (tmp_path / "bad.mkv").exists()
+
+
+def _source_packets(path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+@pytest.mark.parametrize("codec, rate", [("libopus", 48000), ("aac", 44100)])
+def test_audio_copy_keeps_the_source_packets_and_the_sync(trained_model, tmp_path, codec, rate):
+    frames, pcm = _flash_and_click(FRAMES / FPS, FLASH / FPS)
+    src = write_clip_with_sound(tmp_path / "src.mp4", frames, FPS, pcm, codec=codec, rate=rate)
+    movie = tmp_path / "kept.lcv"
+    latentcast.encode(src, trained_model, movie, chunk_seconds=1.0, audio_kbps="copy")
+    source_packets = set(_source_packets(src))
+    with Container(movie) as c:
+        info = c.header.audio
+        assert (info.codec, info.rate, info.copied) == (codec.removeprefix("lib"), rate, True)
+        kept = []
+        for i in range(len(c.audio_chunks)):
+            payload, at = c.read_audio(i), 4
+            while at < len(payload):
+                n = int.from_bytes(payload[at : at + 2], "little")
+                kept.append(payload[at + 2 : at + 2 + n])
+                at += 2 + n
+        # every packet stored is one of the source's, byte for byte, and every source packet is kept
+        assert set(kept) <= source_packets and len(set(kept)) >= len(source_packets) - 1
+        reference = audio.read_audio(str(src))  # what a player of the source itself would hear
+        spans = [(audio.frame_sample(ch.start, FPS), audio.frame_sample(ch.end, FPS)) for ch in c.chunks]
+        pieces = [audio.decode_chunk(info, c.read_audio(i), b - a) for i, (a, b) in enumerate(spans)]
+    assert [p.shape[1] for p in pieces] == [b - a for a, b in spans]
+    # against the source's own decode: the same samples but where a chunk's decoder starts cold
+    assert _snr_aligned(reference, np.concatenate(pieces, axis=1)) >= 25
+    assert decode.main([str(movie), "--model", str(trained_model), "-o", str(tmp_path / "out.mkv"), "-q"]) == 0
+    sound = read_sound(tmp_path / "out.mkv")
+    assert abs(sound.shape[1] / 48000 - FRAMES / FPS) <= 0.02
+    assert abs(_click_time(sound) - _flash_time(tmp_path / "out.mkv")) <= 0.02
+    for start in (18, 25):  # a seek lands inside a chunk and after the click's chunk start
+        out = tmp_path / f"seek{start}.mkv"
+        assert decode.main([str(movie), "--model", str(trained_model), "-o", str(out), "--start", str(start),
+                            "-q"]) == 0
+        assert abs(_click_time(read_sound(out)) - (FLASH - start) / FPS) <= 0.02
+
+
+def test_audio_copy_refuses_what_it_cannot_keep_and_a_short_track_is_padded(trained_model, tmp_path, caplog):
+    from latentcast.commands import encode
+
+    frames, pcm = _flash_and_click(FRAMES / FPS, FLASH / FPS)
+    flac = write_clip_with_sound(tmp_path / "flac.mkv", frames, FPS, pcm)
+    code = encode.main([str(flac), "--model", str(trained_model), "-o", str(tmp_path / "x.lcv"), "--audio", "copy",
+                        "-q"])
+    assert code == 1 and not (tmp_path / "x.lcv").exists()
+    # a track 1.5 s shorter than the picture, kept: the rest is silence, with a warning
+    short = write_clip_with_sound(tmp_path / "short.mp4", frames, FPS, pcm[:, : 48000 * 5 // 2], codec="aac",
+                                  rate=48000)
+    with caplog.at_level("WARNING"):
+        latentcast.encode(short, trained_model, tmp_path / "short.lcv", chunk_seconds=1.0, audio_kbps="copy")
+    assert any("before the picture" in r.getMessage() for r in caplog.records)
+    assert decode.main([str(tmp_path / "short.lcv"), "--model", str(trained_model), "-o",
+                        str(tmp_path / "short.mkv"), "-q"]) == 0
+    sound = read_sound(tmp_path / "short.mkv")
+    assert abs(sound.shape[1] / 48000 - FRAMES / FPS) <= 0.02
+    assert np.abs(sound[:, 48000 * 27 // 10 :]).max() < 0.01  # silence after the track's end
+
+
+def test_a_sound_much_longer_than_the_picture_is_cut_with_a_warning(trained_model, tmp_path, caplog):
+    frames, _ = _flash_and_click(FRAMES / FPS, FLASH / FPS)
+    src = write_clip_with_sound(tmp_path / "long.mkv", frames, FPS, music_like(FRAMES / FPS + 2.0) * 0.3)
+    with caplog.at_level("WARNING"):
+        latentcast.encode(src, trained_model, tmp_path / "long.lcv", chunk_seconds=1.0)
+    assert any("past the picture's end" in r.getMessage() for r in caplog.records)
+    assert decode.main([str(tmp_path / "long.lcv"), "--model", str(trained_model), "-o", str(tmp_path / "l.mkv"),
+                        "-q"]) == 0
+    assert abs(read_sound(tmp_path / "l.mkv").shape[1] / 48000 - FRAMES / FPS) <= 0.02
+
+
+def test_realtime_playback_on_stdout_keeps_picture_and_sound_together(trained_model, tmp_path):
+    """`play --realtime -o -` as a viewer pipes it into ffplay: packets arrive paced, the sound
+    never behind the picture on the wire, and the click plays with the flash."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import av
+
+    frames, pcm = _flash_and_click(FRAMES / FPS, FLASH / FPS)
+    src = write_clip_with_sound(tmp_path / "src.mkv", frames, FPS, pcm)
+    store = Store(tmp_path / "s", create=True)
+    rec = store.ingest(str(src), trained_model, title="live", chunk_seconds=1.0, progress=False)
+    arrivals, brightness, sound = [], [], []
+    with run_server(store, ServerOptions()) as srv:
+        proc = subprocess.Popen([sys.executable, "-m", "latentcast", "play", rec.id, "--server", srv.address,
+                                 "--realtime", "-o", "-", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env={**os.environ, "LATENTCAST_CACHE": str(tmp_path / "cache")})
+        with av.open(proc.stdout, format="matroska") as piped:
+            for packet in piped.demux():
+                if packet.pts is None:
+                    continue
+                t = float(packet.pts * packet.time_base)
+                arrivals.append((packet.stream.type, t, time.monotonic()))
+                for decoded in packet.decode():
+                    if packet.stream.type == "video":
+                        brightness.append((t, decoded.to_ndarray(format="rgb24").mean()))
+                    else:
+                        sound.append(decoded.to_ndarray().reshape(1, -1))  # mono: the source's channels
+        assert proc.wait(30) == 0, proc.stderr.read().decode()[-500:]
+    video = [(t, w) for kind, t, w in arrivals if kind == "video"]
+    lead = [w - t for t, w in video]  # wall clock minus picture time: flat when paced
+    assert max(lead) - min(lead) <= 0.6, lead
+    heard = -1.0
+    for kind, t, _w in arrivals:  # the sound on the wire is never behind the picture by more than a coder frame
+        if kind == "audio":
+            heard = max(heard, t)
+        elif t > 0.2:
+            assert heard >= t - 0.25, (t, heard)
+    flash = max(brightness, key=lambda x: x[1])[0]
+    assert abs(_click_time(np.concatenate(sound, axis=1)) - flash) <= 0.02
