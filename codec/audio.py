@@ -67,7 +67,7 @@ def read_audio(path: str, max_seconds: float | None = None) -> np.ndarray | None
     with container:
         if not container.streams.audio:
             return None
-        stream = container.streams.audio[0]
+        stream = _decodable(container.streams.audio[0], path)
         channels = 1 if (stream.codec_context.channels or 1) == 1 else 2
         resampler = av.AudioResampler(format="fltp", layout="mono" if channels == 1 else "stereo", rate=RATE)
         video = container.streams.video[0] if container.streams.video else None
@@ -99,6 +99,15 @@ def has_audio(path: str) -> bool:
             return bool(container.streams.audio)
     except av.FFmpegError as e:
         raise VideoError(f"{path}: {e}") from None
+
+
+def _decodable(stream, path: str):
+    """``stream``, once PyAV has a decoder for it; VideoError naming the way out otherwise."""
+    if stream.codec_context is None:
+        tag = stream.codec_tag if getattr(stream, "codec_tag", "") else "an unknown codec"
+        raise VideoError(f"{path}: its audio track is coded in {tag}, which PyAV cannot decode here; "
+                         "give --no-audio to leave the sound out")
+    return stream
 
 
 def _start(stream) -> float:
@@ -197,7 +206,7 @@ def copy_chunks(path: str, spans: list[tuple[int, int]]) -> tuple[AudioInfo, lis
     """The source's own Opus or AAC packets cut into chunks for ``spans`` (48 kHz samples from
     the first video frame); no decoding, no loss. UsageError for a track --audio copy cannot keep."""
     with av.open(str(path)) as container:
-        stream = container.streams.audio[0]
+        stream = _decodable(container.streams.audio[0], path)
         video_start_s = _start(container.streams.video[0]) if container.streams.video else 0.0
         ctx = stream.codec_context
         name, rate, channels = ctx.name, ctx.sample_rate, ctx.channels or 0

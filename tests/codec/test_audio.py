@@ -281,3 +281,20 @@ def test_realtime_playback_on_stdout_keeps_picture_and_sound_together(trained_mo
             assert heard >= t - 0.25, (t, heard)
     flash = max(brightness, key=lambda x: x[1])[0]
     assert abs(_click_time(np.concatenate(sound, axis=1)) - flash) <= 0.02
+
+
+def test_a_sound_pyav_cannot_decode_is_one_line_at_ingest_and_stores_nothing(trained_model, tmp_path, capsys):
+    from latentcast.commands import ingest
+
+    frames, pcm = _flash_and_click(FRAMES / FPS, FLASH / FPS)
+    flac = write_clip_with_sound(tmp_path / "flac.mkv", frames, FPS, pcm).read_bytes()
+    alien = tmp_path / "alien.mkv"  # the same file, its audio's codec id one no decoder knows
+    alien.write_bytes(flac.replace(b"A_FLAC", b"A_QXYZ"))
+    base = [str(alien), "--model", str(trained_model), "--store", str(tmp_path / "s"), "-q"]
+    for extra in ([], ["--audio", "copy"]):
+        assert ingest.main(base + extra) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "cannot decode" in err and "--no-audio" in err, err
+    assert Store(tmp_path / "s", create=True).list() == []
+    assert ingest.main(base + ["--no-audio"]) == 0
+    assert len(Store(tmp_path / "s").list()) == 1
