@@ -18,7 +18,7 @@ loads nothing heavy. The user-facing folders are mapped into this package:
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "decode", "encode", "fit_parts", "scenes", "train"]
+__all__ = ["Client", "decode", "encode", "fit_parts", "inspect", "scenes", "similar", "train"]
 
 
 def __getattr__(name: str):

@@ -131,22 +131,18 @@ def scenes(source: PathLike, model_dir: PathLike, *, sensitivity: float | None =
 
     from latentcast.codec import scenes as sc
     from latentcast.codec.chapters import stored_chapters
-    from latentcast.codec.format.container import Container
-    from latentcast.codec.format.errors import ModelError
+    from latentcast.codec.explore.latents import all_latents, open_for_model
     from latentcast.codec.nn.config import load_config
 
     cfg = load_config(model_dir)
     if str(source).endswith(".lcv"):
-        with Container(source) as c:
+        with open_for_model(source, cfg, model_dir) as c:
             h = c.header
-            if h.decoder_sha256 != cfg.decoder_sha256:
-                raise ModelError(f"{source} was encoded with another model than {model_dir}: it needs decoder "
-                                 f"{h.decoder_sha256[:12]}…, the model has {cfg.decoder_sha256[:12]}…")
             if h.scenes and sensitivity is min_shot_s is distance is None:
                 # what the encoder found on the float latents, sharper than the stored codes show
                 return SceneList(list(h.cuts), stored_chapters(h.scenes, h.frames), h.fps, h.frames)
             fps = h.fps
-            latents = np.concatenate([z for _, z in c.iter_latents()] or [np.zeros((0, cfg.latent_dim))])
+            latents = all_latents(c)
     else:
         require_torch("finding scenes in a video")
         from latentcast.codec import video
@@ -162,6 +158,70 @@ def scenes(source: PathLike, model_dir: PathLike, *, sensitivity: float | None =
         sc.DEFAULT_MIN_SHOT_S if min_shot_s is None else min_shot_s,
         sc.DEFAULT_SCENE_DISTANCE if distance is None else distance)
     return SceneList(cuts, chapters, Fraction(fps), len(latents))
+
+
+def similar(movie: PathLike, model_dir: PathLike, frame: int, *, k: int = 8, store: PathLike | None = None,
+            min_gap: int = 0) -> "SimilarFrames":
+    """The ``k`` frames nearest to ``frame`` in latent space (codec.explore.similar), from the
+    container's latents alone; with ``store``, also from its movies encoded by the same model."""
+    from latentcast.codec.explore.latents import open_for_model
+    from latentcast.codec.explore.similar import nearest
+    from latentcast.codec.format.container import Container
+    from latentcast.codec.nn.config import load_config
+
+    if k <= 0:
+        raise UsageError("--k must be positive")
+    cfg = load_config(model_dir)
+    with open_for_model(movie, cfg, model_dir) as container:
+        others, left_out = {}, 0
+        try:
+            if store is not None:
+                from latentcast.server.store import Store
+
+                st = Store(store)
+                for rec in st.list():
+                    path = st.movie_path(rec.id)
+                    if rec.decoder_sha256 != cfg.decoder_sha256:
+                        left_out += 1  # another model's latent space: distances there mean nothing here
+                    elif Path(path).resolve() != Path(movie).resolve():
+                        others[rec.id] = Container(path)
+            return SimilarFrames(frame, nearest(container, frame, k, others, min_gap), len(others), left_out)
+        finally:
+            for c in others.values():
+                c.close()
+
+
+@dataclasses.dataclass
+class SimilarFrames:
+    frame: int
+    neighbours: list  # codec.explore.similar.Neighbour, nearest first
+    movies_searched: int = 0  # other movies of the store, same encoder
+    movies_left_out: int = 0  # other movies of the store, another encoder
+
+    def to_json(self) -> dict:
+        d = {"neighbours": [n.to_json() for n in self.neighbours]}
+        if self.movies_searched or self.movies_left_out:
+            d.update(movies_searched=self.movies_searched, movies_left_out=self.movies_left_out)
+        return d
+
+
+def inspect(model_dir: PathLike, movie: PathLike, frame: int, *, pca: bool = False, steps: int = 7, rows: int = 8,
+            runtime: str = "auto"):
+    """Sweep each latent direction at ``frame`` and rank the directions by how much of the picture
+    they change (codec.explore.inspect); returns the Inspection, whose rows are decoded frames."""
+    from latentcast.codec.explore.inspect import inspect_frame
+    from latentcast.codec.explore.latents import all_latents, open_for_model
+    from latentcast.codec.nn.config import load_config
+    from latentcast.codec.runtime.scene_decoders import model_decoders
+
+    cfg = load_config(model_dir)
+    with open_for_model(movie, cfg, model_dir) as container:
+        latents = all_latents(container)
+        decoders = model_decoders(model_dir, tuple(container.header.parts), runtime=runtime)
+    try:
+        return inspect_frame(latents, frame, decoders, cfg, pca=pca, steps=steps, rows=rows)
+    finally:
+        decoders.close()
 
 
 class Client:

@@ -18,6 +18,8 @@ COMMANDS = {
     "decode": "decode a .lcv container back to frames (.mkv, .mp4, .y4m or -)",
     "info": "print a .lcv container's header and size breakdown",
     "scenes": "shot cuts and scenes from the latents, as text, JSON or chapter files",
+    "similar": "the frames nearest to a frame in latent space, and a contact sheet",
+    "inspect": "sweep one latent feature at a time and see what it changes, as a labelled grid",
     "ingest": "encode a movie and register it in a store (company side)",
     "rm": "remove a movie from a store",
     "store": "check a store's catalog, files and checksums (and --repair orphans)",
