@@ -44,6 +44,8 @@ MAX_KBPS = 1e9
 MAX_MOVIES = 100_000
 MAX_PAGE_TOKEN = 1024
 MAX_AUDIO_CHUNK = 1 << 20  # an audio chunk at 256 kbit/s for 30 s
+MAX_SPRITE = 4 << 20  # the seek thumbnails' JPEG: 400 tiles at 160x90 are about 2 MB
+MAX_VTT = 256 << 10
 
 
 def _fail(message: str, field: str, why: str) -> None:
@@ -121,6 +123,12 @@ MOVIE_FIELDS: dict[str, Callable] = {
     "stored_bytes": _bounded(0, 1 << 62),
     "symbols_packed": _any,
     "header": _at_most_bytes(MAX_HEADER),
+    "thumbnail_bytes": _bounded(0, MAX_SPRITE + MAX_VTT),
+}
+THUMBNAIL_FIELDS: dict[str, Callable] = {
+    "vtt": _text(MAX_VTT),
+    "sprite": _at_most_bytes(MAX_SPRITE),
+    "sprite_sha256": _matches(SHA256, "a sha256"),
 }
 LIST_FIELDS: dict[str, Callable] = {
     "movies": _checked_elsewhere("check_movie, on each, and at most MAX_MOVIES over all pages"),
@@ -144,7 +152,7 @@ LATENT_CHUNK_FIELDS: dict[str, Callable] = {
     "audio_checksum": _checked_elsewhere("wire.chunk_sound: the chunk checksum over its index, samples and bytes"),
 }
 FIELDS = {pb.Movie: MOVIE_FIELDS, pb.ListMoviesResponse: LIST_FIELDS, pb.DecoderChunk: DECODER_CHUNK_FIELDS,
-          pb.LatentChunk: LATENT_CHUNK_FIELDS}
+          pb.LatentChunk: LATENT_CHUNK_FIELDS, pb.Thumbnails: THUMBNAIL_FIELDS}
 
 
 def check_fields(msg, name: str):
@@ -192,6 +200,18 @@ def check_latent_chunk(chunk: pb.LatentChunk, movie: pb.Movie, next_frame: int, 
         _fail("latent chunk", "frames", f"({chunk.start_frame}+{chunk.n_frames}) do not hold frame {next_frame}, "
               f"the next one asked for")
     return chunk
+
+
+def check_thumbnails(answer: pb.Thumbnails) -> pb.Thumbnails:
+    """Seek thumbnails: bounded, a WebVTT track, and a sprite that hashes to the sha256 beside it."""
+    import hashlib
+
+    check_fields(answer, "thumbnails answer")
+    if not answer.vtt.startswith("WEBVTT"):
+        _fail("thumbnails answer", "vtt", "is not a WebVTT track")
+    if hashlib.sha256(answer.sprite).hexdigest() != answer.sprite_sha256:
+        _fail("thumbnails answer", "sprite", "does not hash to its sprite_sha256")
+    return answer
 
 
 def check_decoder_config(cfg: CodecConfig) -> CodecConfig:

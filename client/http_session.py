@@ -23,9 +23,12 @@ from google.protobuf import json_format
 
 from latentcast.client.checks import (
     MAX_AUDIO_CHUNK,
+    MAX_SPRITE,
+    MAX_VTT,
     UntrustedMessage,
     check_movie,
     check_movie_page,
+    check_thumbnails,
     printable,
 )
 from latentcast.codec.format.address import is_loopback
@@ -151,6 +154,14 @@ class HttpSession(Session):
 
     def get_movie(self, movie: str) -> pb.Movie:
         return check_movie(self._message(f"/v1/movies/{quote(movie, safe='')}", pb.Movie()))
+
+    def thumbnails(self, movie: str) -> pb.Thumbnails:
+        """The seek thumbnails from their two URLs, put back into the gRPC answer and checked."""
+        base = f"/v1/movies/{quote(movie, safe='')}/thumbnails"
+        vtt = self._retrying(lambda: self._get(base + ".vtt", MAX_VTT))
+        sprite = self._retrying(lambda: self._get(base + ".jpg", MAX_SPRITE))
+        return check_thumbnails(pb.Thumbnails(vtt=vtt.body.decode("utf-8", "replace"), sprite=sprite.body,
+                                              sprite_sha256=sprite.headers.get("ETag", "").strip('"')))
 
     # -- decoder -------------------------------------------------------------------------------
 

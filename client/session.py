@@ -25,6 +25,7 @@ from latentcast.client.checks import (
     check_latent_chunk,
     check_movie,
     check_movie_page,
+    check_thumbnails,
     printable,
 )
 from latentcast.codec.format.address import is_loopback
@@ -170,6 +171,10 @@ class Session:
     def get_movie(self, movie: str) -> pb.Movie:
         """One movie's description, checked (client.checks)."""
         return check_movie(self._with_retry(self.stub.GetMovie, pb.GetMovieRequest(movie=movie)))
+
+    def thumbnails(self, movie: str) -> pb.Thumbnails:
+        """A movie's seek thumbnails (WebVTT track and JPEG sprite), checked (client.checks)."""
+        return check_thumbnails(self._with_retry(self.stub.GetThumbnails, pb.GetThumbnailsRequest(movie=movie)))
 
     # -- decoder -------------------------------------------------------------------------------
 

@@ -259,6 +259,11 @@ class Client:
         """One movie by id or exact title, with its quantization ranges."""
         return self.session.get_movie(movie)
 
+    def thumbnails(self, movie: str) -> tuple[str, bytes]:
+        """A movie's seek thumbnails: (WebVTT track, JPEG sprite its cues point into), checked."""
+        answer = self.session.thumbnails(movie)
+        return answer.vtt, answer.sprite
+
     def play(self, movie: str, output: PathLike, *, start: int = 0, count: int | None = None,
              realtime: bool = False, reference: PathLike | None = None, batch: int = 16, buffer_s: float = 1.0,
              progress: bool = False, on_frames=None, runtime: str = "auto") -> "PlaybackSummary":

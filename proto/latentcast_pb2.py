@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!latentcast/proto/latentcast.proto\x12\rlatentcast.v1\":\n\x11ListMoviesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x12ListMoviesResponse\x12$\n\x06movies\x18\x01 \x03(\x0b\x32\x14.latentcast.v1.Movie\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x0fGetMovieRequest\x12\r\n\x05movie\x18\x01 \x01(\t\"\xa4\x03\n\x05Movie\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\x12\x0f\n\x07\x66ps_num\x18\x05 \x01(\r\x12\x0f\n\x07\x66ps_den\x18\x06 \x01(\r\x12\x0e\n\x06\x66rames\x18\x07 \x01(\x04\x12\x12\n\nduration_s\x18\x08 \x01(\x01\x12\x16\n\x0estreaming_kbps\x18\t \x01(\x01\x12\x16\n\x0e\x64\x65\x63oder_sha256\x18\n \x01(\t\x12\x15\n\rdecoder_bytes\x18\x0b \x01(\x04\x12\x12\n\nlatent_dim\x18\x0c \x01(\r\x12\x0c\n\x04\x62its\x18\r \x01(\r\x12\x14\n\x0c\x63hunk_frames\x18\x0e \x01(\r\x12\x10\n\x08quant_lo\x18\x0f \x03(\x02\x12\x10\n\x08quant_hi\x18\x10 \x03(\x02\x12\x14\n\x0cstored_bytes\x18\x11 \x01(\x04\x12\x16\n\x0esymbols_packed\x18\x12 \x01(\x08\x12\x12\n\ntotal_kbps\x18\x13 \x01(\x01\x12\x0e\n\x06header\x18\x14 \x01(\x0c\x12\x12\n\npart_bytes\x18\x15 \x01(\x04\x12\x12\n\naudio_kbps\x18\x16 \x01(\x01\"#\n\x11GetDecoderRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x7f\n\x0c\x44\x65\x63oderChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63onfig_json\x18\x04 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x05 \x01(\t\x12\x15\n\rdecoded_bytes\x18\x06 \x01(\x04\"O\n\x14StreamLatentsRequest\x12\r\n\x05movie\x18\x01 \x01(\t\x12\x13\n\x0bstart_frame\x18\x02 \x01(\x04\x12\x13\n\x0b\x66rame_count\x18\x03 \x01(\x04\"\x95\x01\n\x0bLatentChunk\x12\x13\n\x0bstart_frame\x18\x01 \x01(\x04\x12\x10\n\x08n_frames\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x10\n\x08\x63hecksum\x18\x04 \x01(\x04\x12\r\n\x05\x61udio\x18\x05 \x01(\x0c\x12\x15\n\raudio_samples\x18\x06 \x01(\r\x12\x16\n\x0e\x61udio_checksum\x18\x07 \x01(\x04\x32\xc4\x02\n\nLatentcast\x12Q\n\nListMovies\x12 .latentcast.v1.ListMoviesRequest\x1a!.latentcast.v1.ListMoviesResponse\x12@\n\x08GetMovie\x12\x1e.latentcast.v1.GetMovieRequest\x1a\x14.latentcast.v1.Movie\x12M\n\nGetDecoder\x12 .latentcast.v1.GetDecoderRequest\x1a\x1b.latentcast.v1.DecoderChunk0\x01\x12R\n\rStreamLatents\x12#.latentcast.v1.StreamLatentsRequest\x1a\x1a.latentcast.v1.LatentChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!latentcast/proto/latentcast.proto\x12\rlatentcast.v1\":\n\x11ListMoviesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x12ListMoviesResponse\x12$\n\x06movies\x18\x01 \x03(\x0b\x32\x14.latentcast.v1.Movie\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\" \n\x0fGetMovieRequest\x12\r\n\x05movie\x18\x01 \x01(\t\"\xbd\x03\n\x05Movie\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05width\x18\x03 \x01(\r\x12\x0e\n\x06height\x18\x04 \x01(\r\x12\x0f\n\x07\x66ps_num\x18\x05 \x01(\r\x12\x0f\n\x07\x66ps_den\x18\x06 \x01(\r\x12\x0e\n\x06\x66rames\x18\x07 \x01(\x04\x12\x12\n\nduration_s\x18\x08 \x01(\x01\x12\x16\n\x0estreaming_kbps\x18\t \x01(\x01\x12\x16\n\x0e\x64\x65\x63oder_sha256\x18\n \x01(\t\x12\x15\n\rdecoder_bytes\x18\x0b \x01(\x04\x12\x12\n\nlatent_dim\x18\x0c \x01(\r\x12\x0c\n\x04\x62its\x18\r \x01(\r\x12\x14\n\x0c\x63hunk_frames\x18\x0e \x01(\r\x12\x10\n\x08quant_lo\x18\x0f \x03(\x02\x12\x10\n\x08quant_hi\x18\x10 \x03(\x02\x12\x14\n\x0cstored_bytes\x18\x11 \x01(\x04\x12\x16\n\x0esymbols_packed\x18\x12 \x01(\x08\x12\x12\n\ntotal_kbps\x18\x13 \x01(\x01\x12\x0e\n\x06header\x18\x14 \x01(\x0c\x12\x12\n\npart_bytes\x18\x15 \x01(\x04\x12\x12\n\naudio_kbps\x18\x16 \x01(\x01\x12\x17\n\x0fthumbnail_bytes\x18\x17 \x01(\x04\"%\n\x14GetThumbnailsRequest\x12\r\n\x05movie\x18\x01 \x01(\t\"@\n\nThumbnails\x12\x0b\n\x03vtt\x18\x01 \x01(\t\x12\x0e\n\x06sprite\x18\x02 \x01(\x0c\x12\x15\n\rsprite_sha256\x18\x03 \x01(\t\"#\n\x11GetDecoderRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x7f\n\x0c\x44\x65\x63oderChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x04\x12\x13\n\x0btotal_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0b\x63onfig_json\x18\x04 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x05 \x01(\t\x12\x15\n\rdecoded_bytes\x18\x06 \x01(\x04\"O\n\x14StreamLatentsRequest\x12\r\n\x05movie\x18\x01 \x01(\t\x12\x13\n\x0bstart_frame\x18\x02 \x01(\x04\x12\x13\n\x0b\x66rame_count\x18\x03 \x01(\x04\"\x95\x01\n\x0bLatentChunk\x12\x13\n\x0bstart_frame\x18\x01 \x01(\x04\x12\x10\n\x08n_frames\x18\x02 \x01(\r\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x10\n\x08\x63hecksum\x18\x04 \x01(\x04\x12\r\n\x05\x61udio\x18\x05 \x01(\x0c\x12\x15\n\raudio_samples\x18\x06 \x01(\r\x12\x16\n\x0e\x61udio_checksum\x18\x07 \x01(\x04\x32\x95\x03\n\nLatentcast\x12Q\n\nListMovies\x12 .latentcast.v1.ListMoviesRequest\x1a!.latentcast.v1.ListMoviesResponse\x12@\n\x08GetMovie\x12\x1e.latentcast.v1.GetMovieRequest\x1a\x14.latentcast.v1.Movie\x12M\n\nGetDecoder\x12 .latentcast.v1.GetDecoderRequest\x1a\x1b.latentcast.v1.DecoderChunk0\x01\x12R\n\rStreamLatents\x12#.latentcast.v1.StreamLatentsRequest\x1a\x1a.latentcast.v1.LatentChunk0\x01\x12O\n\rGetThumbnails\x12#.latentcast.v1.GetThumbnailsRequest\x1a\x19.latentcast.v1.Thumbnailsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMOVIEREQUEST']._serialized_start=197
   _globals['_GETMOVIEREQUEST']._serialized_end=229
   _globals['_MOVIE']._serialized_start=232
-  _globals['_MOVIE']._serialized_end=652
-  _globals['_GETDECODERREQUEST']._serialized_start=654
-  _globals['_GETDECODERREQUEST']._serialized_end=689
-  _globals['_DECODERCHUNK']._serialized_start=691
-  _globals['_DECODERCHUNK']._serialized_end=818
-  _globals['_STREAMLATENTSREQUEST']._serialized_start=820
-  _globals['_STREAMLATENTSREQUEST']._serialized_end=899
-  _globals['_LATENTCHUNK']._serialized_start=902
-  _globals['_LATENTCHUNK']._serialized_end=1051
-  _globals['_LATENTCAST']._serialized_start=1054
-  _globals['_LATENTCAST']._serialized_end=1378
+  _globals['_MOVIE']._serialized_end=677
+  _globals['_GETTHUMBNAILSREQUEST']._serialized_start=679
+  _globals['_GETTHUMBNAILSREQUEST']._serialized_end=716
+  _globals['_THUMBNAILS']._serialized_start=718
+  _globals['_THUMBNAILS']._serialized_end=782
+  _globals['_GETDECODERREQUEST']._serialized_start=784
+  _globals['_GETDECODERREQUEST']._serialized_end=819
+  _globals['_DECODERCHUNK']._serialized_start=821
+  _globals['_DECODERCHUNK']._serialized_end=948
+  _globals['_STREAMLATENTSREQUEST']._serialized_start=950
+  _globals['_STREAMLATENTSREQUEST']._serialized_end=1029
+  _globals['_LATENTCHUNK']._serialized_start=1032
+  _globals['_LATENTCHUNK']._serialized_end=1181
+  _globals['_LATENTCAST']._serialized_start=1184
+  _globals['_LATENTCAST']._serialized_end=1589
 # @@protoc_insertion_point(module_scope)

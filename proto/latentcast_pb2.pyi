@@ -29,7 +29,7 @@ class GetMovieRequest(_message.Message):
     def __init__(self, movie: _Optional[str] = ...) -> None: ...
 
 class Movie(_message.Message):
-    __slots__ = ("id", "title", "width", "height", "fps_num", "fps_den", "frames", "duration_s", "streaming_kbps", "decoder_sha256", "decoder_bytes", "latent_dim", "bits", "chunk_frames", "quant_lo", "quant_hi", "stored_bytes", "symbols_packed", "total_kbps", "header", "part_bytes", "audio_kbps")
+    __slots__ = ("id", "title", "width", "height", "fps_num", "fps_den", "frames", "duration_s", "streaming_kbps", "decoder_sha256", "decoder_bytes", "latent_dim", "bits", "chunk_frames", "quant_lo", "quant_hi", "stored_bytes", "symbols_packed", "total_kbps", "header", "part_bytes", "audio_kbps", "thumbnail_bytes")
     ID_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class Movie(_message.Message):
     HEADER_FIELD_NUMBER: _ClassVar[int]
     PART_BYTES_FIELD_NUMBER: _ClassVar[int]
     AUDIO_KBPS_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_BYTES_FIELD_NUMBER: _ClassVar[int]
     id: str
     title: str
     width: int
@@ -74,7 +75,24 @@ class Movie(_message.Message):
     header: bytes
     part_bytes: int
     audio_kbps: float
-    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps_num: _Optional[int] = ..., fps_den: _Optional[int] = ..., frames: _Optional[int] = ..., duration_s: _Optional[float] = ..., streaming_kbps: _Optional[float] = ..., decoder_sha256: _Optional[str] = ..., decoder_bytes: _Optional[int] = ..., latent_dim: _Optional[int] = ..., bits: _Optional[int] = ..., chunk_frames: _Optional[int] = ..., quant_lo: _Optional[_Iterable[float]] = ..., quant_hi: _Optional[_Iterable[float]] = ..., stored_bytes: _Optional[int] = ..., symbols_packed: _Optional[bool] = ..., total_kbps: _Optional[float] = ..., header: _Optional[bytes] = ..., part_bytes: _Optional[int] = ..., audio_kbps: _Optional[float] = ...) -> None: ...
+    thumbnail_bytes: int
+    def __init__(self, id: _Optional[str] = ..., title: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., fps_num: _Optional[int] = ..., fps_den: _Optional[int] = ..., frames: _Optional[int] = ..., duration_s: _Optional[float] = ..., streaming_kbps: _Optional[float] = ..., decoder_sha256: _Optional[str] = ..., decoder_bytes: _Optional[int] = ..., latent_dim: _Optional[int] = ..., bits: _Optional[int] = ..., chunk_frames: _Optional[int] = ..., quant_lo: _Optional[_Iterable[float]] = ..., quant_hi: _Optional[_Iterable[float]] = ..., stored_bytes: _Optional[int] = ..., symbols_packed: _Optional[bool] = ..., total_kbps: _Optional[float] = ..., header: _Optional[bytes] = ..., part_bytes: _Optional[int] = ..., audio_kbps: _Optional[float] = ..., thumbnail_bytes: _Optional[int] = ...) -> None: ...
+
+class GetThumbnailsRequest(_message.Message):
+    __slots__ = ("movie",)
+    MOVIE_FIELD_NUMBER: _ClassVar[int]
+    movie: str
+    def __init__(self, movie: _Optional[str] = ...) -> None: ...
+
+class Thumbnails(_message.Message):
+    __slots__ = ("vtt", "sprite", "sprite_sha256")
+    VTT_FIELD_NUMBER: _ClassVar[int]
+    SPRITE_FIELD_NUMBER: _ClassVar[int]
+    SPRITE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    vtt: str
+    sprite: bytes
+    sprite_sha256: str
+    def __init__(self, vtt: _Optional[str] = ..., sprite: _Optional[bytes] = ..., sprite_sha256: _Optional[str] = ...) -> None: ...
 
 class GetDecoderRequest(_message.Message):
     __slots__ = ("sha256",)

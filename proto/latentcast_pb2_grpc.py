@@ -54,6 +54,11 @@ class LatentcastStub:
                 request_serializer=latentcast_dot_proto_dot_latentcast__pb2.StreamLatentsRequest.SerializeToString,
                 response_deserializer=latentcast_dot_proto_dot_latentcast__pb2.LatentChunk.FromString,
                 _registered_method=True)
+        self.GetThumbnails = channel.unary_unary(
+                '/latentcast.v1.Latentcast/GetThumbnails',
+                request_serializer=latentcast_dot_proto_dot_latentcast__pb2.GetThumbnailsRequest.SerializeToString,
+                response_deserializer=latentcast_dot_proto_dot_latentcast__pb2.Thumbnails.FromString,
+                _registered_method=True)
 
 
 class LatentcastServicer:
@@ -88,6 +93,14 @@ class LatentcastServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetThumbnails(self, request, context):
+        """Seek thumbnails: a JPEG sprite of one picture per scene, and the WebVTT track pointing into
+        it. NOT_FOUND for a movie stored before them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LatentcastServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +123,11 @@ def add_LatentcastServicer_to_server(servicer, server):
                     servicer.StreamLatents,
                     request_deserializer=latentcast_dot_proto_dot_latentcast__pb2.StreamLatentsRequest.FromString,
                     response_serializer=latentcast_dot_proto_dot_latentcast__pb2.LatentChunk.SerializeToString,
+            ),
+            'GetThumbnails': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThumbnails,
+                    request_deserializer=latentcast_dot_proto_dot_latentcast__pb2.GetThumbnailsRequest.FromString,
+                    response_serializer=latentcast_dot_proto_dot_latentcast__pb2.Thumbnails.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -220,6 +238,33 @@ class Latentcast:
             '/latentcast.v1.Latentcast/StreamLatents',
             latentcast_dot_proto_dot_latentcast__pb2.StreamLatentsRequest.SerializeToString,
             latentcast_dot_proto_dot_latentcast__pb2.LatentChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThumbnails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/latentcast.v1.Latentcast/GetThumbnails',
+            latentcast_dot_proto_dot_latentcast__pb2.GetThumbnailsRequest.SerializeToString,
+            latentcast_dot_proto_dot_latentcast__pb2.Thumbnails.FromString,
             options,
             channel_credentials,
             insecure,

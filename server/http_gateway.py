@@ -6,6 +6,9 @@
                                                  carries; frames and checksum in headers
     GET /v1/movies/{id}/audio/{index}            the sound over chunk {index}        public, immutable
                                                  (codec.audio), samples and checksum in headers
+    GET /v1/movies/{id}/thumbnails.vtt           seek thumbnails: a WebVTT track     token, private
+    GET /v1/movies/{id}/thumbnails.jpg           ... and the JPEG sprite it points   token, private
+                                                 into (ETag: its sha256)
     GET /v1/decoders/{sha256}                    a decoder or part as sent           token, private
     GET /v1/decoders/{sha256}/config.json        a base decoder's config             token, private
     GET /v1/decoders/{sha256}/model.onnx         the decoder (a base, or a part       token, private
@@ -74,6 +77,7 @@ _MOVIES = re.compile(r"/v1/movies")
 _MOVIE = re.compile(r"/v1/movies/([^/]{1,1024})")
 _CHUNK = re.compile(r"/v1/movies/([^/]{1,1024})/chunks/(\d{1,9})")
 _AUDIO = re.compile(r"/v1/movies/([^/]{1,1024})/audio/(\d{1,9})")
+_THUMBS = re.compile(r"/v1/movies/([^/]{1,1024})/thumbnails\.(vtt|jpg)")
 SAMPLES_HEADER = "X-Latentcast-Samples"
 _DECODER = re.compile(r"/v1/decoders/([0-9a-f]{64})")
 _CONFIG = re.compile(r"/v1/decoders/([0-9a-f]{64})/config\.json")
@@ -81,8 +85,8 @@ _ONNX = re.compile(r"/v1/decoders/([0-9a-f]{64})/model\.onnx")
 _WATCH = re.compile(r"/watch/([^/]{1,1024})")
 _WEB = re.compile(r"/web/((?:vendor/)?[A-Za-z0-9_.-]{1,100})")
 # Each route's kind (the access log's and the metrics' method), in the order they are tried.
-ROUTES = (("chunk", _CHUNK), ("audio", _AUDIO), ("movies", _MOVIES), ("movie", _MOVIE), ("decoder", _DECODER),
-          ("config", _CONFIG), ("onnx", _ONNX), ("watch", _WATCH), ("web", _WEB),
+ROUTES = (("chunk", _CHUNK), ("audio", _AUDIO), ("thumbnails", _THUMBS), ("movies", _MOVIES), ("movie", _MOVIE),
+          ("decoder", _DECODER), ("config", _CONFIG), ("onnx", _ONNX), ("watch", _WATCH), ("web", _WEB),
           ("healthz", re.compile(r"/healthz")), ("metrics", re.compile(r"/metrics")))
 ALL_ROUTES = frozenset(kind for kind, _ in ROUTES)
 METRICS_ONLY = frozenset({"metrics", "healthz"})  # serve --metrics: a listener for the scraper alone
@@ -197,6 +201,12 @@ class Gateway:
             return reply
         if kind == "audio":
             return self.chunk(parts[0], int(parts[1]), sound=True)
+        if kind == "thumbnails":
+            cache = self.private(authorization)  # pictures of the movie: behind the token
+            thumbs = self.thumbnails(parts[0])
+            if parts[1] == "vtt":
+                return Reply(thumbs.vtt.encode(), "text/vtt; charset=utf-8", cache, {})
+            return Reply(thumbs.sprite, "image/jpeg", cache, {"ETag": f'"{thumbs.sprite_sha256}"'})
         if kind == "movies":
             return self._json(self.movies(parse_qs(query, max_num_fields=4)), self.private(authorization))
         if kind == "movie":
@@ -230,6 +240,15 @@ class Gateway:
             self.private(authorization)  # counts are the operator's business: behind the token
             return Reply(self.observer.metrics.exposition(), METRICS_TYPE, "no-store", {})
         raise HttpError(404, "no such resource")
+
+    def thumbnails(self, name: str):
+        rec = self._movie(name)
+        try:
+            return self.store.thumbnails(rec.id)
+        except NotFound as e:
+            raise HttpError(404, str(e)) from None
+        except CorruptContainer as e:
+            raise HttpError(500, f"data loss: {e}") from None
 
     def _decoder(self, sha: str) -> tuple[bytes, str, int]:
         try:

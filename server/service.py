@@ -71,7 +71,8 @@ def movie_message(rec, **extra) -> pb.Movie:
         fps_den=rec.fps_den, frames=rec.frames, duration_s=rec.duration, streaming_kbps=rec.streaming_kbps,
         total_kbps=rec.total_kbps, part_bytes=rec.part_bytes, audio_kbps=rec.audio_kbps,
         decoder_sha256=rec.decoder_sha256, decoder_bytes=rec.decoder_bytes, latent_dim=rec.latent_dim,
-        bits=rec.bits, chunk_frames=rec.chunk_frames, stored_bytes=rec.stored_bytes, **extra)
+        bits=rec.bits, chunk_frames=rec.chunk_frames, stored_bytes=rec.stored_bytes,
+        thumbnail_bytes=rec.thumbnail_bytes, **extra)
 
 
 def describe_movie(store: Store, rec) -> pb.Movie:
@@ -209,6 +210,16 @@ class LatentcastServicer(pb_grpc.LatentcastServicer):
                                           data=data[offset : offset + DECODER_CHUNK],
                                           config_json=config if first else "", encoding="zstd" if first else "",
                                           decoded_bytes=decoded if first else 0)
+
+    def GetThumbnails(self, request, context):
+        rec = self._movie(request.movie, context)
+        try:
+            thumbs = self.store.thumbnails(rec.id)
+        except NotFound as e:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+        except CorruptContainer as e:
+            context.abort(grpc.StatusCode.DATA_LOSS, str(e))
+        return pb.Thumbnails(vtt=thumbs.vtt, sprite=thumbs.sprite, sprite_sha256=thumbs.sprite_sha256)
 
     def StreamLatents(self, request, context):
         rec = self._movie(request.movie, context)

@@ -27,6 +27,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
+from latentcast.codec.chapters import stored_chapters
 from latentcast.codec.extras import require_torch
 from latentcast.codec.format.atomic import write_bytes_atomic, write_text_atomic
 from latentcast.codec.format.audio_info import DEFAULT_AUDIO_KBPS
@@ -73,7 +74,30 @@ CREATE TABLE IF NOT EXISTS movie_parts (
     PRIMARY KEY (movie_id, start)
 );
 CREATE INDEX IF NOT EXISTS movie_parts_sha ON movie_parts(sha256);
+-- Seek thumbnails (codec.explore.thumbnails): the sprite is thumbs/<id>.jpg, checked against
+-- its sha256; the WebVTT track that points into it is small enough to live here.
+CREATE TABLE IF NOT EXISTS thumbnails (
+    movie_id TEXT PRIMARY KEY REFERENCES movies(id) ON DELETE CASCADE,
+    sprite_sha256 TEXT NOT NULL,
+    sprite_bytes INTEGER NOT NULL,
+    vtt TEXT NOT NULL,
+    tiles INTEGER NOT NULL
+);
 """
+
+
+def scenes_json(header: MovieHeader) -> str:
+    """The catalog's scenes column: [[first frame, end frame, shots], ...] from a header."""
+    return json.dumps([[c.start, c.end, c.shots] for c in stored_chapters(header.scenes, header.frames)]
+                      if header.scenes else [])
+
+
+@dataclass(frozen=True)
+class StoredThumbnails:
+    vtt: str
+    sprite: bytes  # JPEG, checked against sprite_sha256
+    sprite_sha256: str
+    tiles: int
 
 
 class NotFound(LatentcastError):
@@ -103,7 +127,10 @@ class MovieRecord:
     side_bytes: int = 0
     part_bytes: int = 0
     audio_bytes: int = 0
+    # The scenes as JSON [[first frame, end frame, shots], ...] (the container's header has them too).
+    scenes: str = "[]"
     decoder_bytes: int = 0
+    thumbnail_bytes: int = 0  # the seek thumbnails (sprite and track), counted apart from every rate
 
     @property
     def fps(self) -> Fraction:
@@ -142,7 +169,7 @@ class Store:
         if not (self.root / "catalog.sqlite").exists():
             if not create:
                 raise StoreError(f"{self.root}: not a latentcast store (no catalog.sqlite)")
-            for sub in ("movies", "decoders"):
+            for sub in ("movies", "decoders", "thumbs"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.executescript(SCHEMA)
@@ -154,7 +181,7 @@ class Store:
         scene parts get part_bytes as 0, which is what their movies use."""
         with self._db() as db:
             columns = {r["name"] for r in db.execute("PRAGMA table_info(movies)")}
-            if {"side_bytes", "part_bytes", "audio_bytes"} <= columns:
+            if {"side_bytes", "part_bytes", "audio_bytes", "scenes"} <= columns:
                 return  # the usual case: nothing to write, so a read-only store opens too
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -163,6 +190,15 @@ class Store:
                     db.execute("ALTER TABLE movies ADD COLUMN part_bytes INTEGER NOT NULL DEFAULT 0")
                 if "audio_bytes" not in columns:  # catalogs from before sound: every movie in them is silent
                     db.execute("ALTER TABLE movies ADD COLUMN audio_bytes INTEGER NOT NULL DEFAULT 0")
+                if "scenes" not in columns:  # catalogs from before the scene column: from each header
+                    db.execute("ALTER TABLE movies ADD COLUMN scenes TEXT NOT NULL DEFAULT '[]'")
+                    for row in db.execute("SELECT id FROM movies").fetchall():
+                        try:
+                            with Container(self.movie_path(row["id"])) as c:
+                                scenes = scenes_json(c.header)
+                        except CorruptContainer:
+                            continue
+                        db.execute("UPDATE movies SET scenes = ? WHERE id = ?", (scenes, row["id"]))
                 if "side_bytes" not in columns:  # still missing once the write lock is held
                     db.execute("ALTER TABLE movies ADD COLUMN side_bytes INTEGER NOT NULL DEFAULT 0")
                     for row in db.execute("SELECT id FROM movies").fetchall():
@@ -200,6 +236,11 @@ class Store:
             raise NotFound(f"no movie {movie_id!r}")
         return self.root / "movies" / f"{movie_id}.lcv"
 
+    def thumbnail_path(self, movie_id: str) -> Path:
+        if not ID_RE.fullmatch(movie_id):
+            raise NotFound(f"no movie {movie_id!r}")
+        return self.root / "thumbs" / f"{movie_id}.jpg"
+
     def decoder_path(self, sha256: str) -> Path:
         if not SHA_RE.fullmatch(sha256):
             raise NotFound(f"no decoder {sha256!r}")
@@ -216,8 +257,9 @@ class Store:
 
     # -- queries -------------------------------------------------------------------------------
 
-    _SELECT = ("SELECT m.*, d.bytes AS decoder_bytes FROM movies m JOIN decoders d "
-               "ON d.sha256 = m.decoder_sha256")
+    _SELECT = ("SELECT m.*, d.bytes AS decoder_bytes, COALESCE(t.sprite_bytes + length(CAST(t.vtt AS BLOB)), 0) "
+               "AS thumbnail_bytes FROM movies m JOIN decoders d ON d.sha256 = m.decoder_sha256 "
+               "LEFT JOIN thumbnails t ON t.movie_id = m.id")
 
     def list(self, after: tuple[float, str] | None = None, limit: int | None = None) -> list[MovieRecord]:
         """Movies oldest first; with ``after`` (a movie's (created, id)) only those after it, and
@@ -283,6 +325,10 @@ class Store:
             files = [(sha, decoder, cfg.to_json() + "\n")]
             with Container(path) as c:
                 h, side = c.header, c.header_bytes
+                thumbs = _thumbnails(c, model_dir)
+            sprite_sha = sha256_bytes(thumbs.sprite)
+            self.thumbnail_path(movie_id).parent.mkdir(exist_ok=True)  # a store from before thumbnails
+            write_bytes_atomic(self.thumbnail_path(movie_id), thumbs.sprite)
             # A part's "config" names its base: GetDecoder sends it with the part, as it sends a base's.
             part_config = json.dumps({"part_of": sha}) + "\n"
             files += [(p, read_part(model_dir, p), part_config) for p in part_shas(h.parts, sha)]
@@ -296,10 +342,13 @@ class Store:
                     db.execute(
                         "INSERT INTO movies (id, title, decoder_sha256, width, height, fps_num, fps_den, frames, "
                         "latent_dim, bits, chunk_frames, stored_bytes, chunk_bytes, created, side_bytes, part_bytes, "
-                        "audio_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        "audio_bytes, scenes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                         (movie_id, title, sha, h.width, h.height, h.fps.numerator, h.fps.denominator, h.frames,
                          h.latent_dim, h.bits, h.chunk_frames, result.bytes, result.streaming_bytes - side,
-                         time.time(), side, part_bytes, result.audio_bytes))
+                         time.time(), side, part_bytes, result.audio_bytes, scenes_json(h)))
+                    db.execute("INSERT INTO thumbnails (movie_id, sprite_sha256, sprite_bytes, vtt, tiles) "
+                               "VALUES (?, ?, ?, ?, ?)",
+                               (movie_id, sprite_sha, len(thumbs.sprite), thumbs.vtt, len(thumbs.frames)))
                     db.executemany("INSERT INTO movie_parts (movie_id, start, sha256) VALUES (?, ?, ?)",
                                    [(movie_id, start, p) for start, p in h.parts])
                     db.execute("COMMIT")
@@ -308,8 +357,24 @@ class Store:
                     raise
         except BaseException:
             path.unlink(missing_ok=True)
+            self.thumbnail_path(movie_id).unlink(missing_ok=True)
             raise
         return self.get(movie_id)
+
+    def thumbnails(self, movie_id: str) -> StoredThumbnails:
+        """A movie's seek thumbnails; NotFound for a movie stored before them, CorruptContainer
+        when the sprite fails its checksum."""
+        with self._db() as db:
+            row = db.execute("SELECT * FROM thumbnails WHERE movie_id = ?", (movie_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"movie {movie_id} has no thumbnails (ingested before them)")
+        try:
+            sprite = self.thumbnail_path(movie_id).read_bytes()
+        except FileNotFoundError:
+            raise CorruptContainer(f"movie {movie_id}: its thumbnail sprite is missing") from None
+        if sha256_bytes(sprite) != row["sprite_sha256"]:
+            raise CorruptContainer(f"movie {movie_id}: its thumbnail sprite fails its checksum")
+        return StoredThumbnails(row["vtt"], sprite, row["sprite_sha256"], row["tiles"])
 
     def _put_decoder_files(self, sha: str, data: bytes, config: str) -> tuple[int, int]:
         """Write a decoder's (or part's) file, zstd copy and config unless sound copies are there;
@@ -345,6 +410,7 @@ class Store:
                 raise
         # Files go after the commit: a crash here leaves orphans, never a row without its file.
         self.movie_path(movie_id).unlink(missing_ok=True)
+        self.thumbnail_path(movie_id).unlink(missing_ok=True)
         for sha in unused:
             for f in self.decoder_files(sha):
                 f.unlink(missing_ok=True)
@@ -354,6 +420,18 @@ class Store:
         """The stored movie's container header, parsed and as stored (its side information)."""
         with Container(self.movie_path(movie_id)) as c:
             return c.header, c.side_information()
+
+
+def _thumbnails(container: Container, model_dir):
+    """Seek thumbnails for a movie just encoded, decoded with the model's own decoders."""
+    from latentcast.codec.explore.thumbnails import make_thumbnails
+    from latentcast.codec.runtime.scene_decoders import model_decoders
+
+    decoders = model_decoders(model_dir, tuple(container.header.parts))
+    try:
+        return make_thumbnails(container, decoders)
+    finally:
+        decoders.close()
 
 
 def _in_use(db: sqlite3.Connection, sha: str) -> bool:
@@ -370,6 +448,9 @@ class CheckReport:
     damaged: list[str] = field(default_factory=list)  # registered movies or decoders that fail a check
     orphans: list[str] = field(default_factory=list)  # files or rows nothing refers to
     removed: list[str] = field(default_factory=list)  # orphans that --repair deleted
+    movie_bytes: int = 0  # the registered movies' containers
+    decoder_bytes: int = 0  # their decoders and parts, as sent
+    thumbnail_bytes: int = 0  # their seek thumbnails, counted apart: no rate includes them
 
     @property
     def clean(self) -> bool:
@@ -407,12 +488,20 @@ def check_store(store: "Store", repair: bool = False, min_orphan_age_s: float = 
     movies = store.list()
     with store._db() as db:
         decoder_rows = {r["sha256"]: r["raw_bytes"] for r in db.execute("SELECT sha256, raw_bytes FROM decoders")}
+        report.decoder_bytes = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM decoders").fetchone()[0]
+    report.movie_bytes = sum(m.stored_bytes for m in movies)
+    report.thumbnail_bytes = sum(m.thumbnail_bytes for m in movies)
     for rec in movies:
         path = store.movie_path(rec.id)
         if not path.exists():
             report.damaged.append(f"movie {rec.id}: its container {path.name} is missing")
             continue
         problems = _verify_movie(path, rec)
+        if rec.thumbnail_bytes:
+            try:
+                store.thumbnails(rec.id)
+            except CorruptContainer as e:
+                problems.append(str(e))
         report.damaged += problems
         report.movies_ok += not problems
     with store._db() as db:
@@ -435,8 +524,11 @@ def check_store(store: "Store", repair: bool = False, min_orphan_age_s: float = 
             report.damaged.append(f"decoder {sha[:12]}…: zstd copy damaged ({e})")
     now = time.time()
     known_files = {store.movie_path(m.id).name for m in movies}
+    known_files |= {store.thumbnail_path(m.id).name for m in movies if m.thumbnail_bytes}
     known_files |= {f.name for sha in decoder_rows for f in store.decoder_files(sha)}
-    for sub in ("movies", "decoders"):
+    for sub in ("movies", "decoders", "thumbs"):
+        if not (store.root / sub).is_dir():
+            continue  # a store from before thumbnails
         for f in sorted((store.root / sub).iterdir()):
             if f.name in known_files:
                 continue

@@ -35,7 +35,8 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps({**asdict(report), "clean": report.clean}, indent=2))
     else:
-        print(f"{report.movies_ok} movies verified")
+        print(f"{report.movies_ok} movies verified: {report.movie_bytes:,} bytes of movies, "
+              f"{report.decoder_bytes:,} of decoders and parts, {report.thumbnail_bytes:,} of seek thumbnails")
         for line in report.damaged:
             print(f"DAMAGED  {line}")
         for line in report.orphans:

@@ -364,6 +364,66 @@ class Player {
   }
 }
 
+// -- seek previews: codec/explore/thumbnails.py's WebVTT track and JPEG sprite ------------------
+
+function seconds(stamp) {
+  const [h, m, s] = stamp.split(":").map(Number);
+  return h * 3600 + m * 60 + s;
+}
+
+class SeekPreviews {
+  // Cues of "start --> end" and "thumbnails.jpg#xywh=x,y,w,h"; the sprite behind the token, as a blob URL.
+  static async load(movie) {
+    if (!(Number(movie.thumbnail_bytes) > 0)) return null;
+    const base = `/v1/movies/${encodeURIComponent(movie.id)}/thumbnails`;
+    const [{ body: vtt }, { body: sprite }] = await Promise.all([fetchChecked(`${base}.vtt`, { auth: true }),
+      fetchChecked(`${base}.jpg`, { auth: true })]);
+    const cues = [];
+    const lines = new TextDecoder().decode(vtt).split(/\r?\n/);
+    for (let i = 0; i + 1 < lines.length; i++) {
+      const time = lines[i].match(/^([\d:.]+) --> ([\d:.]+)/);
+      const spot = time && lines[i + 1].match(/#xywh=(\d+),(\d+),(\d+),(\d+)$/);
+      if (spot) cues.push({ start: seconds(time[1]), end: seconds(time[2]), rect: spot.slice(1).map(Number) });
+    }
+    return new SeekPreviews(cues, URL.createObjectURL(new Blob([sprite], { type: "image/jpeg" })));
+  }
+
+  constructor(cues, url) {
+    this.cues = cues;
+    this.url = url;
+  }
+
+  at(time) {
+    return this.cues.find((c) => time >= c.start && time < c.end) || this.cues[this.cues.length - 1];
+  }
+
+  // Show the picture for ``time`` above the seek bar, at ``x`` pixels from the controls' left edge.
+  show(time, x) {
+    const cue = this.at(time), [cx, cy, w, h] = cue.rect, box = $("preview");
+    Object.assign(box.style, { display: "block", width: `${w}px`, height: `${h}px`, left: `${x}px`,
+      backgroundImage: `url(${this.url})`, backgroundPosition: `${-cx}px ${-cy}px` });
+    return cue;
+  }
+
+  hide() { $("preview").style.display = "none"; }
+}
+
+function hookPreviews(player, previews) {
+  const bar = $("seek");
+  const place = (fraction) => {
+    const frame = Math.round(fraction * (player.frames - 1));
+    const x = bar.offsetLeft + fraction * bar.offsetWidth;
+    return previews.show(frame / player.fps, x);
+  };
+  bar.addEventListener("mousemove", (e) => {
+    const r = bar.getBoundingClientRect();
+    place(Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)));
+  });
+  bar.addEventListener("mouseleave", () => previews.hide());
+  bar.addEventListener("input", () => place(Number(bar.value) / Math.max(1, player.frames - 1)));
+  bar.addEventListener("change", () => previews.hide());
+}
+
 async function start() {
   if (!globalThis.WebAssembly) throw new PlayerError("this browser has no WebAssembly, which the decoder runs on");
   // Threads need a cross-origin isolated page, which /watch is (COOP and COEP headers).
@@ -391,6 +451,9 @@ async function start() {
   $("play").disabled = $("seek").disabled = false;
   $("play").onclick = () => (player.playing ? player.pause() : player.play().catch(fail));
   $("seek").oninput = () => player.seek(Number($("seek").value)).catch(fail);
+  // Seek previews are a nicety: a movie without them, or a failed fetch, plays as before.
+  player.previews = await SeekPreviews.load(movie).catch(() => null);
+  if (player.previews) hookPreviews(player, player.previews);
   return player;
 }
 

@@ -177,6 +177,10 @@ def test_a_title_cannot_drive_the_terminal(store_with_movie, capsys):
 def test_every_field_the_client_reads_has_a_named_check():
     for message, checks in FIELDS.items():
         assert set(message.DESCRIPTOR.fields_by_name) == set(checks), message.DESCRIPTOR.name
+    # and every answer the service gives has its table: a method added later fails here too
+    checked = {m.DESCRIPTOR.full_name for m in FIELDS}
+    for method in pb.DESCRIPTOR.services_by_name["Latentcast"].methods:
+        assert method.output_type.full_name in checked, method.name
 
 
 def _movie_values(field):

@@ -2,11 +2,13 @@
 in the page with ONNX Runtime Web, seeks, and shows what the offline decode shows."""
 
 import base64
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from browser import Browser, chromium_binary
 from latentcast.codec.quality import PSNRMeter
@@ -124,3 +126,43 @@ def test_the_page_decodes_the_sound_and_plays_it_on_the_frame_clock(trained_mode
     assert abs(int(np.argmax(np.abs(got))) - (click - round(24 / fps * 48000))) <= 960  # the click, within 20 ms
     snr = 10 * np.log10((want ** 2).sum() / max(((want[0] - got) ** 2).sum(), 1e-12))
     assert snr >= 30, snr  # the same packets, decoded by the browser
+
+
+def test_the_seek_bar_shows_the_scene_thumbnail_under_the_pointer(trained_model, tmp_path):
+    from latentcast.server.store import Store
+    from synthetic import flash_and_click, write_clip_with_sound
+
+    frames, pcm = flash_and_click(48, 12, 30)  # a cut at the flash: two scenes, two pictures
+    src = write_clip_with_sound(tmp_path / "two.mkv", frames, 12, pcm)
+    store = Store(tmp_path / "s", create=True)
+    rec = store.ingest(str(src), trained_model, title="previews", progress=False)
+    stored = store.thumbnails(rec.id)
+    cues = [line.split("#xywh=")[1] for line in stored.vtt.splitlines() if "#xywh=" in line]
+    assert stored.tiles == len(cues) >= 2
+    with run_server(store, ServerOptions(tokens=[TOKEN], http_listen="127.0.0.1:0")) as srv:
+        browser = Browser(chromium_binary())
+        try:
+            browser.goto(f"{srv.http_url}/watch/{rec.id}")
+            browser.evaluate(f"sessionStorage.setItem('latentcast-token', '{TOKEN}'); location.reload(); true")
+            browser.wait_for("window.latentcast.ready.then(p => !!p && !!p.previews)", timeout_s=120)
+            assert browser.evaluate("window.latentcast.ready.then(p => p.previews.cues.length)") == len(cues)
+            shown = []
+            for fraction in (0.1, 0.95):  # early in the first scene, late in the last
+                shown.append(browser.evaluate(f"""(() => {{
+                  const bar = document.getElementById('seek'), r = bar.getBoundingClientRect();
+                  bar.dispatchEvent(new MouseEvent('mousemove', {{clientX: r.left + {fraction} * r.width,
+                                                                  clientY: r.top + 2, bubbles: true}}));
+                  const box = document.getElementById('preview').style;
+                  return [box.display, box.backgroundPosition, box.width, box.backgroundImage.slice(0, 9)];
+                }})()"""))
+            loaded = browser.evaluate("window.latentcast.ready.then(p => new Promise((ok, bad) => { "
+                                      "const im = new Image(); im.onload = () => ok([im.naturalWidth, "
+                                      "im.naturalHeight]); im.onerror = bad; im.src = p.previews.url; }))")
+        finally:
+            browser.close()
+    for (display, position, width, image), cue in zip(shown, (cues[0], cues[-1])):
+        x, y, w, _h = map(int, cue.split(","))
+        assert display == "block" and position == f"{-x}px {-y}px" and width == f"{w}px"
+        assert image == 'url("blob'
+    with Image.open(io.BytesIO(stored.sprite)) as sprite:
+        assert loaded == [sprite.width, sprite.height]  # the page decoded the sprite the store holds
