@@ -15,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from latentcast.client.checks import check_fields, check_latent_chunk, check_movie
+from latentcast.client.checks import check_fields, check_latent_chunk, check_movie, check_thumbnails
 from latentcast.client.wire import chunk_latents, movie_side_information
 from latentcast.codec import video
 from latentcast.codec.format.chunks import encode_chunk
@@ -151,9 +151,14 @@ def target_decoder_chunk(data: bytes) -> None:
     _through(pb.DecoderChunk, data, _read_decoder_chunk)
 
 
+def target_thumbnails(data: bytes) -> None:
+    """A GetThumbnails answer through the client's check (track form, bounds, the sprite's sha256)."""
+    _through(pb.Thumbnails, data, check_thumbnails)
+
+
 TARGETS = {"container": target_container, "header": target_header, "y4m": target_y4m,
            "safetensors": target_safetensors, "movie": target_movie, "latent_chunk": target_latent_chunk,
-           "decoder_chunk": target_decoder_chunk}
+           "decoder_chunk": target_decoder_chunk, "thumbnails": target_thumbnails}
 
 
 def _decoder_chunk_seed() -> bytes:
@@ -166,4 +171,7 @@ def _decoder_chunk_seed() -> bytes:
 SEEDS = {"container": SEED, "header": SEED[:200], "y4m": b"W4 H4 F10:1 C444\nFRAME\n" + bytes(48),
          "safetensors": b'\x0e\x00\x00\x00\x00\x00\x00\x00{"a":"b"}     ',
          "movie": MOVIE.SerializeToString(), "latent_chunk": FIRST_CHUNK.SerializeToString(),
-         "decoder_chunk": _decoder_chunk_seed()}
+         "decoder_chunk": _decoder_chunk_seed(),
+         "thumbnails": pb.Thumbnails(vtt="WEBVTT\n\n00:00:00.000 --> 00:00:01.000\nthumbnails.jpg#xywh=0,0,8,8\n",
+                                     sprite=b"\xff\xd8\xff", sprite_sha256=sha256_bytes(b"\xff\xd8\xff")
+                                     ).SerializeToString()}
