@@ -2,7 +2,8 @@
 (YUV4MPEG2 out), with the torch and ONNX Runtime paths side by side in one run.
 
     python benchmarks/decode_speed.py [--sizes 320x180,1280x720,1920x1080] [--frames 130] [--rounds 2]
-                                      [--capacity large] [--model MODEL_DIR ...] [--runtimes torch,onnx]
+                                      [--capacity large] [--heads shuffle,dwshuffle] [--model MODEL_DIR ...]
+                                      [--runtimes torch,onnx]
 
 For each size it plans the default architecture (``CodecConfig.plan``), writes a model dir with
 freshly initialised weights (speed does not depend on their values) and a movie of ``--frames``
@@ -32,9 +33,9 @@ from latentcast.codec.nn.model import build_model, macs_per_pixel
 from latentcast.codec.nn.weights import save_model
 
 
-def _fresh_model(size: tuple[int, int], capacity: str, out: Path) -> Path:
+def _fresh_model(size: tuple[int, int], capacity: str, out: Path, head: str = "shuffle") -> Path:
     torch.manual_seed(0)
-    save_model(build_model(CodecConfig.plan(*size, capacity=capacity)), out)
+    save_model(build_model(CodecConfig.plan(*size, capacity=capacity, head=head)), out)
     return out
 
 
@@ -61,6 +62,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="320x180,1280x720,1920x1080")
     p.add_argument("--capacity", default="large", help="decoder rung for the planned models (default large)")
+    p.add_argument("--heads", default="shuffle", help="decoder heads of the planned models, comma-separated "
+                   "(shuffle, dwshuffle; default shuffle)")
     p.add_argument("--model", nargs="*", default=[], help="trained model dirs to time as well")
     p.add_argument("--frames", type=int, default=130)
     p.add_argument("--rounds", type=int, default=2, help="alternating runs per runtime (default 2; best kept)")
@@ -68,8 +71,8 @@ def main() -> None:
     args = p.parse_args()
     runtimes = args.runtimes.split(",")
     with tempfile.TemporaryDirectory() as tmp:
-        models = [_fresh_model(tuple(map(int, s.split("x"))), args.capacity, Path(tmp) / s)
-                  for s in args.sizes.split(",") if s]
+        models = [_fresh_model(tuple(map(int, s.split("x"))), args.capacity, Path(tmp) / f"{head}-{s}", head)
+                  for s in args.sizes.split(",") if s for head in args.heads.split(",")]
         models += [Path(m) for m in args.model]
         print(f"{os.cpu_count()} CPUs; {args.frames} frames; best of {args.rounds} alternating rounds")
         print("| model | size | MACs/pixel | " + " | ".join(f"{r} frames/s" for r in runtimes)

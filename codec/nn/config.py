@@ -21,7 +21,7 @@ from ..format.quantizer import DEFAULT_BITS, check_bits
 CONFIG = "config.json"
 ENCODER = "encoder.safetensors"
 DECODER = "decoder.safetensors"
-HEADS = ("shuffle", "conv")
+HEADS = ("shuffle", "dwshuffle", "conv")
 
 MIN_WEIGHT_BITS, MAX_WEIGHT_BITS, DEFAULT_WEIGHT_BITS = 4, 8, 6
 
@@ -165,8 +165,10 @@ class CodecConfig:
     strides: tuple[int, ...] = ()
     stem_channels: int = 128
     decoder_channels: tuple[int, ...] = ()
-    # "shuffle": the last stride is the RGB head's PixelShuffle. "conv": every stride is a stage
-    # and a 3x3 conv makes RGB at full resolution (the first models, which still load).
+    # "shuffle": the last stride is the RGB head's PixelShuffle, after a 3x3 conv to 3*s*s.
+    # "dwshuffle": the same shuffle after a depthwise 3x3 and a 1x1 conv, about a ninth of the
+    # multiply-adds where they are most (the head runs on the most positions). "conv": every
+    # stride is a stage and a 3x3 conv makes RGB at full resolution (the first models, which still load).
     head: str = "shuffle"
     # Bits of the shipped decoder's weight codes where weight_layer_bits names no width (all of
     # them under --weight-bits).
@@ -214,11 +216,16 @@ class CodecConfig:
             check_weight_bits(bits, fractional=True)
         if self.head not in HEADS:
             raise UsageError(f"unknown decoder head {self.head!r}; known: {sorted(HEADS)}")
-        stages = len(self.strides) - (1 if self.head == "shuffle" else 0)
+        stages = len(self.strides) - (1 if self.shuffles else 0)
         if len(self.decoder_channels) != stages or len(self.encoder_channels) != len(self.strides):
             raise UsageError(f"{self.head} head with strides {self.strides} needs {stages} decoder widths and "
                              f"{len(self.strides)} encoder widths, got {self.decoder_channels} and "
                              f"{self.encoder_channels}")
+
+    @property
+    def shuffles(self) -> bool:
+        """Whether the head ends in a PixelShuffle by the last stride (its own, not a stage's)."""
+        return self.head in ("shuffle", "dwshuffle")
 
     @property
     def trained_bits(self) -> int:
@@ -237,14 +244,16 @@ class CodecConfig:
     @property
     def decoder_parameters(self) -> int:
         """The decoder's weight count, from the config alone (its 3x3 convs and their biases)."""
-        def conv(c_in: int, c_out: int) -> int:
-            return c_in * c_out * 9 + c_out
+        def conv(c_in: int, c_out: int, k: int = 9) -> int:
+            return c_in * c_out * k + c_out
 
         n = conv(self.latent_channels, self.stem_channels)
         c_in = self.stem_channels
         for s, c_out in zip(self.strides, self.decoder_channels):
             n += conv(c_in, c_out * s * s)
             c_in = c_out
+        if self.head == "dwshuffle":  # depthwise 3x3 (9 weights and a bias a channel), then 1x1
+            return n + c_in * 10 + conv(c_in, 3 * self.strides[-1] ** 2, 1)
         return n + conv(c_in, 3 * self.strides[-1] ** 2 if self.head == "shuffle" else 3)
 
     @property

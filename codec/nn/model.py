@@ -131,6 +131,10 @@ class Decoder(nn.Module):
         if cfg.head == "shuffle":
             s = cfg.strides[-1]
             self.head = nn.Sequential(QuantAwareConv2d(c_in, 3 * s * s, 3, padding=1), nn.PixelShuffle(s))
+        elif cfg.head == "dwshuffle":
+            s = cfg.strides[-1]
+            self.head = nn.Sequential(QuantAwareConv2d(c_in, c_in, 3, padding=1, groups=c_in),
+                                      QuantAwareConv2d(c_in, 3 * s * s, 1), nn.PixelShuffle(s))
         else:
             self.head = QuantAwareConv2d(c_in, 3, 3, padding=1)
 
@@ -144,9 +148,9 @@ class Decoder(nn.Module):
         # Linear output around mid-grey, no sigmoid: a saturated sigmoid stops the gradient and
         # can stall training on the mean image. Frames are clamped to [0, 1] when converted to pixels.
         if blocks:
-            if self.cfg.head != "shuffle":
+            if not self.cfg.shuffles:
                 raise ValueError("only a shuffle head decodes to blocks")
-            return self.head[0](x) + 0.5
+            return self.head[:-1](x) + 0.5
         return _frame_of(self.head(x) + 0.5, self.cfg)
 
 
@@ -171,7 +175,7 @@ class Autoencoder(nn.Module):
 
     @property
     def trains_in_blocks(self) -> bool:
-        return self.cfg.head == "shuffle"
+        return self.cfg.shuffles
 
     def to_blocks(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames (B, H, W, 3) -> float (B, 3*s*s, canvas_h/s, canvas_w/s), channels-last
@@ -255,6 +259,7 @@ def macs_per_pixel(decoder: Decoder) -> float:
     for s, stage in zip(cfg.strides, decoder.stages):
         total += conv_macs(stage[0], h, w)
         h, w = h * s, w * s
-    head = decoder.head[0] if isinstance(decoder.head, nn.Sequential) else decoder.head
-    total += conv_macs(head, h, w)
+    heads = [m for m in decoder.head if isinstance(m, nn.Conv2d)] if isinstance(decoder.head, nn.Sequential) \
+        else [decoder.head]
+    total += sum(conv_macs(m, h, w) for m in heads)
     return total / (cfg.width * cfg.height)

@@ -36,20 +36,36 @@ INPUT, OUTPUT = "latents", "frames"
 
 def conv_names(cfg: CodecConfig) -> list[str]:
     """The state-dict prefixes of the decoder's convs, in order (as codec.nn.model names them)."""
-    head = "head.0" if cfg.head == "shuffle" else "head"
-    return ["stem", *(f"stages.{i}.0" for i in range(len(cfg.decoder_channels))), head]
+    head = {"shuffle": ["head.0"], "dwshuffle": ["head.0", "head.1"]}.get(cfg.head, ["head"])
+    return ["stem", *(f"stages.{i}.0" for i in range(len(cfg.decoder_channels))), *head]
 
 
 def _expected_shapes(cfg: CodecConfig) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {}
     names = conv_names(cfg)
     outs = [cfg.stem_channels] + [c * s * s for s, c in zip(cfg.strides, cfg.decoder_channels)]
-    outs.append(3 * cfg.strides[-1] ** 2 if cfg.head == "shuffle" else 3)
+    last = cfg.decoder_channels[-1] if cfg.decoder_channels else cfg.stem_channels
+    if cfg.head == "dwshuffle":
+        outs.append(last)
+    outs.append(3 * cfg.strides[-1] ** 2 if cfg.shuffles else 3)
     ins = [cfg.latent_channels, cfg.stem_channels, *cfg.decoder_channels]
+    if cfg.head == "dwshuffle":
+        ins.append(last)
+    kernels = _kernels(cfg)
     for name, c_in, c_out in zip(names, ins, outs):
-        shapes[f"{name}.weight"] = (c_out, c_in, 3, 3)
+        k, groups = kernels[name]
+        shapes[f"{name}.weight"] = (c_out, c_in // groups, k, k)
         shapes[f"{name}.bias"] = (c_out,)
     return shapes
+
+
+def _kernels(cfg: CodecConfig) -> dict[str, tuple[int, int]]:
+    """Each conv's (kernel size, groups): 3x3 and dense, but for the depthwise-separable head."""
+    out = {name: (3, 1) for name in conv_names(cfg)}
+    if cfg.head == "dwshuffle":
+        last = cfg.decoder_channels[-1] if cfg.decoder_channels else cfg.stem_channels
+        out["head.0"], out["head.1"] = (3, last), (1, 1)
+    return out
 
 
 def decoder_graph(cfg: CodecConfig, state: State, codes: bool = False) -> onnx.ModelProto:
@@ -85,22 +101,26 @@ def decoder_graph(cfg: CodecConfig, state: State, codes: bool = False) -> onnx.M
                           f"{prefix}.weight", axis=0)
         else:
             weight = const(f"{prefix}.weight", (weights[f"{prefix}.weight"] * gain).astype(np.float32))
+        k, groups = kernels[prefix]
         return node("Conv", [x, weight, const(f"{prefix}.bias", bias.astype(np.float32))],
-                    f"{prefix}.out", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+                    f"{prefix}.out", kernel_shape=[k, k], pads=[k // 2] * 4, group=groups)
 
+    kernels = _kernels(cfg)
     gh, gw = cfg.grid
     x = node("Reshape", [INPUT, const("grid_shape", np.array([-1, cfg.latent_channels, gh, gw], np.int64))], "grid")
     names = conv_names(cfg)
     x = node("Gelu", [conv(names[0], x)], "stem.gelu")
-    for i, (s, name) in enumerate(zip(cfg.strides, names[1:-1])):
+    for i, (s, name) in enumerate(zip(cfg.strides, names[1 : 1 + len(cfg.decoder_channels)])):
         x = node("Gelu", [node("DepthToSpace", [conv(name, x)], f"stage{i}.shuffle", blocksize=s, mode="CRD")],
                  f"stage{i}.gelu")
+    for name in names[1 + len(cfg.decoder_channels) : -1]:  # the depthwise half of a separable head
+        x = conv(name, x)
     x = conv(names[-1], x, levels=True)
     x = node("Clip", [x, const("zero", np.array(0.0, np.float32)), const("top", np.array(255.0, np.float32))],
              "clipped")
     x = node("Cast", [node("Round", [x], "rounded")], "pixels", to=TensorProto.UINT8)
     # Pixels are rounded before they are rearranged, so the rearranging moves a byte per value, not four.
-    if cfg.head == "shuffle":
+    if cfg.shuffles:
         x = node("DepthToSpace", [x], "canvas", blocksize=cfg.strides[-1], mode="CRD")
     ch, cw = cfg.canvas
     top, left = (ch - cfg.height) // 2, (cw - cfg.width) // 2

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import functools
 import logging
+import os
 import sys
 from typing import Callable
 
@@ -47,6 +48,11 @@ def command(name: str) -> Callable:
             except LatentcastError as e:
                 print(f"latentcast {name}: error: {e}", file=sys.stderr)
                 return 1
+            except BrokenPipeError:
+                # The reader stopped (`| head`): what it wanted it has. Point stdout at nothing so
+                # the interpreter's own flush at exit does not complain again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
             except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
                 print(f"latentcast {name}: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
                 return 1

@@ -214,3 +214,31 @@ def test_parts_errors_are_one_line(trained_model, clip, parted_model, tmp_path, 
     capsys.readouterr()
     assert info.main([str(tmp_path / "x.lcv"), "--json", "--model", str(copy)]) == 0
     assert json.loads(capsys.readouterr().out)["decoder_parts"] == 0
+
+
+def test_a_reader_that_closes_the_pipe_early_is_no_error(capsys):
+    """`latentcast ... | head`: the reader has what it wanted; no error line and exit 0."""
+    import os
+
+    from latentcast.commands._common import command
+
+    @command("talk")
+    def talk(argv):
+        for i in range(100_000):  # past any pipe's buffer
+            print(f"line {i}")
+        sys.stdout.flush()
+        return 0
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    saved = os.dup(1)
+    with capsys.disabled():
+        os.dup2(write_end, 1)
+        try:
+            code = talk([])
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(write_end)
+    assert code == 0
+    assert "error" not in capsys.readouterr().err

@@ -123,3 +123,4 @@ def test_inspect_sweeps_principal_components(two_shots, tmp_path, capsys):
     shares = {int(line.split()[1]): float(line.split("(")[1].split()[0]) for line in lines}
     assert shares[1] == max(shares.values()) > 30 and sum(shares.values()) <= 100.1
     assert sorted(shares) == list(range(1, len(shares) + 1))
+

@@ -158,14 +158,14 @@ def test_field_defaults_are_todays_architecture_and_old_configs_say_what_they_we
     assert upgrade_config(json.loads(planned.to_json()))["head"] == "shuffle"
 
 
-@pytest.mark.parametrize("head", ["shuffle", "conv"])
+@pytest.mark.parametrize("head", ["shuffle", "dwshuffle", "conv"])
 def test_every_capacity_counts_its_decoder_weights_without_building_it(head):
     from latentcast.codec.nn.config import CAPACITIES
 
     sizes = []
     for name in CAPACITIES:
         for w, h in ((320, 180), (128, 96)):
-            cfg = CodecConfig.plan(w, h, 256, capacity=name)
+            cfg = CodecConfig.plan(w, h, 256, capacity=name, head="shuffle" if head == "conv" else head)
             if head == "conv":
                 cfg = CodecConfig.plan(w, h, 256, capacity=name, head="conv",
                                        decoder_channels=cfg.decoder_channels + (16,))

@@ -33,10 +33,11 @@ def test_onnx_decodes_a_movie_as_torch_does(trained_model, clip, tmp_path):
     assert abs(_psnr(onnx, source) - _psnr(torch_frames, source)) <= 0.01
 
 
-@pytest.mark.parametrize("size,head", [((96, 64), "shuffle"), ((75, 41), "shuffle"), ((64, 48), "conv")])
-def test_the_graph_matches_the_torch_decoder_at_odd_sizes_and_both_heads(size, head):
+@pytest.mark.parametrize("size,head", [((96, 64), "shuffle"), ((75, 41), "shuffle"), ((64, 48), "conv"),
+                                       ((96, 64), "dwshuffle"), ((75, 41), "dwshuffle")])
+def test_the_graph_matches_the_torch_decoder_at_odd_sizes_and_every_head(size, head):
     torch.manual_seed(0)
-    cfg = CodecConfig.plan(*size, 64) if head == "shuffle" else _conv_head_config(size)
+    cfg = _conv_head_config(size) if head == "conv" else CodecConfig.plan(*size, 64, head=head)
     decoder = build_model(cfg).decoder.eval()
     state = np_load(int8_state_bytes(decoder, shipped_widths(decoder)))
     z = np.random.default_rng(1).normal(size=(6, 64)).astype(np.float32)
@@ -63,11 +64,12 @@ def test_weights_that_do_not_fit_the_config_are_refused_before_a_graph_is_built(
         decoder_graph(cfg, {k: v for k, v in weights.items() if k != "stem.bias"})
 
 
-def test_the_graph_that_keeps_the_codes_decodes_the_same_frames_in_a_quarter_of_the_bytes():
+@pytest.mark.parametrize("head", ["shuffle", "dwshuffle"])
+def test_the_graph_that_keeps_the_codes_decodes_the_same_frames_in_a_quarter_of_the_bytes(head):
     import onnxruntime as ort
 
     torch.manual_seed(2)
-    cfg = CodecConfig.plan(96, 64, 64)
+    cfg = CodecConfig.plan(96, 64, 64, head=head)
     decoder = build_model(cfg).decoder.eval()
     state = np_load(int8_state_bytes(decoder, shipped_widths(decoder)))
     plain, coded = decoder_graph(cfg, state), decoder_graph(cfg, state, codes=True)
