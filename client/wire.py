@@ -72,8 +72,8 @@ def chunk_sound(movie: pb.Movie, chunk: pb.LatentChunk, info: AudioInfo, start: 
     except CorruptContainer as e:
         raise ModelError(f"the sound sent with frames {chunk.start_frame}+{chunk.n_frames}: {e}") from None
     rows = frames_in(chunk.start_frame, chunk.n_frames, start, stop)
-    a, b = (frame_sample(chunk.start_frame + r, fps) - first for r in (rows.start, rows.stop))
-    return pcm[:, a:b]
+    return audio.over_frames(pcm, chunk.start_frame, chunk.start_frame + rows.start, chunk.start_frame + rows.stop,
+                             fps)
 
 
 def chunk_latents(movie: pb.Movie, chunk: pb.LatentChunk, quantizer: Quantizer, start: int, stop: int) -> np.ndarray:

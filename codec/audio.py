@@ -72,13 +72,8 @@ def read_audio(path: str, max_seconds: float | None = None) -> np.ndarray | None
         resampler = av.AudioResampler(format="fltp", layout="mono" if channels == 1 else "stereo", rate=RATE)
         video = container.streams.video[0] if container.streams.video else None
         offset = _start(stream) - (_start(video) if video is not None else 0.0)
-        pieces = []
         try:
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    pieces.append(out.to_ndarray())
-            for out in resampler.resample(None):
-                pieces.append(out.to_ndarray())
+            pieces = _resampled_frames(resampler, container.decode(stream))
         except av.FFmpegError as e:
             raise VideoError(f"{path}: audio track unreadable ({e})") from None
     pcm = np.concatenate(pieces, axis=1).astype(np.float32) if pieces else np.zeros((channels, 0), np.float32)
@@ -90,15 +85,6 @@ def read_audio(path: str, max_seconds: float | None = None) -> np.ndarray | None
     if max_seconds is not None:
         pcm = pcm[:, : round(max_seconds * RATE)]
     return np.ascontiguousarray(pcm)
-
-
-def has_audio(path: str) -> bool:
-    """Whether the source has an audio track."""
-    try:
-        with av.open(str(path)) as container:
-            return bool(container.streams.audio)
-    except av.FFmpegError as e:
-        raise VideoError(f"{path}: {e}") from None
 
 
 def _decodable(stream, path: str):
@@ -135,8 +121,14 @@ def container_sound(container, start: int, stop: int):
         if c.start >= stop:
             break
         pcm = decode_chunk(h.audio, container.read_audio(i), container.audio_chunks[i].n_frames)
-        first, a, b = frame_sample(c.start, h.fps), max(start, c.start), min(stop, c.end)
-        yield b, pcm[:, frame_sample(a, h.fps) - first : frame_sample(b, h.fps) - first]
+        a, b = max(start, c.start), min(stop, c.end)
+        yield b, over_frames(pcm, c.start, a, b, h.fps)
+
+
+def over_frames(pcm: np.ndarray, chunk_start: int, a: int, b: int, fps) -> np.ndarray:
+    """The samples of a chunk's sound (it starts at frame ``chunk_start``) that play over frames [a, b)."""
+    first = frame_sample(chunk_start, fps)
+    return pcm[:, frame_sample(a, fps) - first : frame_sample(b, fps) - first]
 
 
 def _encoder(channels: int, kbps: float) -> av.CodecContext:
@@ -202,10 +194,13 @@ def _opus_samples(packet: bytes) -> int:
     return size * frames
 
 
-def copy_chunks(path: str, spans: list[tuple[int, int]]) -> tuple[AudioInfo, list[bytes]]:
+def copy_chunks(path: str, spans: list[tuple[int, int]]) -> tuple[AudioInfo, list[bytes]] | None:
     """The source's own Opus or AAC packets cut into chunks for ``spans`` (48 kHz samples from
-    the first video frame); no decoding, no loss. UsageError for a track --audio copy cannot keep."""
+    the first video frame); no decoding, no loss. None when it has no audio; UsageError for a
+    track --audio copy cannot keep."""
     with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
         stream = _decodable(container.streams.audio[0], path)
         video_start_s = _start(container.streams.video[0]) if container.streams.video else 0.0
         ctx = stream.codec_context
@@ -291,9 +286,14 @@ def _resampled(pcm: np.ndarray, info: AudioInfo) -> np.ndarray:
     """(channels, n) float32 at the coded rate to 48 kHz."""
     if pcm.shape[1] == 0:
         return pcm
-    resampler = av.AudioResampler(format="fltp", layout=info.layout, rate=RATE)
     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm, dtype=np.float32), format="fltp",
                                        layout=info.layout)
     frame.sample_rate, frame.pts = info.rate, 0
-    pieces = [f.to_ndarray() for f in resampler.resample(frame)] + [f.to_ndarray() for f in resampler.resample(None)]
+    pieces = _resampled_frames(av.AudioResampler(format="fltp", layout=info.layout, rate=RATE), [frame])
     return np.concatenate(pieces, axis=1) if pieces else pcm[:, :0]
+
+
+def _resampled_frames(resampler: av.AudioResampler, frames) -> list[np.ndarray]:
+    """Every frame through ``resampler``, then what it still holds, as (channels, n) arrays."""
+    out = [piece.to_ndarray() for frame in frames for piece in resampler.resample(frame)]
+    return out + [piece.to_ndarray() for piece in resampler.resample(None)]

@@ -61,9 +61,10 @@ def _sound(source: str, frames: int, chunk_frames: int, fps, kbps: float | str |
         return None
     spans = audio.chunk_spans(list(range(0, frames, chunk_frames)), frames, fps)
     if kbps == AUDIO_COPY:
-        if not audio.has_audio(source):
+        kept = audio.copy_chunks(source, spans)
+        if kept is None:
             return None
-        info, payloads = audio.copy_chunks(source, spans)
+        info, payloads = kept
     else:
         pcm = audio.read_audio(source)
         if pcm is None:
