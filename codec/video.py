@@ -174,13 +174,18 @@ def _y4m_fps(fps: Fraction) -> str:
     return f"{fps.numerator}:{fps.denominator}"
 
 
+def yuv_format(width: int, height: int) -> str:
+    """4:2:0 where both sides are even, which it needs; 4:4:4 otherwise."""
+    return "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+
+
 class Y4MWriter:
     """YUV4MPEG2 writer. 4:2:0 (what players expect) for even sizes, 4:4:4 otherwise."""
 
     def __init__(self, stream: BinaryIO, width: int, height: int, fps: Fraction):
         self.stream = stream
         self.width, self.height = width, height
-        self.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        self.pix_fmt = yuv_format(width, height)
         chroma = "420jpeg" if self.pix_fmt == "yuv420p" else "444"
         self._to_yuv = VideoReformatter()
         # y4m has no matrix field, and FFmpeg (ffplay, `ffmpeg -i -`) reads an untagged one as BT.601
@@ -270,6 +275,7 @@ class _AVWriter:
 STDOUT_Y4M = "-.y4m"
 
 
+
 def output_kind(path: str) -> str:
     """'mkv', 'mp4' or 'y4m' from an output name; ``-`` is Matroska on stdout (picture and sound),
     ``-.y4m`` YUV4MPEG2 on stdout (picture only)."""
@@ -297,9 +303,8 @@ def open_writer(path: str, width: int, height: int, fps: Fraction | float, chapt
         writer.close()
         return
     if path == "-":  # Matroska, live: raw YUV (no encoder to wait on) and the sound, into a pipe
-        pix = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-        writer = _AVWriter(sys.stdout.buffer, "matroska", "rawvideo", pix, width, height, fps, {}, chapters,
-                           {"live": "1"}, audio)
+        writer = _AVWriter(sys.stdout.buffer, "matroska", "rawvideo", yuv_format(width, height), width, height, fps,
+                           {}, chapters, {"live": "1"}, audio)
         try:
             yield writer
         finally:
@@ -316,7 +321,7 @@ def open_writer(path: str, width: int, height: int, fps: Fraction | float, chapt
             writer = _AVWriter(tmp, "matroska", "ffv1", "bgr0", width, height, fps, {"level": "3"}, chapters,
                                audio=audio)
         else:
-            pix = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+            pix = yuv_format(width, height)
             # +faststart: the index goes before the media, so a browser or player starts before the end arrives
             writer = _AVWriter(tmp, "mp4", "libx264", pix, width, height, fps, {"crf": "18", "preset": "medium"},
                                chapters, {"movflags": "+faststart"}, audio)

@@ -73,20 +73,25 @@ def _contact_sheet(args, found) -> None:
     from latentcast.codec.runtime.scene_decoders import model_decoders
     from latentcast.server.store import Store
 
+    movies: dict[str, tuple[Container, object]] = {}  # path -> (container, its decoders), each built once
+
     def decoded(path, frame: int):
-        with Container(path) as c:
-            z = frame_latents(c, frame)[None]
-            decoders = model_decoders(args.model, tuple(c.header.parts), runtime=args.runtime)
-        try:
-            return next(decode_frames(decoders, frame, z))[0]
-        finally:
-            decoders.close()
+        if path not in movies:
+            c = Container(path)
+            movies[path] = (c, model_decoders(args.model, tuple(c.header.parts), runtime=args.runtime))
+        c, decoders = movies[path]
+        return next(decode_frames(decoders, frame, frame_latents(c, frame)[None]))[0]
 
     store = Store(args.store) if args.store else None
-    tiles = [decoded(args.movie, args.frame)]
-    captions = [f"frame {args.frame}"]
-    for n in found.neighbours:
-        tiles.append(decoded(store.movie_path(n.movie) if n.movie else args.movie, n.frame))
-        captions.append(f"{n.frame}  d={n.distance:.2f}")
+    try:
+        tiles = [decoded(str(args.movie), args.frame)]
+        captions = [f"frame {args.frame}"]
+        for n in found.neighbours:
+            tiles.append(decoded(str(store.movie_path(n.movie)) if n.movie else str(args.movie), n.frame))
+            captions.append(f"{n.frame}  d={n.distance:.2f}")
+    finally:
+        for c, decoders in movies.values():
+            decoders.close()
+            c.close()
     save(grid([tiles], [captions]), args.output)
     print(f"wrote {args.output}", file=sys.stderr)
