@@ -190,24 +190,21 @@ class Store:
                     db.execute("ALTER TABLE movies ADD COLUMN part_bytes INTEGER NOT NULL DEFAULT 0")
                 if "audio_bytes" not in columns:  # catalogs from before sound: every movie in them is silent
                     db.execute("ALTER TABLE movies ADD COLUMN audio_bytes INTEGER NOT NULL DEFAULT 0")
-                if "scenes" not in columns:  # catalogs from before the scene column: from each header
-                    db.execute("ALTER TABLE movies ADD COLUMN scenes TEXT NOT NULL DEFAULT '[]'")
-                    for row in db.execute("SELECT id FROM movies").fetchall():
-                        try:
-                            with Container(self.movie_path(row["id"])) as c:
-                                scenes = scenes_json(c.header)
-                        except CorruptContainer:
-                            continue
-                        db.execute("UPDATE movies SET scenes = ? WHERE id = ?", (scenes, row["id"]))
-                if "side_bytes" not in columns:  # still missing once the write lock is held
-                    db.execute("ALTER TABLE movies ADD COLUMN side_bytes INTEGER NOT NULL DEFAULT 0")
-                    for row in db.execute("SELECT id FROM movies").fetchall():
-                        try:
-                            with Container(self.movie_path(row["id"])) as c:
-                                side = c.header_bytes
-                        except CorruptContainer:
-                            continue  # `store check` reports it; its rate stays without the header
-                        db.execute("UPDATE movies SET side_bytes = ? WHERE id = ?", (side, row["id"]))
+                # Columns filled in from each movie's container (checked still missing once the
+                # write lock is held): every container is read once for all of them.
+                from_headers = {"side_bytes": lambda c: c.header_bytes, "scenes": lambda c: scenes_json(c.header)}
+                missing = [name for name in from_headers if name not in columns]
+                for name in missing:
+                    kind = "INTEGER NOT NULL DEFAULT 0" if name == "side_bytes" else "TEXT NOT NULL DEFAULT '[]'"
+                    db.execute(f"ALTER TABLE movies ADD COLUMN {name} {kind}")
+                for row in db.execute("SELECT id FROM movies").fetchall() if missing else ():
+                    try:
+                        with Container(self.movie_path(row["id"])) as c:
+                            values = [from_headers[name](c) for name in missing]
+                    except CorruptContainer:
+                        continue  # `store check` reports it; its rate stays without the header
+                    db.execute(f"UPDATE movies SET {', '.join(f'{n} = ?' for n in missing)} WHERE id = ?",
+                               (*values, row["id"]))
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
