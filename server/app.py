@@ -42,6 +42,11 @@ class ServerOptions:
     tls_client_ca: bytes | None = None
     max_request_bytes: int = MAX_RECEIVE
     max_workers: int | None = None  # default: every allowed stream plus room for unary calls and health
+    # Calls gRPC's core holds before a worker picks them up. Past either bound the core sheds them
+    # as CANCELLED. One bound, not gRPC's default soft limit of 1,000 with random drops above it,
+    # so a burst below it is never shed for its size; each waiting call holds one small request.
+    max_pending_calls: int = 4096
+    max_queue_seconds: int = 30  # a call waiting longer than this is shed, not left waiting without end
     limits: Limits = field(default_factory=Limits)
     # Off loopback without TLS, tokens and streams would cross the network in the clear: refused
     # unless this says the network is trusted (a private link, TLS ended by a proxy in front).
@@ -123,6 +128,9 @@ def start_server(store: Store, opts: ServerOptions) -> RunningServer:
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.so_reuseport", 0),
+            ("grpc.server_max_unrequested_time_in_server", opts.max_queue_seconds),
+            ("grpc.server.max_pending_requests", opts.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", opts.max_pending_calls),
         ],
         maximum_concurrent_rpcs=workers,
     )
