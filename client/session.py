@@ -220,6 +220,15 @@ class Session:
         write_bytes_atomic(path, data)
         return data
 
+    def fetch_decoder(self, sha: str) -> bytes:
+        """The decoder's bytes fetched afresh from the server, past the cache (retried while the
+        server is away), checked against ``sha``: what a load test's decoder download measures."""
+        self._cache_path(sha)  # the same check on the name's form as a cached download gets
+        data, _config = self._retrying(lambda: self._download_decoder(sha, with_config=False))
+        if sha256_bytes(data) != sha:
+            raise ModelError(f"decoder {sha[:12]}… as received: sha256 mismatch")
+        return data
+
     def _cache_path(self, sha: str) -> Path:
         """Where a decoder lives in the cache; the name comes from the server, so only a sha256's
         form may make it (no empty, relative or foreign names)."""

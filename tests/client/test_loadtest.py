@@ -1,9 +1,13 @@
 import json
 import os
 
+import grpc
 import pytest
 
+from latentcast.client.checks import UntrustedMessage
 from latentcast.client.loadtest import check_loopback, run_loadtest
+from latentcast.client.session import ServerError, Session
+from latentcast.codec.format.decoder_file import sha256_bytes
 from latentcast.codec.format.errors import UsageError
 from latentcast.commands import loadtest
 from latentcast.server.app import ServerOptions, run_server
@@ -73,3 +77,18 @@ def test_chaos_needs_a_store(tmp_path, capsys):
     assert "--store" in capsys.readouterr().err
     assert loadtest.main(["--chaos-kill", "2", "--store", str(tmp_path), "--seconds", "1"]) == 1
     assert "not a latentcast store" in capsys.readouterr().err
+
+
+def test_fetch_decoder_downloads_past_the_cache_and_checks_the_name(store_with_movie, tmp_path):
+    store, rec = store_with_movie
+    with run_server(store, ServerOptions()) as srv, Session(srv.address, cache_dir=tmp_path / "cache") as s:
+        sha = s.get_movie(rec.id).decoder_sha256
+        data = s.fetch_decoder(sha)
+        assert sha256_bytes(data) == sha
+        assert s.received.decoder_bytes > 0
+        assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())  # nothing cached
+        with pytest.raises(UntrustedMessage):
+            s.fetch_decoder("../../etc/passwd")
+        with pytest.raises(ServerError) as err:
+            s.fetch_decoder("0" * 64)
+        assert err.value.code == grpc.StatusCode.NOT_FOUND
