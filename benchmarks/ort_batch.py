@@ -16,21 +16,16 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
+from decode_speed import _fresh_model  # benchmarks/ is on the path when a script here runs
 
 from latentcast.codec.format.decoder_state import load_state_verified
-from latentcast.codec.nn.config import DECODER, CodecConfig, load_config
-from latentcast.codec.nn.model import build_model
-from latentcast.codec.nn.weights import save_model
-from latentcast.codec.runtime.backends import decode_threads
+from latentcast.codec.nn.config import DECODER, DEFAULT_CAPACITY, load_config
+from latentcast.codec.runtime.backends import session_options
 from latentcast.codec.runtime.onnx_graph import decoder_graph
 
 
 def _session(graph: bytes, spin: bool) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = decode_threads()
-    options.log_severity_level = 3
+    options = session_options()  # the viewer's own settings
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
@@ -50,11 +45,10 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     width, height = map(int, args.size.split("x"))
-    torch.manual_seed(0)
-    model_dir = Path(tempfile.mkdtemp())
-    save_model(build_model(CodecConfig.plan(width, height)), model_dir)
-    cfg = load_config(model_dir)
-    state = load_state_verified((model_dir / DECODER).read_bytes(), cfg.decoder_sha256, str(model_dir))
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = _fresh_model((width, height), DEFAULT_CAPACITY, Path(tmp))
+        cfg = load_config(model_dir)
+        state = load_state_verified((model_dir / DECODER).read_bytes(), cfg.decoder_sha256, str(model_dir))
     graph = decoder_graph(cfg, state).SerializeToString()
     spinning, sleeping = _session(graph, True), _session(graph, False)
     latents = np.random.default_rng(0).normal(size=(args.frames, cfg.latent_dim)).astype(np.float32)

@@ -71,6 +71,17 @@ def decode_threads() -> int:
         raise UsageError("LATENTCAST_DECODE_THREADS must be a whole number") from None
 
 
+def session_options():
+    """ONNX Runtime options for a decoder session: every graph fusion, decode_threads() threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = decode_threads()
+    options.log_severity_level = 3  # its warnings are about its own fusions, not the viewer's input
+    return options
+
+
 class OnnxDecoder:
     """The decoder as an ONNX Runtime session on the CPU (ORT_ENABLE_ALL: its conv and
     layout fusions), one frame per run as the torch path does."""
@@ -84,12 +95,8 @@ class OnnxDecoder:
 
         self.cfg = cfg
         graph = decoder_graph(cfg, state)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = decode_threads()
-        options.log_severity_level = 3  # its warnings are about its own fusions, not the viewer's input
         try:
-            self._session = ort.InferenceSession(graph.SerializeToString(), options,
+            self._session = ort.InferenceSession(graph.SerializeToString(), session_options(),
                                                  providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types, all of which mean "cannot build"
             raise ModelError(f"{what}: ONNX Runtime could not build the decoder ({str(e)[:200]})") from None
