@@ -192,15 +192,15 @@ class Store:
                     db.execute("ALTER TABLE movies ADD COLUMN audio_bytes INTEGER NOT NULL DEFAULT 0")
                 # Columns filled in from each movie's container (checked still missing once the
                 # write lock is held): every container is read once for all of them.
-                from_headers = {"side_bytes": lambda c: c.header_bytes, "scenes": lambda c: scenes_json(c.header)}
+                from_headers = {"side_bytes": ("INTEGER NOT NULL DEFAULT 0", lambda c: c.header_bytes),
+                                "scenes": ("TEXT NOT NULL DEFAULT '[]'", lambda c: scenes_json(c.header))}
                 missing = [name for name in from_headers if name not in columns]
                 for name in missing:
-                    kind = "INTEGER NOT NULL DEFAULT 0" if name == "side_bytes" else "TEXT NOT NULL DEFAULT '[]'"
-                    db.execute(f"ALTER TABLE movies ADD COLUMN {name} {kind}")
+                    db.execute(f"ALTER TABLE movies ADD COLUMN {name} {from_headers[name][0]}")
                 for row in db.execute("SELECT id FROM movies").fetchall() if missing else ():
                     try:
                         with Container(self.movie_path(row["id"])) as c:
-                            values = [from_headers[name](c) for name in missing]
+                            values = [from_headers[name][1](c) for name in missing]
                     except CorruptContainer:
                         continue  # `store check` reports it; its rate stays without the header
                     db.execute(f"UPDATE movies SET {', '.join(f'{n} = ?' for n in missing)} WHERE id = ?",
