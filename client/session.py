@@ -55,6 +55,13 @@ def jittered(delay: float) -> float:
     return delay * (0.5 + 0.5 * random.random())
 
 
+def _check_sha_form(sha: str) -> None:
+    """A decoder's name comes from the server: it must have a sha256's form before it names a file
+    or a request."""
+    if not SHA256.match(sha):
+        raise UntrustedMessage(f"the server named a decoder {printable(sha[:80])!r}, which is not a sha256")
+
+
 class ServerError(LatentcastError):
     """The server answered with an error status; ``code`` is the gRPC status code."""
 
@@ -214,26 +221,26 @@ class Session:
             if sha256_bytes(data) == sha:
                 return data
             log.warning("cached decoder part %s… is damaged; downloading again", sha[:12])
-        data, _config = self._download_decoder(sha, with_config=False)
-        if sha256_bytes(data) != sha:
-            raise ModelError(f"decoder part {sha[:12]}… as received: sha256 mismatch")
+        data = self._download_checked(sha, "decoder part")
         write_bytes_atomic(path, data)
         return data
 
     def fetch_decoder(self, sha: str) -> bytes:
         """The decoder's bytes fetched afresh from the server, past the cache (retried while the
         server is away), checked against ``sha``: what a load test's decoder download measures."""
-        self._cache_path(sha)  # the same check on the name's form as a cached download gets
-        data, _config = self._retrying(lambda: self._download_decoder(sha, with_config=False))
+        _check_sha_form(sha)
+        return self._retrying(lambda: self._download_checked(sha, "decoder"))
+
+    def _download_checked(self, sha: str, what: str) -> bytes:
+        data, _config = self._download_decoder(sha, with_config=False)
         if sha256_bytes(data) != sha:
-            raise ModelError(f"decoder {sha[:12]}… as received: sha256 mismatch")
+            raise ModelError(f"{what} {sha[:12]}… as received: sha256 mismatch")
         return data
 
     def _cache_path(self, sha: str) -> Path:
         """Where a decoder lives in the cache; the name comes from the server, so only a sha256's
         form may make it (no empty, relative or foreign names)."""
-        if not SHA256.match(sha):
-            raise UntrustedMessage(f"the server named a decoder {printable(sha[:80])!r}, which is not a sha256")
+        _check_sha_form(sha)
         return self.cache_dir / f"{sha}.safetensors"
 
     def _download_decoder(self, sha: str, with_config: bool = True) -> tuple[bytes, str]:
