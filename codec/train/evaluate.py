@@ -31,10 +31,11 @@ def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, bi
 @torch.no_grad()
 def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: int | None,
              decoder: torch.nn.Module | None = None, ranges: tuple[torch.Tensor, torch.Tensor] | None = None,
-             max_frames: int = 500, batch: int = 16) -> float:
+             max_frames: int = 500, batch: int = 16, bf16: bool = False) -> float:
     """Mean per-frame PSNR on 8-bit RGB, with the decoder as shipped (``decoder``, when the caller
     has built it already) and (if ``bits``) latents quantized over ``ranges`` (latent_ranges'
-    result, measured here unless the caller has it)."""
+    result, measured here unless the caller has it). ``bf16``: the decoder runs in bfloat16
+    autocast, as the ``torch-bf16`` runtime runs it."""
     idx = spread_indices(len(data), max_frames)
     decoder = decoder if decoder is not None else as_shipped(model.decoder)
     quant = None
@@ -47,7 +48,8 @@ def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: i
         z = model.encoder(to_tensor(ref, device))
         if quant is not None:
             z = torch.from_numpy(quant.dequantize(quant.quantize(z.cpu().numpy()))).to(device)
-        meter.update(ref, to_uint8(decoder(z)))
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            meter.update(ref, to_uint8(decoder(z)))
     return meter.psnr
 
 

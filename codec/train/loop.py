@@ -393,10 +393,15 @@ def _evaluate_and_save(run: TrainingRun, averaged_steps: int) -> dict:
     psnr_float = evaluate(model, run.data, run.device, None, shipped)
     # The QAT phase measured the ranges on the encoder it then froze: they are final.
     psnr_q = evaluate(model, run.data, run.device, opts.bits, shipped, run.qat_ranges)
+    # What the torch-bf16 runtime costs this model, on its own frames: auto takes that runtime
+    # only within codec.runtime.backends.AUTO_MAX_LOSS_DB of this figure.
+    bf16_loss = psnr_q - evaluate(model, run.data, run.device, opts.bits, shipped, run.qat_ranges, bf16=True) \
+        if run.device.type in ("cpu", "cuda") else None
     summary = {
         "source": os.path.basename(run.source), "width": run.cfg.width, "height": run.cfg.height,
         "frames": len(run.data), "steps": run.step, "epochs": run.epoch, "seconds": round(run.elapsed, 1),
         "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
+        "bf16_loss_db": None if bf16_loss is None else round(bf16_loss, 4),
         "collapse_restores": run.guard.restores, "lr_scale": run.guard.lr_scale, "averaged_steps": averaged_steps,
         "capacity": run.cfg.trained.get("capacity"),
         "weight_widths": widths, "decoder_bytes_sent": sent, "decoder_params": params,

@@ -60,6 +60,8 @@ def test_model_dir_contents_and_checksums(trained_model):
 def test_quantized_psnr_close_to_float(trained_model):
     t = load_config(trained_model).trained
     assert t["psnr_float"] - t["psnr_quantized"] < 0.3, t
+    # what the torch-bf16 runtime would cost it, measured on its own frames (auto reads it)
+    assert isinstance(t["bf16_loss_db"], float) and abs(t["bf16_loss_db"]) < 0.5, t
 
 
 def test_tampered_weights_are_refused(trained_model, tmp_path):
