@@ -90,8 +90,10 @@ def decode(movie: PathLike, model_dir: PathLike, *, start: int = 0, count: int |
            batch: int = 16, runtime: str = "auto") -> Iterator[np.ndarray]:
     """The frames of a ``.lcv`` container, decoded with the model's decoder, one uint8 (H, W, 3)
     array at a time, from frame ``start`` for ``count`` frames (default: to the end).
-    ``runtime``: ``onnx`` (ONNX Runtime, in every install), ``torch`` (with ``latentcast[train]``)
-    or ``auto``, the fastest installed (codec.runtime.backends.resolve_runtime)."""
+    ``runtime``: ``onnx`` (ONNX Runtime, in every install), ``torch`` (with ``latentcast[train]``),
+    ``torch-bf16`` (torch in bfloat16: fast where the CPU has AMX or AVX512-BF16, a little off
+    fp32's pixels) or ``auto``, the fastest installed path within 0.01 dB of fp32 by the model's
+    own measure (codec.runtime.backends.resolve_runtime)."""
     from latentcast.codec.format.container import Container
     from latentcast.codec.runtime.decode import check_decoder_matches, decode_movie
     from latentcast.codec.runtime.scene_decoders import model_decoders

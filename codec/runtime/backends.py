@@ -3,7 +3,9 @@
 A built decoder is a callable: dequantized latents (n, latent_dim) float32 in, uint8 frames
 (n, H, W, 3) out. ``onnx`` builds an ONNX graph from the weights (codec.runtime.onnx_graph) and
 runs it with ONNX Runtime, which the base install carries; ``torch`` runs the training stack's
-Decoder, where ``latentcast[train]`` is installed. Both start from the same float32 weights.
+Decoder, where ``latentcast[train]`` is installed, and ``torch-bf16`` runs it in bfloat16,
+which CPUs with AMX or AVX512-BF16 units (and recent GPUs) run several times faster, a little
+off fp32's pixels. All start from the same float32 weights.
 """
 
 from __future__ import annotations
@@ -20,8 +22,15 @@ from ..format.decoder_state import State
 from ..format.errors import ModelError, UsageError
 from ..nn.config import CodecConfig
 
-RUNTIMES = ("auto", "onnx", "torch")
+RUNTIMES = ("auto", "onnx", "torch", "torch-bf16")
 DEFAULT_RUNTIME = "auto"
+# The most PSNR a reduced-precision path may lose, as the trainer measured it on the model's
+# own frames (CodecConfig.trained["bf16_loss_db"]), for auto to take it.
+AUTO_MAX_LOSS_DB = 0.01
+# From this many pixels a frame, torch in bf16 outruns ONNX Runtime in fp32: they were equal at
+# 640x360, and bf16 1.3x faster at 960x540 (benchmarks/decode_speed.py). Below it bf16 would
+# lose PSNR for nothing.
+BF16_MIN_PIXELS = 960 * 540
 
 
 class FrameDecoder(Protocol):
@@ -32,18 +41,43 @@ class FrameDecoder(Protocol):
 
 
 def installed(runtime: str) -> bool:
-    module = {"onnx": "onnxruntime", "torch": "torch"}[runtime]
+    module = {"onnx": "onnxruntime", "torch": "torch", "torch-bf16": "torch"}[runtime]
     return importlib.util.find_spec(module) is not None
 
 
-def resolve_runtime(runtime: str = DEFAULT_RUNTIME) -> str:
-    """The runtime to build with. ``auto`` is ONNX Runtime: it decodes every tested size as fast
-    as torch or faster (benchmarks/decode_speed.py), within a level of torch's pixels, and it is
-    in every install; torch where ONNX Runtime is missing. UsageError for one not installed."""
+def bf16_native() -> bool:
+    """Whether this machine's CPU runs bf16 convolutions in hardware (AMX or AVX512-BF16), by
+    oneDNN's own check; imports torch. Elsewhere bf16 is emulated and slower than fp32."""
+    import torch
+
+    try:  # a private op, so its absence means no
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def bf16_within_bound(cfg: CodecConfig | None) -> bool:
+    """Whether the trainer measured this model's bf16 decode within AUTO_MAX_LOSS_DB of fp32.
+    Models trained before it measured say nothing, and stay fp32."""
+    trained = getattr(cfg, "trained", None)
+    loss = trained.get("bf16_loss_db") if isinstance(trained, dict) else None
+    return isinstance(loss, (int, float)) and not isinstance(loss, bool) and loss <= AUTO_MAX_LOSS_DB
+
+
+def resolve_runtime(runtime: str = DEFAULT_RUNTIME, cfg: CodecConfig | None = None) -> str:
+    """The runtime to build with. ``auto`` is the fastest installed path that loses at most
+    AUTO_MAX_LOSS_DB: torch in bf16 for a frame of at least BF16_MIN_PIXELS where the CPU has bf16
+    units and the model's measured bf16 loss (``cfg``) is within that bound; otherwise ONNX
+    Runtime, which decodes every tested size in fp32 as fast as torch or faster
+    (benchmarks/decode_speed.py) and is in every install; torch where ONNX Runtime is missing.
+    UsageError for one not installed."""
     if runtime not in RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if runtime == "auto":
-        runtime = "onnx" if installed("onnx") else "torch"
+        # Checked cheapest first: bf16_native imports torch, which only a qualifying model pays.
+        fast = (cfg is not None and cfg.width * cfg.height >= BF16_MIN_PIXELS and bf16_within_bound(cfg)
+                and installed("torch") and bf16_native())
+        runtime = "torch-bf16" if fast else "onnx" if installed("onnx") else "torch"
     if not installed(runtime):
         what = "pip install onnxruntime" if runtime == "onnx" else "pip install 'latentcast[train]'"
         raise UsageError(f"the {runtime} runtime is not installed: {what}")
@@ -110,9 +144,9 @@ class OnnxDecoder:
 def build_decoder(state: State, cfg: CodecConfig, runtime: str = DEFAULT_RUNTIME, what: str = "decoder"
                   ) -> FrameDecoder:
     """A decoder for ``runtime`` from an int8 state already checked against its sha256."""
-    runtime = resolve_runtime(runtime)
+    runtime = resolve_runtime(runtime, cfg)
     if runtime == "onnx":
         return OnnxDecoder(cfg, state, what)
-    from ..nn.decode import TorchDecoder  # torch: only the torch runtime loads it
+    from ..nn.decode import TorchDecoder  # torch: only the torch runtimes load it
 
-    return TorchDecoder(cfg, state, what)
+    return TorchDecoder(cfg, state, what, bf16=runtime == "torch-bf16")

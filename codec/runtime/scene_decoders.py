@@ -31,7 +31,7 @@ class SceneDecoders:
             raise ValueError("a movie with parts needs a way to fetch them")
         self.cfg = cfg
         self.parts = tuple(parts)
-        self.runtime = resolve_runtime(runtime)
+        self.runtime = resolve_runtime(runtime, cfg)
         self._base_state = load_state_verified(base, cfg.decoder_sha256, what)
         self._what = what
         self._fetch = fetch

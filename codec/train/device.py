@@ -7,6 +7,7 @@ import os
 import torch
 
 from ..format.errors import UsageError
+from ..runtime.backends import bf16_native
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -31,9 +32,5 @@ def pick_autocast(precision: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     if device.type == "cpu":
-        try:  # oneDNN's own check (AVX512-BF16 or AMX); a private op, so its absence means fp32
-            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            native = False
-        return torch.bfloat16 if native else None
+        return torch.bfloat16 if bf16_native() else None
     return None

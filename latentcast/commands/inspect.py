@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import command, parser
+from ._common import add_runtime_arg, command, parser
 
 EPILOG = """\
 Each row moves one latent direction of frame N from its 5th to its 95th percentile over the
@@ -31,7 +31,7 @@ def build_parser():
                    "(default 7)")
     p.add_argument("--rows", type=int, default=8, help="rows: the directions that change the picture most "
                    "(default 8)")
-    p.add_argument("--runtime", default="auto", choices=("auto", "onnx", "torch"), help="what decodes (default auto)")
+    add_runtime_arg(p)
     return p
 
 

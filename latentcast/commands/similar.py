@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import command, parser
+from ._common import add_runtime_arg, command, parser
 
 EPILOG = """\
 Distance is the RMS over the latent dimensions, each in units of its spread over the movie:
@@ -34,8 +34,7 @@ def build_parser():
                         "itself); more finds other shots rather than the query's own")
     p.add_argument("--store", metavar="STORE", help="also search this store's movies encoded by the same model")
     p.add_argument("-o", "--output", metavar="PNG", help="write a contact sheet: the frame, then its neighbours")
-    p.add_argument("--runtime", default="auto", choices=("auto", "onnx", "torch"),
-                   help="what decodes the contact sheet's frames (default auto)")
+    add_runtime_arg(p)
     p.add_argument("--json", action="store_true",
                    help='print {"neighbours": [{"frame": f, "distance": d}, ...]}, nearest first')
     return p

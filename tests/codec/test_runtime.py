@@ -12,7 +12,8 @@ from latentcast.codec.nn.config import CodecConfig
 from latentcast.codec.nn.model import build_model
 from latentcast.codec.nn.weights import int8_state_bytes, shipped_widths
 from latentcast.codec.quality import PSNRMeter
-from latentcast.codec.runtime.backends import build_decoder, resolve_runtime
+from latentcast.codec.runtime.backends import (AUTO_MAX_LOSS_DB, BF16_MIN_PIXELS, bf16_native, build_decoder,
+                                               resolve_runtime)
 from latentcast.codec.runtime.onnx_graph import decoder_graph
 from latentcast.codec.video import read_frames
 
@@ -85,3 +86,37 @@ def test_runtime_choice():
     assert resolve_runtime("torch") == "torch"
     with pytest.raises(UsageError, match="unknown runtime"):
         resolve_runtime("tensorflow")
+
+
+def test_the_bf16_runtime_runs_in_bf16_and_stays_near_fp32():
+    torch.manual_seed(4)
+    cfg = CodecConfig.plan(96, 64, 64)
+    decoder = build_model(cfg).decoder.eval()
+    state = np_load(int8_state_bytes(decoder, shipped_widths(decoder)))
+    z = np.random.default_rng(5).normal(size=(4, 64)).astype(np.float32)
+    fp32, bf16 = build_decoder(state, cfg, "torch"), build_decoder(state, cfg, "torch-bf16")
+    assert (fp32.runtime, bf16.runtime) == ("torch", "torch-bf16")
+    a, b = fp32(z), bf16(z)
+    assert b.shape == a.shape and b.dtype == np.uint8
+    assert (a != b).any()  # bf16's rounding shows: the arithmetic really is bf16
+    assert _psnr(b, a) > 40
+
+
+def _config_with_bf16_loss(size, loss):
+    cfg = CodecConfig.plan(*size, 64)
+    if loss is not None:
+        cfg.trained = {"bf16_loss_db": loss}
+    return cfg
+
+
+def test_auto_takes_bf16_only_for_large_frames_within_the_measured_loss():
+    large = (960, 540)
+    assert large[0] * large[1] >= BF16_MIN_PIXELS
+    native = "torch-bf16" if bf16_native() else "onnx"  # emulated bf16 is slower than fp32: never auto
+    assert resolve_runtime("auto", _config_with_bf16_loss(large, AUTO_MAX_LOSS_DB / 2)) == native
+    assert resolve_runtime("auto", _config_with_bf16_loss(large, AUTO_MAX_LOSS_DB)) == native
+    assert resolve_runtime("auto", _config_with_bf16_loss(large, 2 * AUTO_MAX_LOSS_DB)) == "onnx"
+    assert resolve_runtime("auto", _config_with_bf16_loss(large, None)) == "onnx"  # trained before it measured
+    assert resolve_runtime("auto", _config_with_bf16_loss(large, True)) == "onnx"
+    assert resolve_runtime("auto", _config_with_bf16_loss((320, 180), 0.0)) == "onnx"  # too small for AMX to pay
+    assert resolve_runtime("torch-bf16") == "torch-bf16"
