@@ -1,6 +1,7 @@
 """The subcommands through main(argv), their error lines, and the installed script."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,8 @@ def test_encode_info_decode(movie, trained_model, clip, tmp_path, capsys):
                         "-q"]) == 0
     err = capsys.readouterr().err
     assert "PSNR" in err
+    # playback's rate is reported apart from the first frame, which waits for the decoder's build
+    assert re.search(r"decoded 24 frames .*; first frame after \d+ ms, then [\d.]+ frames/s", err), err
     frames = list(video.read_frames(out))
     assert len(frames) == 24 and frames[0].shape == (48, 64, 3)
 
