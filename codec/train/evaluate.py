@@ -31,11 +31,10 @@ def latent_ranges(model: Autoencoder, data: FrameCache, device: torch.device, bi
 @torch.no_grad()
 def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: int | None,
              decoder: torch.nn.Module | None = None, ranges: tuple[torch.Tensor, torch.Tensor] | None = None,
-             max_frames: int = 500, batch: int = 16, bf16: bool = False) -> float:
+             max_frames: int = 500, batch: int = 16) -> float:
     """Mean per-frame PSNR on 8-bit RGB, with the decoder as shipped (``decoder``, when the caller
     has built it already) and (if ``bits``) latents quantized over ``ranges`` (latent_ranges'
-    result, measured here unless the caller has it). ``bf16``: the decoder runs in bfloat16
-    autocast, as the ``torch-bf16`` runtime runs it."""
+    result, measured here unless the caller has it)."""
     idx = spread_indices(len(data), max_frames)
     decoder = decoder if decoder is not None else as_shipped(model.decoder)
     quant = None
@@ -45,12 +44,32 @@ def evaluate(model: Autoencoder, data: FrameCache, device: torch.device, bits: i
     meter = PSNRMeter()
     for s in range(0, len(idx), batch):
         ref = data.stack(idx[s : s + batch])
-        z = model.encoder(to_tensor(ref, device))
-        if quant is not None:
-            z = torch.from_numpy(quant.dequantize(quant.quantize(z.cpu().numpy()))).to(device)
-        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-            meter.update(ref, to_uint8(decoder(z)))
+        meter.update(ref, to_uint8(decoder(_latents(model, ref, device, quant))))
     return meter.psnr
+
+
+def _latents(model: Autoencoder, frames, device: torch.device, quant: Quantizer | None) -> torch.Tensor:
+    """The encoder's latents of uint8 ``frames``, through ``quant``'s codes when given."""
+    z = model.encoder(to_tensor(frames, device))
+    return z if quant is None else torch.from_numpy(quant.dequantize(quant.quantize(z.cpu().numpy()))).to(device)
+
+
+@torch.no_grad()
+def bf16_loss(model: Autoencoder, data: FrameCache, device: torch.device, bits: int, decoder: torch.nn.Module,
+              ranges: tuple[torch.Tensor, torch.Tensor], max_frames: int = 64, batch: int = 16) -> float:
+    """PSNR the shipped ``decoder`` loses in bfloat16 autocast (as the torch-bf16 runtime runs
+    it) against fp32, on the same ``max_frames`` frames with the same quantized latents: a
+    paired difference, so a few frames measure it well and a 1080p model pays seconds for it."""
+    idx = spread_indices(len(data), max_frames)
+    quant = Quantizer(bits, ranges[0].cpu().numpy(), ranges[1].cpu().numpy())
+    fp32, bf16 = PSNRMeter(), PSNRMeter()
+    for s in range(0, len(idx), batch):
+        ref = data.stack(idx[s : s + batch])
+        z = _latents(model, ref, device, quant)
+        fp32.update(ref, to_uint8(decoder(z)))
+        with torch.autocast(device.type, torch.bfloat16):
+            bf16.update(ref, to_uint8(decoder(z)))
+    return fp32.psnr - bf16.psnr
 
 
 def as_shipped(decoder: torch.nn.Module, data: bytes | None = None) -> torch.nn.Module:

@@ -49,7 +49,7 @@ from .collapse_guard import CollapseGuard
 from .data import CACHE_DIR, FrameCache, build_cache
 from .device import pick_autocast, pick_device
 from .distributed import agree, forward_latents, rank_and_world
-from .evaluate import as_shipped, evaluate
+from .evaluate import as_shipped, bf16_loss, evaluate, latent_ranges
 from .options import TrainOptions
 from .phases import Phase, choose_weight_widths, phase_at, weight_average
 from .preview import PREVIEW, write_preview
@@ -395,13 +395,15 @@ def _evaluate_and_save(run: TrainingRun, averaged_steps: int) -> dict:
     psnr_q = evaluate(model, run.data, run.device, opts.bits, shipped, run.qat_ranges)
     # What the torch-bf16 runtime costs this model, on its own frames: auto takes that runtime
     # only within codec.runtime.backends.AUTO_MAX_LOSS_DB of this figure.
-    bf16_loss = psnr_q - evaluate(model, run.data, run.device, opts.bits, shipped, run.qat_ranges, bf16=True) \
-        if run.device.type in ("cpu", "cuda") else None
+    loss = None
+    if run.device.type in ("cpu", "cuda"):
+        ranges = run.qat_ranges or latent_ranges(model, run.data, run.device, opts.bits)
+        loss = bf16_loss(model, run.data, run.device, opts.bits, shipped, ranges)
     summary = {
         "source": os.path.basename(run.source), "width": run.cfg.width, "height": run.cfg.height,
         "frames": len(run.data), "steps": run.step, "epochs": run.epoch, "seconds": round(run.elapsed, 1),
         "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
-        "bf16_loss_db": None if bf16_loss is None else round(bf16_loss, 4),
+        "bf16_loss_db": None if loss is None else round(loss, 4),
         "collapse_restores": run.guard.restores, "lr_scale": run.guard.lr_scale, "averaged_steps": averaged_steps,
         "capacity": run.cfg.trained.get("capacity"),
         "weight_widths": widths, "decoder_bytes_sent": sent, "decoder_params": params,

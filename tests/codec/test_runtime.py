@@ -12,8 +12,13 @@ from latentcast.codec.nn.config import CodecConfig
 from latentcast.codec.nn.model import build_model
 from latentcast.codec.nn.weights import int8_state_bytes, shipped_widths
 from latentcast.codec.quality import PSNRMeter
-from latentcast.codec.runtime.backends import (AUTO_MAX_LOSS_DB, BF16_MIN_PIXELS, bf16_native, build_decoder,
-                                               resolve_runtime)
+from latentcast.codec.runtime.backends import (
+    AUTO_MAX_LOSS_DB,
+    BF16_MIN_PIXELS,
+    bf16_native,
+    build_decoder,
+    resolve_runtime,
+)
 from latentcast.codec.runtime.onnx_graph import decoder_graph
 from latentcast.codec.video import read_frames
 
