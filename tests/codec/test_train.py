@@ -62,6 +62,7 @@ def test_quantized_psnr_close_to_float(trained_model):
     assert t["psnr_float"] - t["psnr_quantized"] < 0.3, t
     # what the torch-bf16 runtime would cost it, measured on its own frames (auto reads it)
     assert isinstance(t["bf16_loss_db"], float) and abs(t["bf16_loss_db"]) < 0.5, t
+    assert t["seconds"] >= 0 and t["evaluation_seconds"] >= 0, t  # training and measuring, apart
 
 
 def test_tampered_weights_are_refused(trained_model, tmp_path):
