@@ -133,6 +133,9 @@ def play(session: Session, movie_name: str, output: str, start: int = 0, count: 
     clock0 = None
     frame_period = 1 / float(fps)
     try:
+        # Built while the first chunk streams in, and outside decode_s, so that the decode rate is
+        # the frames' own (as `decode` reports it); scene parts built later still count.
+        decoders.decoder_at(start)
         with video.open_writer(output, movie.width, movie.height, fps, chapters, audio=sound) as writer, \
                 progress_bar(progress, total=stop - start, desc="playing", unit="frame") as bar:
             while True:
