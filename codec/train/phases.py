@@ -32,11 +32,25 @@ from .weight_budget import allocate_for_run
 if TYPE_CHECKING:
     from .loop import TrainingRun
 
-# The noise's ranges come from this many frames spread over the video, measured again after
-# this many steps: they drift slowly as the encoder trains, and measuring over every frame at
-# every step would cost more than the steps on a long movie.
+# The noise's ranges come from this many frames' worth of 320x180 pixels spread over the video,
+# measured again after this many steps: they drift slowly as the encoder trains, and measuring
+# over every frame at every step would cost more than the steps on a long movie. The final
+# ranges, which the QAT phase quantizes to, come from more. Counted in pixels because the
+# encoder's cost is: at 1280x720 on one thread 256 frames took 8-11 s a refresh and the final
+# 280 about 26 s, a quarter of a 4-minute budget, which left the QAT phase 64 of its 270 steps.
 NOISE_RANGE_FRAMES = 256
+FINAL_RANGE_FRAMES = 2000
+RANGE_FRAME_PIXELS = 320 * 180
+MIN_RANGE_FRAMES = 32
 NOISE_REFRESH_STEPS = 500
+
+
+def range_frames(frames_at_320x180: int, width: int, height: int) -> int:
+    """How many frames a range measure reads at this frame size: as many pixels as
+    ``frames_at_320x180`` frames of 320x180 for larger frames (at least MIN_RANGE_FRAMES), and
+    that many frames for smaller ones, where they cost little."""
+    scaled = frames_at_320x180 * RANGE_FRAME_PIXELS // max(1, width * height)
+    return max(MIN_RANGE_FRAMES, min(frames_at_320x180, scaled))
 
 Action = Callable[["TrainingRun"], None]
 
@@ -66,7 +80,7 @@ def refresh_noise_ranges(run: "TrainingRun") -> None:
     """Measure the ranges that size the noise when they are due (and after a collapse restore)."""
     if run.step >= run.noise_due:
         run.noise_ranges = shared_ranges(run.model, run.data, run.device, run.opts.bits, run.distributed,
-                                         NOISE_RANGE_FRAMES)
+                                         range_frames(NOISE_RANGE_FRAMES, run.cfg.width, run.cfg.height))
         run.noise_due = run.step + NOISE_REFRESH_STEPS
 
 
@@ -84,7 +98,8 @@ def fake_quantize_weights(run: "TrainingRun") -> None:
 
 def measure_final_ranges(run: "TrainingRun") -> None:
     """The encoder is frozen from here, so its latents' ranges are final: measured once."""
-    run.qat_ranges = shared_ranges(run.model, run.data, run.device, run.opts.bits, run.distributed)
+    run.qat_ranges = shared_ranges(run.model, run.data, run.device, run.opts.bits, run.distributed,
+                                   range_frames(FINAL_RANGE_FRAMES, run.cfg.width, run.cfg.height))
 
 
 def start_weight_average(run: "TrainingRun") -> None:

@@ -65,3 +65,12 @@ def test_a_budget_per_second_of_video_scales_with_its_length(clip, tmp_path, mon
     assert 0 <= seen["progress"] < 0.5
     with pytest.raises(UsageError, match="exactly one of"):
         TrainOptions(seconds_per_second=30).validate()  # with the default minutes too
+
+
+def test_range_measures_read_as_many_pixels_at_every_frame_size():
+    from latentcast.codec.train.phases import MIN_RANGE_FRAMES, range_frames
+
+    assert range_frames(256, 320, 180) == 256  # the size the counts were set at: unchanged
+    assert range_frames(2000, 1280, 720) == 125  # 16 times the pixels a frame: a sixteenth of the frames
+    assert range_frames(256, 1920, 1080) == MIN_RANGE_FRAMES  # never so few that one frame decides a range
+    assert range_frames(256, 64, 48) == 256  # smaller frames read no more than before
