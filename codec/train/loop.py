@@ -392,14 +392,14 @@ def _evaluate_and_save(run: TrainingRun, averaged_steps: int) -> dict:
     params = count_parameters(model.decoder)
     shipped = as_shipped(model.decoder, shipped_file)
     psnr_float = evaluate(model, run.data, run.device, None, shipped)
-    # The QAT phase measured the ranges on the encoder it then froze: they are final.
-    psnr_q = evaluate(model, run.data, run.device, opts.bits, shipped, run.qat_ranges)
+    # The QAT phase measured the ranges on the encoder it then froze: they are final. Without
+    # that phase (--qat-fraction 0) they are measured here, once for both figures below.
+    ranges = run.qat_ranges or latent_ranges(model, run.data, run.device, opts.bits)
+    psnr_q = evaluate(model, run.data, run.device, opts.bits, shipped, ranges)
     # What the torch-bf16 runtime costs this model, on its own frames: auto takes that runtime
     # only within codec.runtime.backends.AUTO_MAX_LOSS_DB of this figure.
-    loss = None
-    if run.device.type in ("cpu", "cuda"):
-        ranges = run.qat_ranges or latent_ranges(model, run.data, run.device, opts.bits)
-        loss = bf16_loss(model, run.data, run.device, opts.bits, shipped, ranges)
+    loss = bf16_loss(model, run.data, run.device, opts.bits, shipped, ranges) \
+        if run.device.type in ("cpu", "cuda") else None
     summary = {
         "source": os.path.basename(run.source), "width": run.cfg.width, "height": run.cfg.height,
         "frames": len(run.data), "steps": run.step, "epochs": run.epoch, "seconds": round(trained_s, 1),
