@@ -9,10 +9,10 @@ For each size it plans the default architecture (``CodecConfig.plan``), writes a
 freshly initialised weights (speed does not depend on their values) and a movie of ``--frames``
 random latents, then runs the decode command for each runtime in turn, ``--rounds`` times,
 alternating. The figure is the command's own decode loop (container read, decode, y4m write)
-after its first frame, the rate playback runs at; the first frame's own time (the runtime's
-import and the decoder's build, paid once) is its own column, the best round's. ``--model`` adds trained model dirs (a
-movie of random latents for each). The ratios are onnx over torch and torch-bf16 over onnx
-frames/s, in the same run. ``--sizes ''`` times only the ``--model`` dirs.
+after its first frame, the rate playback runs at; in brackets, the first frame's own time (the
+runtime's import and the decoder's build, paid once) in the best round. ``--model`` adds
+trained model dirs (a movie of random latents for each). The ratios are onnx over torch and
+torch-bf16 over onnx frames/s, in the same run. ``--sizes ''`` times only the ``--model`` dirs.
 """
 
 from __future__ import annotations
