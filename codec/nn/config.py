@@ -23,7 +23,7 @@ ENCODER = "encoder.safetensors"
 DECODER = "decoder.safetensors"
 HEADS = ("shuffle", "dwshuffle", "conv")
 
-MIN_WEIGHT_BITS, MAX_WEIGHT_BITS, DEFAULT_WEIGHT_BITS = 4, 8, 6
+MIN_WEIGHT_BITS, MAX_WEIGHT_BITS, DEFAULT_WEIGHT_BITS = 2, 8, 6
 
 
 def check_weight_bits(bits: float, fractional: bool = False) -> float:

@@ -1,4 +1,4 @@
-"""The decoder's weight codes: symmetric per-output-channel integers of 4-8 bits (fractional
+"""The decoder's weight codes: symmetric per-output-channel integers of 2-8 bits (fractional
 widths allowed) with a float scale per channel, and the fake quantization the trainer fits
 them through. Training sees exactly the weights clients decode with.
 """

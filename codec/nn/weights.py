@@ -6,7 +6,7 @@ matches the one recorded in ``config.json``::
     MODEL_DIR/
       config.json            CodecConfig, including encoder_sha256 and decoder_sha256
       encoder.safetensors    fp32, stays with the company
-      decoder.safetensors    int8 codes of 4-8 bits with per-channel scales, the file clients
+      decoder.safetensors    int8 codes of 2-8 bits with per-channel scales, the file clients
                              download (entropy-coded on the wire)
       train_log.jsonl
 """

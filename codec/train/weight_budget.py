@@ -20,7 +20,7 @@ import torch
 from ..format.decoder_file import compress_decoder
 from ..format.errors import UsageError
 from ..format.quantizer import spread_indices
-from ..nn.config import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS
+from ..nn.config import MAX_WEIGHT_BITS, MIN_WEIGHT_BITS, top_code
 from ..nn.model import count_parameters, set_weight_fake_quant
 from ..nn.tensors import to_tensor
 from ..nn.weight_codes import quantize_weight
@@ -35,8 +35,11 @@ log = logging.getLogger(__name__)
 DEFAULT_WEIGHT_BUDGET = 4.6
 MIN_WEIGHT_BUDGET, MAX_WEIGHT_BUDGET = 1.0, 16.0
 
-# Quarter bits, because one whole bit of the widest layer moves the file by a sixth of its size.
-WIDTHS = tuple(MIN_WEIGHT_BITS + i / 4 for i in range(4 * (MAX_WEIGHT_BITS - MIN_WEIGHT_BITS) + 1))
+# Quarter bits, because one whole bit of the widest layer moves the file by a sixth of its size;
+# a quarter that gives the same codes as the one below it (2.25 bits are ternary, as 2 are) is
+# left out, so it is neither measured nor chosen.
+_QUARTERS = tuple(MIN_WEIGHT_BITS + i / 4 for i in range(4 * (MAX_WEIGHT_BITS - MIN_WEIGHT_BITS) + 1))
+WIDTHS = tuple(w for i, w in enumerate(_QUARTERS) if i == 0 or top_code(w) != top_code(_QUARTERS[i - 1]))
 
 
 def check_weight_budget(bits_per_weight: float) -> float:

@@ -78,7 +78,7 @@ def test_configs_from_before_the_shuffle_head_still_load():
 
 
 @pytest.mark.parametrize("key,value", [("head", "bogus"), ("weight_bits", 99), ("weight_bits", 5.5),
-                                       ("decoder_channels", [8]), ("weight_layer_bits", {"stem.weight": 3}),
+                                       ("decoder_channels", [8]), ("weight_layer_bits", {"stem.weight": 1.5}),
                                        ("weight_layer_bits", {"stem.weight": 5.1}),
                                        ("weight_layer_bits", {"stem.weight": "8"}), ("weight_layer_bits", [8])])
 def test_a_config_with_a_bad_head_or_width_is_refused_on_load(key, value):
@@ -101,7 +101,7 @@ def test_mismatched_widths_and_heads_are_usage_errors():
     with pytest.raises(UsageError, match="head"):
         CodecConfig.plan(320, 180, 512, head="sigmoid")
     with pytest.raises(UsageError, match="weight-bits"):
-        CodecConfig.plan(320, 180, 512, weight_bits=3)
+        CodecConfig.plan(320, 180, 512, weight_bits=1)
 
 
 def test_trained_bits_is_the_qat_width_or_the_default():
