@@ -76,6 +76,10 @@ class TrainOptions:
     noise_from: float = option(
         0.1, "fraction of the budget after which latents reach the decoder with quantization noise, so the "
              "encoder learns a code that survives rounding to --bits (1: never)", metavar="FRACTION")
+    weight_qat_from: float = option(
+        1.0, "fraction of the budget after which the decoder trains through its shipped weight codes, the "
+             "widths chosen then (1: when the QAT phase begins). Earlier gives narrow codes, as a small "
+             "--weight-budget makes, more steps to fit, and the float weights fewer", metavar="FRACTION")
     bits: int = option(
         DEFAULT_BITS, "latent bit width the model is fine-tuned for, and the width encode and ingest use with "
                       "it: the rate knob. Each bit up costs more latent bytes a frame for a higher PSNR, with "
@@ -85,7 +89,7 @@ class TrainOptions:
               "--weight-budget: simpler, but spends bytes where they buy least", group="weights", parse=int)
     weight_budget: float = option(
         DEFAULT_WEIGHT_BUDGET, "size of the decoder clients download, in bits per weight as coded for the wire. Each "
-                               "layer gets the code width (4-8 bits, in quarters) that loses least within it. "
+                               "layer gets the code width (2-8 bits, in quarters) that loses least within it. "
                                "Smaller: a smaller download for a little PSNR", group="weights", metavar="BITS")
     ms_ssim_weight: float = option(
         0.0, "weight of (1 - MS-SSIM) in the loss, mixed with MSE; higher favours structure over PSNR",
@@ -124,7 +128,7 @@ class TrainOptions:
             raise UsageError("give exactly one of --minutes, --seconds-per-second and --epochs")
         if budgets[0] <= 0:
             raise UsageError("the training budget must be positive")
-        for name in ("noise_from", "qat_fraction", "warmup"):
+        for name in ("noise_from", "qat_fraction", "warmup", "weight_qat_from"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(self, name)}")
 

@@ -1,11 +1,15 @@
 """The training schedule as data: which phases a run goes through, and what each one changes.
 
-    progress 0 ............ noise_from ............ 1 - qat_fraction ............ 1
-    | float                 | noise                  | qat                          |
-    | latents as they are   | + uniform noise one    | quantized (straight-through) |
-    | encoder trains        |   quantizer step wide  | encoder frozen, weights seen |
-    |                       | encoder trains         | through their shipped codes, |
-    |                       |                        | decoder weights averaged     |
+    progress 0 ........ noise_from ........ weight_qat_from ........ 1 - qat_fraction ........ 1
+    | float             | noise              | weights               | qat                      |
+    | latents as they   | + uniform noise    | noise, and the        | quantized latents        |
+    | are; encoder      |   one quantizer    | decoder's weights     | (straight-through),      |
+    | trains            |   step wide;       | seen through their    | encoder frozen, weights  |
+    |                   |   encoder trains   | shipped codes         | through their codes and  |
+    |                   |                    |                       | averaged                 |
+
+By default weight_qat_from is 1, so the weights phase never runs and the QAT phase alone sees
+the weight codes; it never starts before noise_from.
 
 The phase at a point of the budget is the last one in ``PHASES`` whose start it has passed, so
 a phase whose start comes after a later phase's never runs (noise_from >= 1 - qat_fraction).
@@ -129,6 +133,10 @@ PHASES: tuple[Phase, ...] = (
     Phase("float", start=lambda o: 0.0, latents=None, freeze_encoder=False),
     Phase("noise", start=lambda o: o.noise_from, latents=noisy_latents, freeze_encoder=False,
           on_entry=(restart_collapse_guard,), before_step=(refresh_noise_ranges,)),
+    # Narrow weight codes need more steps than the QAT phase gives to settle (docs/experiments.md).
+    Phase("weights", start=lambda o: max(o.noise_from, o.weight_qat_from), latents=noisy_latents,
+          freeze_encoder=False, on_entry=(restart_collapse_guard, choose_weight_widths, fake_quantize_weights),
+          before_step=(refresh_noise_ranges,)),
     Phase("qat", start=lambda o: 1 - o.qat_fraction, latents=quantized_latents, freeze_encoder=True,
           on_entry=(restart_collapse_guard, choose_weight_widths, fake_quantize_weights, measure_final_ranges,
                     start_weight_average)),

@@ -9,13 +9,21 @@ from latentcast.codec.train.phases import PHASES, phase_at
 
 def test_phases_come_in_order_and_start_where_the_options_say():
     opts = TrainOptions(noise_from=0.2, qat_fraction=0.3)
-    assert [p.name for p in PHASES] == ["float", "noise", "qat"]
-    assert [p.start(opts) for p in PHASES] == [0.0, 0.2, pytest.approx(0.7)]
+    assert [p.name for p in PHASES] == ["float", "noise", "weights", "qat"]
+    assert [p.start(opts) for p in PHASES] == [0.0, 0.2, 1.0, pytest.approx(0.7)]
     assert [phase_at(x, opts).name for x in (0.0, 0.19, 0.2, 0.69, 0.7, 0.99)] == \
-        ["float", "float", "noise", "noise", "qat", "qat"]
+        ["float", "float", "noise", "noise", "qat", "qat"]  # by default the weight codes wait for QAT
     # only the last phase freezes the encoder; every phase but the first changes the latents
-    assert [p.freeze_encoder for p in PHASES] == [False, False, True]
-    assert [p.latents is None for p in PHASES] == [True, False, False]
+    assert [p.freeze_encoder for p in PHASES] == [False, False, False, True]
+    assert [p.latents is None for p in PHASES] == [True, False, False, False]
+
+
+def test_weight_codes_can_start_before_the_qat_phase_but_never_before_the_noise():
+    opts = TrainOptions(noise_from=0.2, qat_fraction=0.3, weight_qat_from=0.5)
+    assert [phase_at(x, opts).name for x in (0.3, 0.49, 0.5, 0.69, 0.7)] == \
+        ["noise", "noise", "weights", "weights", "qat"]
+    early = TrainOptions(noise_from=0.2, qat_fraction=0.3, weight_qat_from=0.05)
+    assert [phase_at(x, early).name for x in (0.1, 0.2, 0.7)] == ["float", "weights", "qat"]
 
 
 def test_a_noise_start_past_the_qat_start_skips_the_noise():
@@ -39,14 +47,16 @@ def test_entry_actions_run_once_each_in_the_declared_order(clip, tmp_path, monke
     monkeypatch.setattr("latentcast.codec.train.loop.phase_at",
                         lambda progress, opts: phases_module.phase_at(progress, opts, wrapped))
     summary = train(str(clip), tmp_path / "m", TrainOptions(minutes=None, epochs=10, batch_size=4, latent_dim=32,
-                                                            noise_from=0.2, qat_fraction=0.5, progress=False))
-    # 60 steps: noise from step 12, QAT from step 30
+                                                            noise_from=0.2, qat_fraction=0.5, weight_qat_from=0.3,
+                                                            progress=False))
+    # 60 steps: noise from step 12, weight codes from step 18, QAT from step 30
     assert calls == [("restart_collapse_guard", 12),
+                     ("restart_collapse_guard", 18), ("choose_weight_widths", 18), ("fake_quantize_weights", 18),
                      ("restart_collapse_guard", 30), ("choose_weight_widths", 30), ("fake_quantize_weights", 30),
                      ("measure_final_ranges", 30), ("start_weight_average", 30)]
     assert summary["averaged_steps"] == 30
     log = (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()
-    assert '"phase": "noise"' in log[0] and '"phase": "qat"' in log[-2]
+    assert '"phase": "weights"' in log[0] and '"phase": "qat"' in log[-2]  # logged every 25 steps
 
 
 def test_a_budget_per_second_of_video_scales_with_its_length(clip, tmp_path, monkeypatch):
