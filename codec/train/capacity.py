@@ -1,7 +1,7 @@
 """Which rung of the decoder-size ladder (codec.nn.config.CAPACITIES) a video gets by default.
 
 A viewer downloads the whole decoder before the first frame, so its bytes count against the
-video's length: on a 14-second clip the "large" decoder alone is about 270 kbit/s, twenty times
+video's length: on a 14-second clip the "large" decoder alone is about 175 kbit/s, nine times
 its latents. ``auto`` therefore takes the largest rung whose decoder, spread over the video,
 stays under AUTO_DECODER_KBPS. Longer videos never go past "large": beyond it a movie grows its
 decoder scene by scene with parts (``latentcast parts``), which spend bytes only where a scene

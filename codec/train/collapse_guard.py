@@ -8,8 +8,8 @@ healthy weights and optimizer state; when the smoothed PSNR stays far under its 
 them back and halves the learning rate for the rest of the run.
 
 Quantized latents lower the PSNR on purpose (at 2 bits, by 8 dB on that clip), and so does the
-quantization noise before them, so the guard starts over when the noise begins and again when
-the quantization-aware phase begins.
+quantization noise before them, and so do the weight codes, so the guard starts over at the
+start of every phase after the first (codec/train/phases.py).
 """
 
 from __future__ import annotations

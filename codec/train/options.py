@@ -77,8 +77,8 @@ class TrainOptions:
         0.1, "fraction of the budget after which latents reach the decoder with quantization noise, so the "
              "encoder learns a code that survives rounding to --bits (1: never)", metavar="FRACTION")
     weight_qat_from: float = option(
-        1.0, "fraction of the budget after which the decoder trains through its shipped weight codes, the "
-             "widths chosen then (1: when the QAT phase begins). Earlier gives narrow codes, as a small "
+        0.5, "fraction of the budget after which the decoder trains through its shipped weight codes, the "
+             "widths chosen then (1: only in the QAT phase). Earlier gives narrow codes, as a small "
              "--weight-budget makes, more steps to fit, and the float weights fewer", metavar="FRACTION")
     bits: int = option(
         DEFAULT_BITS, "latent bit width the model is fine-tuned for, and the width encode and ingest use with "

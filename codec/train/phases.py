@@ -8,8 +8,8 @@
     |                   |   encoder trains   | shipped codes         | through their codes and  |
     |                   |                    |                       | averaged                 |
 
-By default weight_qat_from is 1, so the weights phase never runs and the QAT phase alone sees
-the weight codes; it never starts before noise_from.
+At weight_qat_from = 1 the weights phase never runs and the QAT phase alone sees the weight
+codes; it never starts before noise_from.
 
 The phase at a point of the budget is the last one in ``PHASES`` whose start it has passed, so
 a phase whose start comes after a later phase's never runs (noise_from >= 1 - qat_fraction).

@@ -4,14 +4,16 @@ import pytest
 
 from latentcast.codec.nn.config import CodecConfig, load_config
 from latentcast.codec.train.capacity import AUTO_DECODER_KBPS, auto_capacity
+from latentcast.codec.train.weight_budget import DEFAULT_WEIGHT_BUDGET
 
 
-@pytest.mark.parametrize("seconds, expected", [(1, "tiny"), (14, "medium"), (60, "large"), (3 * 3600, "large")])
+@pytest.mark.parametrize("seconds, expected",
+                         [(1, "tiny"), (7, "small"), (14, "medium"), (60, "large"), (3 * 3600, "large")])
 def test_auto_fits_the_decoder_to_the_length(seconds, expected):
-    assert auto_capacity(320, 180, 512, seconds, 4.6) == expected
+    assert auto_capacity(320, 180, 512, seconds, DEFAULT_WEIGHT_BUDGET) == expected
     params = CodecConfig.plan(320, 180, capacity=expected).decoder_parameters
     if expected != "tiny":  # the smallest rung is the floor, however short the clip
-        assert params * 4.6 / seconds / 1000 <= AUTO_DECODER_KBPS
+        assert params * DEFAULT_WEIGHT_BUDGET / seconds / 1000 <= AUTO_DECODER_KBPS
 
 
 def test_a_smaller_weight_budget_affords_a_bigger_rung():

@@ -88,7 +88,8 @@ def test_training_loop_rebases_the_guard_when_noise_and_quantized_training_begin
 
 def test_training_loop_restores_and_records_it(clip, tmp_path, monkeypatch):
     # Report a collapse once, mid-run: the loop must put the snapshot back, train on at half
-    # the rate, and say so in the summary and the checkpoint.
+    # the rate, and say so in the summary and the checkpoint. The weights phase is kept out
+    # (weight_qat_from=1): its start, at step 18, would rebase the guard just before step 20.
     class OneCollapse(CollapseGuard):
         def __init__(self, model, opt, lr_scale):
             super().__init__(model, opt, every=5, lr_scale=lr_scale)
@@ -101,7 +102,7 @@ def test_training_loop_restores_and_records_it(clip, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "CollapseGuard", OneCollapse)
     out = tmp_path / "g"
-    opts = TrainOptions(minutes=None, epochs=6, batch_size=4, latent_dim=32, progress=False)
+    opts = TrainOptions(minutes=None, epochs=6, batch_size=4, latent_dim=32, progress=False, weight_qat_from=1)
     s = train(str(clip), out, opts)
     assert s["collapse_restores"] == 1 and s["lr_scale"] == 0.5 and math.isfinite(s["psnr_float"])
     # a resumed run keeps the lowered rate

@@ -8,11 +8,11 @@ from latentcast.codec.train.phases import PHASES, phase_at
 
 
 def test_phases_come_in_order_and_start_where_the_options_say():
-    opts = TrainOptions(noise_from=0.2, qat_fraction=0.3)
+    opts = TrainOptions(noise_from=0.2, qat_fraction=0.3, weight_qat_from=1)
     assert [p.name for p in PHASES] == ["float", "noise", "weights", "qat"]
     assert [p.start(opts) for p in PHASES] == [0.0, 0.2, 1.0, pytest.approx(0.7)]
     assert [phase_at(x, opts).name for x in (0.0, 0.19, 0.2, 0.69, 0.7, 0.99)] == \
-        ["float", "float", "noise", "noise", "qat", "qat"]  # by default the weight codes wait for QAT
+        ["float", "float", "noise", "noise", "qat", "qat"]  # at 1 the weight codes wait for QAT
     # only the last phase freezes the encoder; every phase but the first changes the latents
     assert [p.freeze_encoder for p in PHASES] == [False, False, False, True]
     assert [p.latents is None for p in PHASES] == [True, False, False, False]
