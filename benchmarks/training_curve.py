@@ -1,6 +1,7 @@
 """PSNR against training time: one `latentcast train` per budget, then a plot.
 
     python benchmarks/training_curve.py VIDEO [--size 320x180] [--minutes 1 2 5 10 30] [--capacity auto] [-o DIR]
+                                              [--weight-budget BITS] [--weight-qat-from FRACTION]
 
 Each budget is its own run from scratch (the learning-rate schedule is fitted to the budget,
 so a 10-minute run is not the first third of a 30-minute one). Runs go one after another so
@@ -17,12 +18,13 @@ import sys
 from pathlib import Path
 
 
-def train_once(video: str, size: str, minutes: float, out: Path, capacity: str = "auto") -> dict:
+def train_once(video: str, size: str, minutes: float, out: Path, capacity: str = "auto",
+               extra: tuple[str, ...] = ()) -> dict:
     model = out / f"m{minutes:g}"
     config = model / "config.json"
     if not config.exists():
         subprocess.run([sys.executable, "-m", "latentcast", "train", video, "--size", size, "--minutes", str(minutes),
-                        "--capacity", capacity, "-o", str(model), "-q"], check=True, stdout=subprocess.DEVNULL)
+                        "--capacity", capacity, *extra, "-o", str(model), "-q"], check=True, stdout=subprocess.DEVNULL)
     t = json.loads(config.read_text())["trained"]
     row = {"minutes": minutes, "steps": t["steps"], "psnr_float": t["psnr_float"],
            "psnr_quantized": t["psnr_quantized"], "model": str(model)}
@@ -66,10 +68,15 @@ def main() -> None:
     p.add_argument("--minutes", type=float, nargs="+", default=[1, 2, 5, 10, 30], help="budgets (default 1 2 5 10 30)")
     p.add_argument("--capacity", default="auto", help="decoder size, as latentcast train takes it (default auto)")
     p.add_argument("-o", "--output", default="training-curve", help="work dir (default ./training-curve)")
+    p.add_argument("--weight-budget", help="bits per decoder weight, as latentcast train takes it (default train's)")
+    p.add_argument("--weight-qat-from", help="where the weight codes start training (default train's)")
     args = p.parse_args()
+    extra = tuple(arg for flag, value in (("--weight-budget", args.weight_budget),
+                                          ("--weight-qat-from", args.weight_qat_from)) if value
+                  for arg in (flag, value))
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [train_once(args.video, args.size, m, out, args.capacity) for m in sorted(args.minutes)]
+    rows = [train_once(args.video, args.size, m, out, args.capacity, extra) for m in sorted(args.minutes)]
     (out / "training_curve.json").write_text(json.dumps(rows, indent=2))
     plot(rows, f"{Path(args.video).name} at {args.size}: PSNR after each training budget", out / "training_curve.png")
     print(f"| minutes | steps | PSNR float | PSNR shipped |\n|---|---|---|---|")
