@@ -33,20 +33,18 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with open(args.scenes) as f:
         scenes = json.load(f)["scenes"]
-    scene_of = {s["start"] + i: n for n, s in enumerate(scenes) for i in range(s["frames"])}
-    movie, per_scene = PSNRMeter(), [PSNRMeter() for _ in scenes]
-    for index, (decoded, reference) in enumerate(zip(latentcast.decode(args.movie, args.model),
-                                                     video.read_frames(args.video))):
+    movie = PSNRMeter()
+    for decoded, reference in zip(latentcast.decode(args.movie, args.model), video.read_frames(args.video)):
         movie.update(reference, decoded)
-        per_scene[scene_of[index]].update(reference, decoded)
     mean = movie.psnr
+    spans = [(s["start"], s["start"] + s["frames"]) for s in scenes]
     print(f"{args.movie}: {mean:.2f} dB over {len(movie.mses)} frames\n")
     print("| scene | frames | PSNR | against the mean |")
     print("|---|---|---:|---:|")
-    for s, meter in zip(scenes, per_scene):
-        mark = " (starved)" if meter.psnr < mean - args.starved else ""
-        print(f"| {s['source']} | {s['start']}-{s['start'] + s['frames'] - 1} | {meter.psnr:.2f} | "
-              f"{meter.psnr - mean:+.2f}{mark} |")
+    for s, psnr in zip(scenes, movie.span_psnr(spans)):
+        mark = " (starved)" if psnr < mean - args.starved else ""
+        print(f"| {s['source']} | {s['start']}-{s['start'] + s['frames'] - 1} | {psnr:.2f} | "
+              f"{psnr - mean:+.2f}{mark} |")
     return 0
 
 

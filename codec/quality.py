@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,6 +46,18 @@ class PSNRMeter:
     @property
     def psnr_of_mean_mse(self) -> float:
         return mse_to_psnr(float(np.mean(self.mses))) if self.mses else float("nan")
+
+    def span_psnr(self, spans: Sequence[tuple[int, int]]) -> list[float]:
+        """Mean per-frame PSNR over each [start, end) span of the frames measured (a scene each)."""
+        psnrs = [min(100.0, mse_to_psnr(m)) for m in self.mses]
+        return [float(np.mean(psnrs[a:b])) if b > a else float("nan") for a, b in spans]
+
+    def worst_span_db(self, spans: Sequence[tuple[int, int]]) -> float | None:
+        """How far the worst span's PSNR lies from the whole's (<= 0), or None under two spans,
+        where there is nothing to compare: the figure behind "no scene starved"."""
+        if len(spans) < 2 or not self.mses:
+            return None
+        return min(self.span_psnr(spans)) - self.psnr
 
 
 

@@ -9,6 +9,8 @@
 Learned bitrates count the container's chunk bytes (``streaming``), and those plus the
 coded decoder download spread over the clip (``total``). Classical bitrates count the
 encoded packets' bytes. Every codec's RGB<->YUV conversion is swscale's, the same for all.
+Every point also carries its worst scene's PSNR against its mean (``worst_scene_db``), over one
+split for all codecs: the first model's scene parts, or the cuts in its latents.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ..progress import progress_bar
 from ..quality import Y_PSNR_STANDARD, PSNRMeter, luma, mse_to_psnr
 from ..runtime.decode import decode_movie
 from ..runtime.scene_decoders import model_decoders
+from ..scenes import split_scenes
 from .bd import bd_psnr, bd_rate, rd_hull
 from .classical import ClassicalCodec, parse_codecs, run_classical
 from .report import LEARNED, write_results
@@ -57,13 +60,16 @@ class Quality:
     psnr_mse: float
     y_psnr: float
     ms_ssim: float | None
+    worst_scene_db: float | None = None  # the worst scene's PSNR against the mean, None for one scene
 
 
 class QualityMeter:
-    """PSNR, luma PSNR and MS-SSIM of decoded frames against the reference, frame by frame."""
+    """PSNR, luma PSNR and MS-SSIM of decoded frames against the reference, frame by frame, and
+    the worst of ``scenes`` ([start, end) frame spans) against the mean."""
 
-    def __init__(self, reference: np.ndarray):
+    def __init__(self, reference: np.ndarray, scenes: list[tuple[int, int]] = ()):
         self.reference = reference
+        self.scenes = scenes
         h, w = reference.shape[1:3]
         self.ms_ssim_ok = ms_ssim_scales(h, w) == 5
         self.rgb, self.y = PSNRMeter(), []
@@ -84,7 +90,7 @@ class QualityMeter:
             raise RuntimeError(f"decoded {self.i} frames of {len(self.reference)}")
         return Quality(self.rgb.psnr, self.rgb.psnr_of_mean_mse,
                        float(np.mean([min(100.0, mse_to_psnr(m)) for m in self.y])),
-                       float(np.mean(self.ssim)) if self.ms_ssim_ok else None)
+                       float(np.mean(self.ssim)) if self.ms_ssim_ok else None, self.rgb.worst_span_db(self.scenes))
 
 
 def ms_ssim_note(height: int, width: int) -> str | None:
@@ -100,6 +106,7 @@ def point(codec: str, preset: str | None, nbytes: int, n_frames: int, fps: Fract
         "codec": codec, "preset": preset, "crf": None, "bits": None, "accounting": None, "model": None,
         "bytes": nbytes, "kbps": nbytes * 8 / seconds / 1000, "bpp": nbytes * 8 / (w * h * n_frames),
         "psnr": q.psnr, "psnr_mse": q.psnr_mse, "ms_ssim": q.ms_ssim, "y_psnr": q.y_psnr,
+        "worst_scene_db": q.worst_scene_db,
         "enc_fps": enc_fps, "dec_fps": dec_fps, **extra,
     }
 
@@ -123,8 +130,18 @@ def load_frames(source: str, size: tuple[int, int], max_frames: int | None) -> t
     return frames, info.fps
 
 
+def bench_scenes(parts: tuple[tuple[int, str], ...], latents: np.ndarray, fps: Fraction) -> list[tuple[int, int]]:
+    """The scenes every point's worst-scene PSNR is measured over: the model's scene parts where
+    it has them, else the cuts codec.scenes finds in its latents."""
+    n = len(latents)
+    starts = [start for start, _ in parts] if parts else [s.start for s in split_scenes(latents, float(fps))]
+    bounds = sorted({0, *(s for s in starts if 0 < s < n)}) + [n]
+    return list(zip(bounds, bounds[1:]))
+
+
 def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Path, opts: BenchOptions,
-                  bar) -> list[dict]:
+                  bar, scenes: list[tuple[int, int]] | None = None) -> tuple[list[dict], list[tuple[int, int]]]:
+    """Every bit width of one model, and the scenes measured over (``scenes``, else its own)."""
     cfg = load_config(model_dir)
     encoder = load_encoder(model_dir)
     n, h, w, _ = frames.shape
@@ -141,13 +158,15 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
         count = encode_batches((frames[s : s + 16] for s in range(0, n, 16)), encoder, spill)
         enc_s = time.perf_counter() - t0
         latents = np.memmap(spill, dtype=np.float32, mode="r", shape=(count, cfg.latent_dim))
+        if scenes is None:
+            scenes = bench_scenes(parts, latents, fps)
         for bits in opts.bits:
             path = out_dir / f"{LEARNED}-{name}-{bits}bit.lcv"
             t0 = time.perf_counter()
             res = write_latents(latents, (cfg.width, cfg.height), fps, path, bits,
                                 chunk_frames_for(fps, opts.chunk_seconds), cfg.decoder_sha256, parts)
             write_s = time.perf_counter() - t0
-            meter = QualityMeter(frames)
+            meter = QualityMeter(frames, scenes)
             t0 = time.perf_counter()
             dec_s = 0.0
             with Container(path) as movie:
@@ -169,11 +188,11 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
                                 accounting="streaming", **common))
             bar.update(1)
         del latents
-    return points
+    return points, scenes
 
 
 def bench_classical(codec: ClassicalCodec, frames: np.ndarray, fps: Fraction, target: tuple[float, float],
-                    opts: BenchOptions, bar) -> list[dict]:
+                    opts: BenchOptions, bar, scenes: list[tuple[int, int]] = ()) -> list[dict]:
     """A CRF sweep, widened until it spans the learned codec's PSNR range ``target`` (or hits the
     codec's CRF limits)."""
     n, h, w, _ = frames.shape
@@ -181,7 +200,7 @@ def bench_classical(codec: ClassicalCodec, frames: np.ndarray, fps: Fraction, ta
 
     def measure(crf: int) -> None:
         size, decoded, enc_s, dec_s = run_classical(codec, crf, frames, fps)
-        meter = QualityMeter(frames)
+        meter = QualityMeter(frames, scenes)
         for s in range(0, n, 32):
             meter.update(decoded[s : s + 32])
         done[crf] = point(codec.encoder, codec.preset, size, n, fps, w, h, meter.result(), n / enc_s, n / dec_s,
@@ -273,18 +292,21 @@ def run_bench(source: str, model_dirs: list[str], out_dir: str | os.PathLike, op
     n = len(frames)
     total = len(model_dirs) * len(opts.bits) + sum(len(c.crfs) for c in opts.codecs)
     points: list[dict] = []
+    scenes = None  # the first model's, so every codec is judged over the same scenes
     with progress_bar(opts.progress, total=total, desc="benchmark", unit="point", leave=True) as bar:
         for m in model_dirs:
             bar.set_postfix_str(f"latentcast {Path(m).name}")
-            points += bench_learned(m, frames, fps, out, opts, bar)
+            learned, scenes = bench_learned(m, frames, fps, out, opts, bar, scenes)
+            points += learned
         learned_psnr = [p["psnr"] for p in points]
         target = (min(learned_psnr), max(learned_psnr))
         for codec in opts.codecs:
             bar.set_postfix_str(f"{codec.encoder} {codec.preset}")
-            points += bench_classical(codec, frames, fps, target, opts, bar)
+            points += bench_classical(codec, frames, fps, target, opts, bar, scenes)
     results = {
         "clip": Path(source).name, "width": size[0], "height": size[1], "frames": n, "fps": float(fps),
         "duration_s": n / float(fps), "y_psnr_standard": Y_PSNR_STANDARD, "points": points,
+        "scenes": [list(s) for s in scenes],
         "bd": bd_table(points),
         # the sound, apart from every curve: what it would cost at the default Opus rate
         "audio_kbps": sound_kbps(source, n, fps), "audio_kbps_asked": DEFAULT_AUDIO_KBPS,

@@ -27,7 +27,7 @@ def pyplot():
 
 
 CSV_FIELDS = ["codec", "preset", "crf", "bits", "accounting", "model", "bytes", "kbps", "bpp", "psnr", "psnr_mse",
-              "ms_ssim", "y_psnr", "enc_fps", "dec_fps"]
+              "ms_ssim", "y_psnr", "worst_scene_db", "enc_fps", "dec_fps"]
 
 
 def write_results(out: Path, results: dict) -> None:
@@ -84,22 +84,30 @@ def plot(runs: list[dict], path: Path, labels: list[str] | None = None) -> None:
     plt.close(fig)
 
 
+def scene_line(results: dict) -> list[str]:
+    scenes = results.get("scenes") or []
+    if len(scenes) < 2:
+        return []
+    return [f"{len(scenes)} scenes; worst scene: the PSNR of a point's worst scene against its mean over the movie"]
+
+
 def markdown(results: dict) -> str:
     """The points and the BD table as markdown."""
     def f(v, spec):
         return "" if v is None else format(v, spec)
 
     lines = [f"{results['clip']}: {results['width']}x{results['height']}, {results['frames']} frames at "
-             f"{results['fps']:g} fps", "",
-             "| codec | preset | crf/bits | accounting | kbit/s | bpp | PSNR | PSNR(MSE) | MS-SSIM | Y-PSNR | enc fps "
-             "| dec fps |", "|" + "---|" * 12]
+             f"{results['fps']:g} fps", *scene_line(results), "",
+             "| codec | preset | crf/bits | accounting | kbit/s | bpp | PSNR | worst scene | PSNR(MSE) | MS-SSIM "
+             "| Y-PSNR | enc fps | dec fps |", "|" + "---|" * 13]
     for p in sorted(results["points"],
                     key=lambda p: (p["codec"] != LEARNED, p["accounting"] != "total", curve_label(p), p["kbps"])):
         knob = f"crf {p['crf']}" if p["crf"] is not None else f"{p['bits']} bits"
         codec = p["codec"] if p["codec"] != LEARNED else f"latentcast {p['model']}"
         lines.append(f"| {codec} | {p['preset'] or ''} | {knob} | {p['accounting'] or ''} | {p['kbps']:.1f} | "
-                     f"{p['bpp']:.4f} | {p['psnr']:.2f} | {p['psnr_mse']:.2f} | {f(p['ms_ssim'], '.4f')} | "
-                     f"{p['y_psnr']:.2f} | {p['enc_fps']:.1f} | {p['dec_fps']:.1f} |")
+                     f"{p['bpp']:.4f} | {p['psnr']:.2f} | {f(p.get('worst_scene_db'), '+.2f')} | "
+                     f"{p['psnr_mse']:.2f} | {f(p['ms_ssim'], '.4f')} | {p['y_psnr']:.2f} | {p['enc_fps']:.1f} | "
+                     f"{p['dec_fps']:.1f} |")
     if results.get("audio_kbps") is not None:
         lines += ["", f"sound: {results['audio_kbps']:.1f} kbit/s of Opus ({results['audio_kbps_asked']:g} asked), "
                   "apart from every rate above: the curves compare picture with picture, as the classical codecs "

@@ -111,3 +111,41 @@ def test_the_sound_is_priced_apart_from_the_curves(results, tmp_path):
     assert sound_kbps(str(loud), 48, Fraction(12), 24) < rate
     assert "sound: " in markdown({**res, "audio_kbps": rate}) and "picture with picture" in markdown(
         {**res, "audio_kbps": rate})
+
+
+def test_a_worst_scene_is_its_spans_mean_psnr_against_the_whole():
+    import numpy as np
+
+    from latentcast.codec.quality import PSNRMeter
+
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    noisy = ref.astype(np.int16)
+    noisy[:3] += 2  # the first scene off by 2 everywhere, the second by 8
+    noisy[3:] += 8
+    meter = PSNRMeter()
+    meter.update(ref, np.clip(noisy, 0, 255).astype(np.uint8))
+    first, second = meter.span_psnr([(0, 3), (3, 6)])
+    assert first > second + 10  # four times the error: 12 dB apart
+    assert meter.worst_span_db([(0, 3), (3, 6)]) == pytest.approx(second - meter.psnr) and second < meter.psnr
+    assert meter.worst_span_db([(0, 6)]) is None  # one scene has nothing to be starved against
+
+
+def test_bench_judges_every_codec_over_the_models_scene_parts(parted_model, two_scene_clip, tmp_path):
+    from latentcast.codec.eval.report import markdown
+
+    out = tmp_path / "r"
+    assert bench.main([str(two_scene_clip), "--model", str(parted_model), "--bits", "3", "--codecs", "x264",
+                       "-o", str(out), "-q"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["scenes"] == [[0, 24], [24, 48]]  # the two parts' scenes
+    assert {p["codec"] for p in res["points"]} == {"latentcast", "libx264"}
+    for p in res["points"]:
+        assert p["worst_scene_db"] <= 0, p  # the worst of two scenes is at or under their mean
+    assert "2 scenes" in markdown(res)
+    assert "worst_scene_db" in (out / "results.csv").read_text().splitlines()[0]
+
+
+def test_a_one_scene_clip_has_no_worst_scene(results):
+    _out, res = results
+    assert len(res["scenes"]) == 1 and all(p["worst_scene_db"] is None for p in res["points"])
