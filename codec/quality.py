@@ -29,6 +29,12 @@ def frame_mse(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return d.reshape(d.shape[0], -1).mean(axis=1) if d.ndim == 4 else np.array([d.mean()])
 
 
+def capped_psnrs(mses: Sequence[float]) -> list[float]:
+    """Per-frame PSNR of per-frame MSEs, capped at 100 dB so an identical frame does not make a
+    mean infinite."""
+    return [min(100.0, mse_to_psnr(m)) for m in mses]
+
+
 class PSNRMeter:
     """Accumulates per-frame MSE; reports mean per-frame PSNR and PSNR of the mean MSE."""
 
@@ -41,7 +47,7 @@ class PSNRMeter:
     @property
     def psnr(self) -> float:
         """Mean of per-frame PSNR (capped at 100 dB for identical frames)."""
-        return float(np.mean([min(100.0, mse_to_psnr(m)) for m in self.mses])) if self.mses else float("nan")
+        return float(np.mean(capped_psnrs(self.mses))) if self.mses else float("nan")
 
     @property
     def psnr_of_mean_mse(self) -> float:
@@ -49,7 +55,7 @@ class PSNRMeter:
 
     def span_psnr(self, spans: Sequence[tuple[int, int]]) -> list[float]:
         """Mean per-frame PSNR over each [start, end) span of the frames measured (a scene each)."""
-        psnrs = [min(100.0, mse_to_psnr(m)) for m in self.mses]
+        psnrs = capped_psnrs(self.mses)
         return [float(np.mean(psnrs[a:b])) if b > a else float("nan") for a, b in spans]
 
     def worst_span_db(self, spans: Sequence[tuple[int, int]]) -> float | None:

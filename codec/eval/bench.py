@@ -39,7 +39,7 @@ from ..nn.part_index import model_parts, part_shas, read_part
 from ..nn.tensors import to_tensor
 from ..nn.weights import load_encoder
 from ..progress import progress_bar
-from ..quality import Y_PSNR_STANDARD, PSNRMeter, luma, mse_to_psnr
+from ..quality import Y_PSNR_STANDARD, PSNRMeter, capped_psnrs, luma
 from ..runtime.decode import decode_movie
 from ..runtime.scene_decoders import model_decoders
 from ..scenes import split_scenes
@@ -89,7 +89,7 @@ class QualityMeter:
         if self.i != len(self.reference):
             raise RuntimeError(f"decoded {self.i} frames of {len(self.reference)}")
         return Quality(self.rgb.psnr, self.rgb.psnr_of_mean_mse,
-                       float(np.mean([min(100.0, mse_to_psnr(m)) for m in self.y])),
+                       float(np.mean(capped_psnrs(self.y))),
                        float(np.mean(self.ssim)) if self.ms_ssim_ok else None, self.rgb.worst_span_db(self.scenes))
 
 
