@@ -24,17 +24,19 @@ from ..nn.config import (
 )
 from ..video import parse_size
 from .capacity import AUTO, AUTO_DECODER_KBPS, AUTO_LARGEST
+from .presets import PRESETS, preset_options
 from .weight_budget import DEFAULT_WEIGHT_BUDGET, check_weight_budget
 
 
 def option(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
            parse: Callable[[str], Any] | None = None, choices: tuple | None = None, group: str | None = None,
-           clears: str | None = None, cli: bool = True) -> Any:
+           clears: str | None = None, expands: Callable[[Any], dict] | None = None, cli: bool = True) -> Any:
     """A dataclass field with what its command-line flag needs: ``flag`` (default: the name with
     dashes), ``parse`` (default: the type of the default), ``group`` (flags in one group exclude
-    each other), ``clears`` (a field this one sets to None when given: --epochs clears --minutes)."""
+    each other), ``clears`` (a field this one sets to None when given: --epochs clears --minutes),
+    ``expands`` (from this field's value, other fields to set unless given: --preset)."""
     meta = {"help": help, "flag": flag, "metavar": metavar, "parse": parse, "choices": choices, "group": group,
-            "clears": clears, "cli": cli}
+            "clears": clears, "expands": expands, "cli": cli}
     return field(default=default, metadata=meta)
 
 
@@ -45,6 +47,11 @@ class TrainOptions:
 
     size: tuple[int, int] | None = option(
         None, "train at this frame size (default: the video's own)", metavar="WxH", parse=parse_size)
+    preset: str | None = option(
+        None, f"a rung of the quality ladder ({' < '.join(PRESETS)}; README, Results): sets --capacity, "
+              "--latent-dim and --bits together as the ladder measured them, each still overridable. A higher "
+              "rung: more PSNR for a bigger download. Without it, --capacity auto", choices=tuple(PRESETS),
+        parse=str, expands=preset_options)
     latent_dim: int = option(
         512, "latent values per frame; fewer: fewer bytes a frame and lower quality", metavar="N")
     capacity: str = option(
@@ -114,6 +121,8 @@ class TrainOptions:
     def validate(self) -> None:
         """Raise UsageError for values that cannot train."""
         check_bits(self.bits)
+        if self.preset is not None:
+            preset_options(self.preset)
         if self.capacity != AUTO:
             capacity_of(self.capacity)
         if self.weight_bits is not None:
@@ -140,10 +149,14 @@ class TrainOptions:
 
 def with_cleared(cls: type, given: dict) -> dict:
     """``given`` keyword options, with each field that a given field ``clears`` set to None
-    unless it was given too: a budget in epochs replaces the default minutes."""
+    unless it was given too (a budget in epochs replaces the default minutes), and, where they
+    were not given, the fields that a given field ``expands`` to (--preset)."""
     out = dict(given)
     for f in dataclasses.fields(cls):
-        cleared = f.metadata.get("clears")
+        cleared, expands = f.metadata.get("clears"), f.metadata.get("expands")
         if f.name in given and cleared and cleared not in given:
             out[cleared] = None
+        if given.get(f.name) is not None and expands:
+            for name, value in expands(given[f.name]).items():
+                out.setdefault(name, value)
     return out

@@ -7,7 +7,7 @@ import sys
 from ._common import add_dataclass_options, command, dataclass_options, parser
 
 EPILOG = """\
-The model dir gets config.json, encoder.safetensors, decoder.safetensors (weight codes of 4-8
+The model dir gets config.json, encoder.safetensors, decoder.safetensors (weight codes of 2-8
 bits with per-channel scales: the file clients download, entropy-coded on the wire; its sha256 is
 in config.json), preview.png (source frames above their reconstructions) and train_log.jsonl.
 A checkpoint is written every --checkpoint-every seconds; after a crash or Ctrl-C, run the same
@@ -18,6 +18,7 @@ Multi-GPU or multi-node: torchrun --nproc_per_node=N -m latentcast train VIDEO -
 examples:
   latentcast train movie.mp4 --size 320x180 --minutes 10 -o models/movie
   latentcast train movie.mp4 --epochs 50 --latent-dim 256 -o models/small
+  latentcast train movie.mp4 --seconds-per-second 20 --preset huge -o models/top   # a rung of the ladder
 """
 
 

@@ -191,6 +191,27 @@ def test_train_flags_and_their_defaults_come_from_train_options():
     assert dataclass_options(TrainOptions, p.parse_args(["v.mp4", "-o", "m"])) == {}
 
 
+def test_a_preset_sets_its_rung_and_given_flags_still_win(capsys):
+    from latentcast.codec.format.quantizer import DEFAULT_BITS
+    from latentcast.codec.train.options import TrainOptions, with_cleared
+    from latentcast.codec.train.presets import PRESETS
+    from latentcast.commands._common import dataclass_options
+
+    p = train.build_parser()
+    given = dataclass_options(TrainOptions, p.parse_args(["v.mp4", "-o", "m", "--preset", "tiny"]))
+    assert given == {"preset": "tiny", "capacity": "tiny", "latent_dim": 256, "bits": DEFAULT_BITS}
+    given = dataclass_options(TrainOptions, p.parse_args(["v.mp4", "-o", "m", "--latent-dim", "128", "--bits", "2",
+                                                          "--preset", "huge"]))
+    assert (given["capacity"], given["latent_dim"], given["bits"]) == ("huge", 128, 2)
+    for name, rung in PRESETS.items():  # the Python API takes the same name
+        opts = TrainOptions(**with_cleared(TrainOptions, {"preset": name}))
+        opts.validate()
+        assert (opts.capacity, opts.latent_dim, opts.bits) == (rung.capacity, rung.latent_dim, rung.bits)
+    assert train.main(["v.mp4", "-o", "m", "--preset", "enormous"]) == 2
+    err = capsys.readouterr().err
+    assert "enormous" in err and "huge" in err and len(err.strip().splitlines()) == 1
+
+
 def test_training_without_torchvision_names_the_extra(clip, tmp_path, capsys, monkeypatch):
     import importlib.util
 
