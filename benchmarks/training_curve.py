@@ -28,14 +28,15 @@ def train_once(video: str, size: str, budget: float, out: Path, capacity: str = 
         subprocess.run([sys.executable, "-m", "latentcast", "train", video, "--size", size, f"--{unit}", str(budget),
                         "--capacity", capacity, *extra, "-o", str(model), "-q"], check=True, stdout=subprocess.DEVNULL)
     t = json.loads(config.read_text())["trained"]
-    row = {unit.replace("-", "_"): budget, "steps": t["steps"], "psnr_float": t["psnr_float"],
-           "psnr_quantized": t["psnr_quantized"], "model": str(model)}
+    row = {KEYS[unit]: budget, "steps": t["steps"], "psnr_float": t["psnr_float"],
+           "psnr_quantized": t["psnr_quantized"], "model": str(model), "hardware": t.get("hardware")}
     print(f"{budget:g} {UNITS[unit]}: {row['steps']} steps, {row['psnr_float']:.2f} dB float, "
           f"{row['psnr_quantized']:.2f} dB shipped", file=sys.stderr, flush=True)
     return row
 
 
 UNITS = {"minutes": "min", "seconds-per-second": "s/s"}
+KEYS = {"minutes": "minutes", "seconds-per-second": "seconds_per_second"}  # a row's budget, as train names it
 AXIS = {"minutes": "training budget (minutes, 2 CPU cores)",
         "seconds-per-second": "training budget (seconds per second of video, 2 CPU cores)"}
 
@@ -47,7 +48,7 @@ def plot(rows: list[dict], title: str, path: Path, unit: str = "minutes") -> Non
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    key = unit.replace("-", "_")
+    key = KEYS[unit]
     xs = [r[key] for r in rows]
     ax.plot(xs, [r["psnr_quantized"] for r in rows], "o-", label="shipped (quantized latents and weights)")
     ax.plot(xs, [r["psnr_float"] for r in rows], "x--", alpha=0.6, label="float latents")
@@ -60,6 +61,7 @@ def plot(rows: list[dict], title: str, path: Path, unit: str = "minutes") -> Non
     ax.axhline(best - 0.5, color="grey", lw=0.8, ls=":", label=f"{xs[-1]:g} {UNITS[unit]} PSNR - 0.5 dB")
     ax.set_xscale("log")
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log axes label 3x10^0 and the like
     ax.set_xlabel(AXIS[unit])
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(title, fontsize=9)
@@ -91,9 +93,13 @@ def main() -> None:
     chosen = args.seconds_per_second or args.minutes or [1, 2, 5, 10, 30]
     rows = [train_once(args.video, args.size, b, out, args.capacity, extra, unit) for b in sorted(chosen)]
     (out / "training_curve.json").write_text(json.dumps(rows, indent=2))
-    plot(rows, f"{Path(args.video).name} at {args.size}: PSNR after each training budget", out / "training_curve.png",
-         unit)
-    key = unit.replace("-", "_")
+    # A budget in seconds is only comparable on the same hardware; models trained before the
+    # summary recorded it say nothing.
+    hardware = ", ".join(sorted({r["hardware"] for r in rows if r["hardware"]}))
+    where = f"on {hardware}" if hardware else "(the models do not record their hardware)"
+    plot(rows, f"{Path(args.video).name} at {args.size}: PSNR after each training budget\n{where}",
+         out / "training_curve.png", unit)
+    key = KEYS[unit]
     print(f"| {unit} | steps | PSNR float | PSNR shipped |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r[key]:g} | {r['steps']} | {r['psnr_float']:.2f} | {r['psnr_quantized']:.2f} |")

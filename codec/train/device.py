@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -34,3 +35,22 @@ def pick_autocast(precision: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cpu":
         return torch.bfloat16 if bf16_native() else None
     return None
+
+
+def hardware_name(device: torch.device) -> str:
+    """What ran the steps, for the training summary: a budget in seconds buys threefold more steps
+    on one CPU than on another, so a model's PSNR at a budget means little without it."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        n = torch.get_num_threads()
+        threads = f"{n} thread{'s' if n != 1 else ''}"
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        return f"{line.split(':', 1)[1].strip()}, {threads}"
+        except OSError:
+            pass
+        return f"{platform.processor() or platform.machine()}, {threads}"
+    return device.type

@@ -47,7 +47,7 @@ from .capacity import AUTO, auto_capacity
 from .checkpoint import load_checkpoint, save_checkpoint
 from .collapse_guard import CollapseGuard
 from .data import CACHE_DIR, FrameCache, build_cache
-from .device import pick_autocast, pick_device
+from .device import hardware_name, pick_autocast, pick_device
 from .distributed import agree, forward_latents, rank_and_world
 from .evaluate import as_shipped, bf16_loss, evaluate, latent_ranges
 from .options import TrainOptions
@@ -406,6 +406,7 @@ def _evaluate_and_save(run: TrainingRun, averaged_steps: int) -> dict:
         "evaluation_seconds": round(run.elapsed - trained_s, 1),
         "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
         "bf16_loss_db": None if loss is None else round(loss, 4),
+        "hardware": hardware_name(run.device), "precision": "bf16" if run.autocast_dtype else "fp32",
         "collapse_restores": run.guard.restores, "lr_scale": run.guard.lr_scale, "averaged_steps": averaged_steps,
         "capacity": run.cfg.trained.get("capacity"),
         "weight_widths": widths, "decoder_bytes_sent": sent, "decoder_params": params,

@@ -44,8 +44,8 @@ def main(argv: list[str]) -> int:
                                **dataclass_options(TrainOptions, args))
     if summary:
         print(f"trained {summary['width']}x{summary['height']} on {summary['frames']} frames: "
-              f"{summary['steps']} steps in {summary['seconds']:.0f} s (then {summary['evaluation_seconds']:.0f} s "
-              f"measuring it); PSNR {summary['psnr_float']:.2f} dB "
+              f"{summary['steps']} steps in {summary['seconds']:.0f} s on {summary['hardware']} "
+              f"(then {summary['evaluation_seconds']:.0f} s measuring it); PSNR {summary['psnr_float']:.2f} dB "
               f"(float), {summary['psnr_quantized']:.2f} dB at {summary['qat_bits']} bits; "
               f"{summary['capacity']} decoder "
               f"{summary['decoder_params']:,} params, {summary['decoder_bytes_sent']:,} bytes to download "

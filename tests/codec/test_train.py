@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -63,6 +64,11 @@ def test_quantized_psnr_close_to_float(trained_model):
     # what the torch-bf16 runtime would cost it, measured on its own frames (auto reads it)
     assert isinstance(t["bf16_loss_db"], float) and abs(t["bf16_loss_db"]) < 0.5, t
     assert t["seconds"] >= 0 and t["evaluation_seconds"] >= 0, t  # training and measuring, apart
+    # what a budget in seconds bought depends on what ran it: the summary names it
+    from latentcast.codec.train.device import pick_autocast
+
+    assert re.fullmatch(r".+, \d+ threads?", t["hardware"]), t
+    assert t["precision"] == ("bf16" if pick_autocast("auto", torch.device("cpu")) else "fp32"), t
 
 
 def test_tampered_weights_are_refused(trained_model, tmp_path):
