@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 
 from ..format.errors import UsageError
 from ..format.quantizer import DEFAULT_BITS
-from ..nn.config import CAPACITIES
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,6 @@ PRESETS: dict[str, Preset] = {
     "large": Preset("large", 512),
     "huge": Preset("huge", 512),
 }
-assert all(p.capacity in CAPACITIES for p in PRESETS.values())
 
 
 def preset_options(name: str) -> dict:
