@@ -44,9 +44,9 @@ AXIS = {"minutes": "training budget (minutes, 2 CPU cores)",
 def plot(rows: list[dict], title: str, path: Path, unit: str = "minutes") -> None:
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from latentcast.codec.eval.report import pyplot, save_png
 
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     key = KEYS[unit]
     xs = [r[key] for r in rows]
@@ -67,8 +67,7 @@ def plot(rows: list[dict], title: str, path: Path, unit: str = "minutes") -> Non
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
+    save_png(fig, path)
 
 
 def main() -> None:

@@ -78,10 +78,15 @@ def plot(runs: list[dict], path: Path, labels: list[str] | None = None) -> None:
     ax.set_title(f"{first['clip']} at {first['width']}x{first['height']}, {first['frames']} frames")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    save_png(fig, path)
+
+
+def save_png(fig, path: str | Path) -> None:
+    """Lay out ``fig``, write it to ``path`` as PNG atomically, and free it."""
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def scene_line(results: dict) -> list[str]:
