@@ -52,6 +52,7 @@ from .distributed import agree, forward_latents, rank_and_world
 from .evaluate import as_shipped, bf16_loss, evaluate, latent_ranges
 from .options import TrainOptions
 from .phases import Phase, choose_weight_widths, phase_at, weight_average
+from .presets import rung_latent_dim
 from .preview import PREVIEW, write_preview
 from .schedule import lr_at
 
@@ -164,8 +165,10 @@ def start_run(source: str, model_dir: Path, opts: TrainOptions, resume: bool) ->
     fps = meta["fps"][0] / meta["fps"][1]
     # From the frames trained on, so a resumed run plans the same decoder
     capacity = opts.capacity if opts.capacity != AUTO else auto_capacity(
-        size[0], size[1], opts.latent_dim, len(data) / fps, opts.weight_bits or opts.weight_budget)
-    cfg = CodecConfig.plan(size[0], size[1], opts.latent_dim, capacity=capacity,
+        size[0], size[1], opts.latent_dim or CodecConfig.latent_dim, len(data) / fps,
+        opts.weight_bits or opts.weight_budget)
+    latent_dim = opts.latent_dim or rung_latent_dim(capacity)
+    cfg = CodecConfig.plan(size[0], size[1], latent_dim, capacity=capacity,
                            **{"weight_bits": opts.shipped_weight_bits, **(opts.arch or {})})
     cfg.fps = fps
     # arch overrides (the Python API's) that set widths make a decoder off the ladder

@@ -52,8 +52,9 @@ class TrainOptions:
               "--latent-dim and --bits together as the ladder measured them, each still overridable. A higher "
               "rung: more PSNR for a bigger download. Without it, --capacity auto", choices=tuple(PRESETS),
         parse=str, expands=preset_options)
-    latent_dim: int = option(
-        512, "latent values per frame; fewer: fewer bytes a frame and lower quality", metavar="N")
+    latent_dim: int | None = option(
+        None, "latent values per frame; fewer: fewer bytes a frame and lower quality (default: the rung's, "
+              "256 for tiny and 512 for the others)", metavar="N", parse=int)
     capacity: str = option(
         AUTO, f"the decoder's size, a rung of the ladder {' < '.join(CAPACITIES)}: bigger holds more detail but "
               "every byte of it is downloaded before the first frame, so it pays only on longer videos. auto "
@@ -128,7 +129,7 @@ class TrainOptions:
         if self.weight_bits is not None:
             check_weight_bits(self.weight_bits)
         check_weight_budget(self.weight_budget)
-        if self.latent_dim <= 0:
+        if self.latent_dim is not None and self.latent_dim <= 0:
             raise UsageError(f"--latent-dim must be positive, got {self.latent_dim}")
         if self.batch_size <= 0:
             raise UsageError(f"--batch-size must be positive, got {self.batch_size}")
