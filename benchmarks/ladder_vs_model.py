@@ -29,9 +29,7 @@ import sys
 from pathlib import Path
 
 from latentcast.codec.eval.bd import bd_rate, rd_hull
-from latentcast.codec.eval.report import pyplot, save_png
-
-LEARNED = "latentcast"
+from latentcast.codec.eval.report import LEARNED, pyplot, save_png
 
 
 def curve(points: list[dict], models: set[str], accounting: str) -> list[tuple[float, float]]:
@@ -45,11 +43,12 @@ def cheapest_at_least(points: list[tuple[float, float]], psnr: float) -> tuple[f
     return min(better) if better else None
 
 
-def plot(points: list[dict], baseline: str, ladders: list[list[str]], accounting: str, path: str) -> None:
+def plot(points: list[dict], baseline: str, ladders: list[list[str]], models: set[str], accounting: str,
+         path: str) -> None:
     """The baseline's curve, each ladder's (its non-dominated points), and every model's points faintly."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for model in sorted({m for ladder in ladders for m in ladder}):
+    for model in sorted(models):
         r, q = zip(*sorted(curve(points, {model}, accounting)))
         ax.plot(r, q, "o", ms=3, color="0.7")
         top = max(range(len(q)), key=q.__getitem__)
@@ -85,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ladder_vs_model: cannot read {path}: {e}", file=sys.stderr)
         return 1
     known = {q["model"] for q in points if q["codec"] == LEARNED}
-    missing = ({args.baseline} | {m for ladder in args.ladder for m in ladder}) - known
+    models = {m for ladder in args.ladder for m in ladder}
+    missing = ({args.baseline} | models) - known
     if missing:
         print(f"ladder_vs_model: {path} has no model {', '.join(sorted(missing))} "
               f"(it has {', '.join(sorted(known))})", file=sys.stderr)
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         delta = bd_rate(base_r, base_p, r, q)
         shown = "no overlap" if delta is None else f"{delta:+.1f} %"
         print(f"| {' '.join(ladder)} | {len(r)} | {min(q):.2f}-{max(q):.2f} dB | {shown} |")
-    pooled = curve(points, {m for ladder in args.ladder for m in ladder}, args.accounting)
+    pooled = curve(points, models, args.accounting)
     print(f"\nthe baseline's points against the cheapest ladder point at equal or better PSNR "
           f"(every --ladder model pooled, {args.accounting} kbit/s):")
     print("| baseline | ladder | ratio |")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = "none reaches it | " if best is None else f"{best[1]:.2f} dB @ {best[0]:.1f} | {best[0] / rate:.2f}"
         print(f"| {psnr:.2f} dB @ {rate:.1f} | {shown} |")
     if args.plot:
-        plot(points, args.baseline, args.ladder, args.accounting, args.plot)
+        plot(points, args.baseline, args.ladder, models, args.accounting, args.plot)
         print(f"\nwrote {args.plot}")
     return 0
 
