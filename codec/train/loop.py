@@ -38,7 +38,13 @@ from .. import video
 from ..format.decoder_file import compress_decoder
 from ..format.quantizer import Quantizer
 from ..nn.config import CodecConfig
-from ..nn.model import Autoencoder, build_model, count_parameters, macs_per_pixel, set_weight_fake_quant
+from ..nn.model import (
+    Autoencoder,
+    build_model,
+    count_parameters,
+    macs_per_pixel,
+    set_weight_fake_quant,
+)
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
 from ..nn.weights import int8_state_bytes, save_model, shipped_widths
 from ..progress import progress_bar
@@ -55,6 +61,7 @@ from .phases import Phase, choose_weight_widths, phase_at, weight_average
 from .presets import rung_latent_dim
 from .preview import PREVIEW, write_preview
 from .schedule import lr_at
+from .weight_rate import download_bits, weight_rate_loss
 
 TRAIN_LOG = "train_log.jsonl"
 LOG_EVERY = 25  # steps between train_log.jsonl records
@@ -122,6 +129,12 @@ class TrainingRun:
         if self.opts.seconds_per_second is not None:
             return self.opts.seconds_per_second * len(self.data) / self.cfg.fps
         return None
+
+    @property
+    def download_bits(self) -> float:
+        """The bits a viewer will receive, as the budget foresees them (weight_rate.download_bits)."""
+        return download_bits(self.model.decoder, self.opts.weight_bits or self.opts.weight_budget, len(self.data),
+                             self.cfg.latent_dim, self.opts.bits)
 
     def progress(self) -> float:
         """How far through the budget the run is, 0..1 (past 1: done)."""
@@ -293,6 +306,9 @@ def train_step(run: TrainingRun, frames: torch.Tensor) -> float:
             y = forward_latents(run.net, model, x, blocks, run.distributed, frozen_encoder=phase.freeze_encoder,
                                 latent_fn=partial(phase.latents, run))
     loss, mse = reconstruction_loss(run, y.float(), x, len(frames))
+    if run.opts.weight_rate_slope:
+        rate = weight_rate_loss(model.decoder, mse, run.opts.weight_rate_slope, run.download_bits)
+        loss = loss if rate is None else loss + rate
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
     if phase.freeze_encoder and run.distributed:  # DDP gave the frozen encoder gradients (forward_latents)

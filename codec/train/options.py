@@ -99,6 +99,10 @@ class TrainOptions:
         DEFAULT_WEIGHT_BUDGET, "size of the decoder clients download, in bits per weight as coded for the wire. Each "
                                "layer gets the code width (2-8 bits, in quarters) that loses least within it. "
                                "Smaller: a smaller download for a little PSNR", group="weights", metavar="BITS")
+    weight_rate_slope: float = option(
+        0.0, "while the decoder trains through its weight codes, pull the codes that buy least toward zero, "
+             "which the entropy coder makes cheap, at this many dB of PSNR per doubling of the total bytes: "
+             "higher gives a smaller download for some PSNR (0: off)", metavar="DB")
     ms_ssim_weight: float = option(
         0.0, "weight of (1 - MS-SSIM) in the loss, mixed with MSE; higher favours structure over PSNR",
         flag="--ms-ssim", metavar="W")
@@ -131,6 +135,8 @@ class TrainOptions:
         check_weight_budget(self.weight_budget)
         if self.latent_dim is not None and self.latent_dim <= 0:
             raise UsageError(f"--latent-dim must be positive, got {self.latent_dim}")
+        if not self.weight_rate_slope >= 0:
+            raise UsageError(f"--weight-rate-slope must be 0 or more, got {self.weight_rate_slope}")
         if self.batch_size <= 0:
             raise UsageError(f"--batch-size must be positive, got {self.batch_size}")
         budgets = [b for b in (self.minutes, self.seconds_per_second, self.epochs) if b is not None]
