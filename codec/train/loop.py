@@ -61,7 +61,7 @@ from .phases import Phase, choose_weight_widths, phase_at, weight_average
 from .presets import rung_latent_dim
 from .preview import PREVIEW, write_preview
 from .schedule import lr_at
-from .weight_rate import download_bits, weight_rate_loss
+from .weight_rate import WeightRatePull, download_bits
 
 TRAIN_LOG = "train_log.jsonl"
 LOG_EVERY = 25  # steps between train_log.jsonl records
@@ -97,6 +97,7 @@ class TrainingRun:
     noise_due: int = 0  # the step at which the noise ranges are measured next
     average: AveragedModel | None = None  # the decoder's weights averaged over the QAT phase
     collapsed: bool = False
+    rate_pull: WeightRatePull | None = None  # --weight-rate-slope's term, when on
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -213,6 +214,8 @@ def start_run(source: str, model_dir: Path, opts: TrainOptions, resume: bool) ->
         step=state["step"], epoch=state["epoch"], elapsed_before=state["elapsed"],
         history=state.get("history", []), resumed_average=resumed_average)
     run.started = time.monotonic() - run.elapsed_before
+    if opts.weight_rate_slope:
+        run.rate_pull = WeightRatePull(opts.weight_rate_slope, run.download_bits)
     return run
 
 
@@ -306,11 +309,10 @@ def train_step(run: TrainingRun, frames: torch.Tensor) -> float:
             y = forward_latents(run.net, model, x, blocks, run.distributed, frozen_encoder=phase.freeze_encoder,
                                 latent_fn=partial(phase.latents, run))
     loss, mse = reconstruction_loss(run, y.float(), x, len(frames))
-    if run.opts.weight_rate_slope:
-        rate = weight_rate_loss(model.decoder, mse, run.opts.weight_rate_slope, run.download_bits)
-        loss = loss if rate is None else loss + rate
     run.opt.zero_grad(set_to_none=True)
     loss.backward()
+    if run.rate_pull is not None:
+        run.rate_pull.add_gradient(model.decoder, mse, run.distributed)
     if phase.freeze_encoder and run.distributed:  # DDP gave the frozen encoder gradients (forward_latents)
         for p in model.encoder.parameters():
             p.grad = None

@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 
 from ..nn.config import top_code
 from ..nn.model import QuantAwareConv2d, count_parameters
-from ..nn.weight_codes import channel_scales
 
 # zstd codes a movie's latents to about a third of their raw bits: 10.6 of the 30.7 kbit/s that
 # 3-bit codes of 512 latents at 20 fps take raw, on the test movie (docs/experiments.md).
@@ -32,16 +32,52 @@ LATENT_CODING_RATIO = 0.35
 _MIN_MEAN_CODE = 0.5
 
 
-def code_bits(decoder: torch.nn.Module) -> torch.Tensor | None:
-    """About the bits of the decoder's weight codes, up to a constant, differentiable in the
-    weights; None while no layer computes through its codes."""
-    terms = []
-    for m in decoder.modules():
-        if isinstance(m, QuantAwareConv2d) and m.fake_quant_bits is not None:
-            magnitude = (m.weight / channel_scales(m.weight.detach(), top_code(m.fake_quant_bits))).abs()
-            mean = magnitude.detach().mean().clamp_min(_MIN_MEAN_CODE)
-            terms.append(magnitude.sum() / (mean * math.log(2)))
-    return torch.stack(terms).sum() if terms else None
+class WeightRatePull:
+    """Adds to each coded weight's gradient that of the codes' bits (see the module docstring),
+    at ``slope_db`` per doubling of ``total_bits``.
+
+    The gradient goes straight into ``.grad``: as a term of the loss its autograd graph took 5 ms
+    a step on the ``large`` decoder, a third of a CPU step. Each layer's factor (its scales and
+    mean code magnitude, which drift slowly) is measured every REFRESH_STEPS calls, so a step
+    costs two passes over the weights. Under DDP the batch MSE that sets the price is the ranks'
+    mean, so every rank adds the same gradient and the replicas stay equal.
+    """
+
+    REFRESH_STEPS = 25
+
+    def __init__(self, slope_db: float, total_bits: float):
+        self.unit_price = (math.log(10) / 10) * slope_db / (total_bits * math.log(2))
+        self.factors: dict[torch.nn.Module, torch.Tensor] = {}
+        self.calls = 0
+
+    def add_gradient(self, decoder: torch.nn.Module, mse: torch.Tensor, distributed: bool = False) -> bool:
+        """Add the term's gradient for a batch of ``mse``; False while no layer computes through its codes."""
+        coded = [m for m in decoder.modules() if isinstance(m, QuantAwareConv2d) and m.fake_quant_bits is not None]
+        if not coded:
+            return False
+        if self.calls % self.REFRESH_STEPS == 0 or any(m not in self.factors for m in coded):
+            self.factors = {m: _factor(m.weight.detach(), m.fake_quant_bits) for m in coded}
+        self.calls += 1
+        price = mse.detach().float().clone()
+        if distributed:
+            dist.all_reduce(price)
+            price /= dist.get_world_size()
+        price = price.item() * self.unit_price
+        with torch.no_grad():
+            for m in coded:
+                if m.weight.grad is None:
+                    m.weight.grad = torch.zeros_like(m.weight)
+                m.weight.grad.addcmul_(torch.sign(m.weight), self.factors[m], value=price)
+        return True
+
+
+def _factor(w: torch.Tensor, bits: float) -> torch.Tensor:
+    """Per output channel, d/d|w| of |w / scale| / (mean ln 2): the Laplace code length's slope."""
+    magnitude = w.abs()
+    dims = tuple(range(1, w.ndim))
+    scale = magnitude.amax(dim=dims, keepdim=True).clamp_min(1e-12) / top_code(bits)
+    mean = ((magnitude.sum(dim=dims, keepdim=True) / scale).sum() / w.numel()).clamp_min(_MIN_MEAN_CODE)
+    return 1 / (scale * mean * math.log(2))
 
 
 def download_bits(decoder: torch.nn.Module, weight_bits: float, frames: int, latent_dim: int, latent_bits: int
@@ -49,14 +85,3 @@ def download_bits(decoder: torch.nn.Module, weight_bits: float, frames: int, lat
     """The bits a viewer receives, as the run's budget foresees them: the decoder at
     ``weight_bits`` per weight, and the latents at their raw width times LATENT_CODING_RATIO."""
     return count_parameters(decoder) * weight_bits + frames * latent_dim * latent_bits * LATENT_CODING_RATIO
-
-
-def weight_rate_loss(decoder: torch.nn.Module, mse: torch.Tensor, slope_db: float, total_bits: float
-                     ) -> torch.Tensor | None:
-    """The term to add to the loss for the weight codes' bits at ``slope_db`` per doubling of
-    ``total_bits`` (see the module docstring); None while the weights are not yet coded."""
-    bits = code_bits(decoder)
-    if bits is None:
-        return None
-    price = mse.detach() * (math.log(10) / 10) * slope_db / (total_bits * math.log(2))
-    return price * bits

@@ -1,26 +1,52 @@
+import math
+
 import pytest
 import torch
 
 from latentcast.codec.format.errors import UsageError
-from latentcast.codec.nn.config import CodecConfig
+from latentcast.codec.nn.config import CodecConfig, top_code
 from latentcast.codec.nn.model import build_model, set_weight_fake_quant
-from latentcast.codec.nn.weight_codes import quantize_weight
+from latentcast.codec.nn.weight_codes import channel_scales, quantize_weight
 from latentcast.codec.train.loop import train
 from latentcast.codec.train.options import TrainOptions
 from latentcast.codec.train.weight_budget import coded_size
-from latentcast.codec.train.weight_rate import code_bits, download_bits, weight_rate_loss
+from latentcast.codec.train.weight_rate import WeightRatePull, download_bits
 
 
 def _coded_bytes(decoder, bits):
     return sum(coded_size(quantize_weight(w, bits)[0]) for w in decoder.state_dict().values() if w.ndim >= 2)
 
 
+def _laplace_code_bits(decoder, bits):
+    """The term as a loss: each layer's codes' L1 norm over their mean magnitude and ln 2."""
+    total = 0
+    for name, w in decoder.named_parameters():
+        if w.ndim >= 2:
+            magnitude = (w / channel_scales(w.detach(), top_code(bits))).abs()
+            total = total + magnitude.sum() / (magnitude.detach().mean().clamp_min(0.5) * math.log(2))
+    return total
+
+
 def test_the_rate_term_waits_for_the_weight_codes():
     dec = build_model(CodecConfig.plan(64, 48, 32)).decoder
-    assert code_bits(dec) is None
-    assert weight_rate_loss(dec, torch.tensor(0.01), 6.0, 1e6) is None
+    assert not WeightRatePull(6.0, 1e6).add_gradient(dec, torch.tensor(0.01))
+    assert all(p.grad is None for p in dec.parameters())
+
+
+def test_the_gradient_is_the_laplace_code_lengths():
+    torch.manual_seed(0)
+    dec = build_model(CodecConfig.plan(64, 48, 32)).decoder
     set_weight_fake_quant(dec, 3)
-    assert code_bits(dec).item() > 0
+    mse, slope, total = torch.tensor(0.004), 6.0, 2e5
+    assert WeightRatePull(slope, total).add_gradient(dec, mse)
+    written = {n: p.grad.clone() for n, p in dec.named_parameters() if p.grad is not None}
+    dec.zero_grad(set_to_none=True)
+    price = mse * math.log(10) / 10 * slope / (total * math.log(2))
+    (price * _laplace_code_bits(dec, 3)).backward()
+    assert set(written) == {n for n, p in dec.named_parameters() if p.ndim >= 2}
+    for name, p in dec.named_parameters():
+        if name in written:
+            torch.testing.assert_close(written[name], p.grad, rtol=1e-4, atol=1e-12)
 
 
 def test_descending_the_rate_term_makes_the_codes_cheaper():
@@ -29,9 +55,10 @@ def test_descending_the_rate_term_makes_the_codes_cheaper():
     set_weight_fake_quant(dec, 4)
     before = _coded_bytes(dec, 4)
     opt = torch.optim.Adam(dec.parameters(), lr=1e-3)
+    pull = WeightRatePull(6.0, 1.0)
     for _ in range(40):
         opt.zero_grad()
-        weight_rate_loss(dec, torch.tensor(1.0), 6.0, 1.0).backward()
+        pull.add_gradient(dec, torch.tensor(1.0))
         opt.step()
     assert _coded_bytes(dec, 4) < 0.8 * before
 
