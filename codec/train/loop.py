@@ -38,13 +38,7 @@ from .. import video
 from ..format.decoder_file import compress_decoder
 from ..format.quantizer import Quantizer
 from ..nn.config import CodecConfig
-from ..nn.model import (
-    Autoencoder,
-    build_model,
-    count_parameters,
-    macs_per_pixel,
-    set_weight_fake_quant,
-)
+from ..nn.model import Autoencoder, build_model, count_parameters, macs_per_pixel, set_weight_fake_quant
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
 from ..nn.weights import int8_state_bytes, save_model, shipped_widths
 from ..progress import progress_bar

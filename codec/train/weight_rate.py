@@ -24,6 +24,7 @@ import torch.distributed as dist
 
 from ..nn.config import top_code
 from ..nn.model import QuantAwareConv2d, count_parameters
+from ..nn.weight_codes import channel_scales
 
 # zstd codes a movie's latents to about a third of their raw bits: 10.6 of the 30.7 kbit/s that
 # 3-bit codes of 512 latents at 20 fps take raw, on the test movie (docs/experiments.md).
@@ -73,10 +74,8 @@ class WeightRatePull:
 
 def _factor(w: torch.Tensor, bits: float) -> torch.Tensor:
     """Per output channel, d/d|w| of |w / scale| / (mean ln 2): the Laplace code length's slope."""
-    magnitude = w.abs()
-    dims = tuple(range(1, w.ndim))
-    scale = magnitude.amax(dim=dims, keepdim=True).clamp_min(1e-12) / top_code(bits)
-    mean = ((magnitude.sum(dim=dims, keepdim=True) / scale).sum() / w.numel()).clamp_min(_MIN_MEAN_CODE)
+    scale = channel_scales(w, top_code(bits))
+    mean = (w.abs() / scale).mean().clamp_min(_MIN_MEAN_CODE)
     return 1 / (scale * mean * math.log(2))
 
 
