@@ -125,12 +125,6 @@ class TrainingRun:
             return self.opts.seconds_per_second * len(self.data) / self.cfg.fps
         return None
 
-    @property
-    def download_bits(self) -> float:
-        """The bits a viewer will receive, as the budget foresees them (weight_rate.download_bits)."""
-        return download_bits(self.model.decoder, self.opts.weight_bits or self.opts.weight_budget, len(self.data),
-                             self.cfg.latent_dim, self.opts.bits)
-
     def progress(self) -> float:
         """How far through the budget the run is, 0..1 (past 1: done)."""
         total = self.total_steps
@@ -209,7 +203,8 @@ def start_run(source: str, model_dir: Path, opts: TrainOptions, resume: bool) ->
         history=state.get("history", []), resumed_average=resumed_average)
     run.started = time.monotonic() - run.elapsed_before
     if opts.weight_rate_slope:
-        run.rate_pull = WeightRatePull(opts.weight_rate_slope, run.download_bits)
+        run.rate_pull = WeightRatePull(opts.weight_rate_slope, download_bits(
+            model.decoder, opts.weight_bits or opts.weight_budget, len(data), cfg.latent_dim, opts.bits))
     return run
 
 

@@ -39,9 +39,9 @@ class WeightRatePull:
 
     The gradient goes straight into ``.grad``: as a term of the loss its autograd graph took 3-4 ms
     a step on the ``large`` decoder, 9-14 times more (benchmarks/weight_rate_cost.py) and a sixth
-    to a quarter of a 2-core step. Each layer's factor (its scales and
-    mean code magnitude, which drift slowly) is measured every REFRESH_STEPS calls, so a step
-    costs two passes over the weights. Under DDP the batch MSE that sets the price is the ranks'
+    to a quarter of a 2-core step. Each layer's factor (its scales and mean code magnitude, which
+    drift slowly) is measured every REFRESH_STEPS calls, so a step costs two passes over the
+    weights. Under DDP the batch MSE that sets the price is the ranks'
     mean, so every rank adds the same gradient and the replicas stay equal.
     """
 
