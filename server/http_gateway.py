@@ -11,9 +11,9 @@
                                                  into (ETag: its sha256)
     GET /v1/decoders/{sha256}                    a decoder or part as sent           token, private
     GET /v1/decoders/{sha256}/config.json        a base decoder's config             token, private
-    GET /v1/decoders/{sha256}/model.onnx         the decoder (a base, or a part       token, private
-                                                 applied to its base) as an ONNX graph
-                                                 of its int8 codes: the browser's form
+    GET /v1/decoders/{sha256}/graph.onnx         a base decoder's ONNX graph with no   token, private
+                                                 weights in it: they are read from the
+                                                 decoder as sent (the browser's form)
     GET /watch/{id}                              the browser player                  open (asks for the token)
     GET /web/{file}                              its script and ONNX Runtime Web      public
     GET /healthz                                 200 while serving                   open
@@ -51,8 +51,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from google.protobuf import json_format
 
 from latentcast.codec.format.container import Container
-from latentcast.codec.format.decoder_file import decompress_decoder
-from latentcast.codec.format.decoder_state import apply_part, load_state_verified, part_base
+from latentcast.codec.format.decoder_file import decompress_decoder, tensor_layout
+from latentcast.codec.format.decoder_state import load_state_verified, part_base
 from latentcast.codec.format.errors import CorruptContainer, ModelError
 from latentcast.codec.nn.config import CodecConfig
 
@@ -81,12 +81,12 @@ _THUMBS = re.compile(r"/v1/movies/([^/]{1,1024})/thumbnails\.(vtt|jpg)")
 SAMPLES_HEADER = "X-Latentcast-Samples"
 _DECODER = re.compile(r"/v1/decoders/([0-9a-f]{64})")
 _CONFIG = re.compile(r"/v1/decoders/([0-9a-f]{64})/config\.json")
-_ONNX = re.compile(r"/v1/decoders/([0-9a-f]{64})/model\.onnx")
+_GRAPH = re.compile(r"/v1/decoders/([0-9a-f]{64})/graph\.onnx")
 _WATCH = re.compile(r"/watch/([^/]{1,1024})")
 _WEB = re.compile(r"/web/((?:vendor/)?[A-Za-z0-9_.-]{1,100})")
 # Each route's kind (the access log's and the metrics' method), in the order they are tried.
 ROUTES = (("chunk", _CHUNK), ("audio", _AUDIO), ("thumbnails", _THUMBS), ("movies", _MOVIES), ("movie", _MOVIE),
-          ("decoder", _DECODER), ("config", _CONFIG), ("onnx", _ONNX), ("watch", _WATCH), ("web", _WEB),
+          ("decoder", _DECODER), ("config", _CONFIG), ("graph", _GRAPH), ("watch", _WATCH), ("web", _WEB),
           ("healthz", re.compile(r"/healthz")), ("metrics", re.compile(r"/metrics")))
 ALL_ROUTES = frozenset(kind for kind, _ in ROUTES)
 METRICS_ONLY = frozenset({"metrics", "healthz"})  # serve --metrics: a listener for the scraper alone
@@ -95,7 +95,7 @@ WEB_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mj
 # The player page is cross-origin isolated, which lets ONNX Runtime Web run threads.
 ISOLATED = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
             "Cross-Origin-Resource-Policy": "same-origin"}
-ONNX_CACHE_BYTES = 64 << 20
+GRAPH_CACHE = 256  # graphs kept built (a few kB each): the decoders a server's viewers watch now
 
 
 def _web_files() -> dict[str, bytes]:
@@ -154,8 +154,7 @@ class Gateway:
         self._lock = threading.Lock()
         self.served: collections.Counter = collections.Counter()  # answers with a body, by kind (the tests' window)
         self._web: dict[str, bytes] | None = None
-        self._onnx: collections.OrderedDict = collections.OrderedDict()  # sha -> ONNX bytes
-        self._onnx_bytes = 0
+        self._graphs: collections.OrderedDict = collections.OrderedDict()  # base sha -> ONNX bytes
         self.slots = Slots(limits.max_streams, limits.max_streams_per_client, "concurrent requests")
 
     @contextlib.contextmanager
@@ -225,9 +224,9 @@ class Gateway:
             cache = self.private(authorization, immutable=True)
             _data, config, _decoded = self._decoder(parts[0])  # a part's names its base: {"part_of": sha}
             return Reply(config.encode(), "application/json", cache, {})
-        if kind == "onnx":
+        if kind == "graph":
             cache = self.private(authorization, immutable=True)
-            return Reply(self.onnx(parts[0]), "application/octet-stream", cache, {})
+            return Reply(self.graph(parts[0]), "application/octet-stream", cache, {})
         if kind == "watch":
             return Reply(self.web_file("watch.html"), WEB_TYPES[".html"], "no-cache", dict(ISOLATED))
         if kind == "web":
@@ -266,33 +265,30 @@ class Gateway:
         except KeyError:
             raise HttpError(404, "no such file") from None
 
-    def onnx(self, sha: str) -> bytes:
-        """A decoder (base or part) as the ONNX graph the browser runs, built here once from the
-        verified int8 state (codec.runtime.onnx_graph with codes kept)."""
+    def graph(self, sha: str) -> bytes:
+        """A base decoder's ONNX graph for the browser, built here once from its verified state:
+        every weight is external data read from the decoder file, which the page downloads as
+        sent (GET /v1/decoders/{sha256}), verifies, and, for a scene, patches with its part. So a
+        browser viewer receives the same decoder bytes as every other viewer, plus this graph."""
         from latentcast.codec.runtime.onnx_graph import decoder_graph  # onnx loads on the first browser viewer
 
         with self._lock:
-            if sha in self._onnx:
-                self._onnx.move_to_end(sha)
-                return self._onnx[sha]
+            if sha in self._graphs:
+                self._graphs.move_to_end(sha)
+                return self._graphs[sha]
         try:
             data, config = self._safetensors(sha)
-            base = part_base(data)  # a part names its base; a base names none
-            if not base:  # both branches check the sha256 before anything is built
-                cfg, state = CodecConfig.from_json(config), load_state_verified(data, sha, "decoder")
-            else:  # a part: applied to the base it names
-                base_data, base_config = self._safetensors(base)
-                cfg = CodecConfig.from_json(base_config)
-                state = apply_part(load_state_verified(base_data, base, "base decoder"), data, sha, base)
-            model = decoder_graph(cfg, state, codes=True).SerializeToString()
+            if part_base(data):
+                raise HttpError(404, "that is a scene part: its base's graph reads it")
+            state = load_state_verified(data, sha, "decoder")  # checked before anything is built
+            model = decoder_graph(CodecConfig.from_json(config), state, external=tensor_layout(data))
+            model = model.SerializeToString()
         except (ModelError, ValueError) as e:
             raise HttpError(500, f"decoder {sha[:12]}… does not build: {e}") from None
         with self._lock:
-            self._onnx[sha] = model
-            self._onnx_bytes += len(model)
-            while self._onnx_bytes > ONNX_CACHE_BYTES and len(self._onnx) > 1:
-                _, old = self._onnx.popitem(last=False)
-                self._onnx_bytes -= len(old)
+            self._graphs[sha] = model
+            while len(self._graphs) > GRAPH_CACHE:
+                self._graphs.popitem(last=False)
         return model
 
     def _safetensors(self, sha: str) -> tuple[bytes, str]:
@@ -391,7 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.gateway.observer.finished(Call(
             "http", kind, unquote(parts[0]) if parts else "", str(status or "closed"), nbytes,
             time.monotonic() - t0, f"{self.client_address[0]}:{self.client_address[1]}",
-            frames=frames if whole and kind == "chunk" else 0, decoder=whole and kind in ("decoder", "onnx")))
+            frames=frames if whole and kind == "chunk" else 0, decoder=whole and kind == "decoder"))
 
     def _send(self, reply: Reply, head: bool) -> None:
         etag = reply.headers.get("ETag")

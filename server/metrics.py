@@ -40,7 +40,7 @@ class Metrics:
         self.bytes = Counter("latentcast_bytes_sent", "Bytes of answers: serialized messages for gRPC, bodies for "
                              "HTTP", ("transport", "method"), registry=r)
         self.decoder_downloads = Counter("latentcast_decoder_downloads", "Decoders and parts sent whole: GetDecoder "
-                                         "streams that ended OK, and HTTP decoder and model.onnx answers",
+                                         "streams that ended OK, and whole HTTP decoder answers",
                                          ("transport",), registry=r)
         self._gauges: dict[str, Gauge] = {}
 

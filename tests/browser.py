@@ -126,3 +126,19 @@ class Browser:
             self.proc.kill()
         os.close(self._from_child)
         shutil.rmtree(self._profile, ignore_errors=True)
+
+
+_CANVAS_PIXELS = """(() => {
+  const c = document.getElementById('screen');
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let s = '';
+  for (let i = 0; i < d.length; i += 4) s += String.fromCharCode(d[i], d[i + 1], d[i + 2]);
+  return btoa(s);
+})()"""
+
+
+def canvas_pixels(browser: Browser, height: int, width: int):
+    """What the player page's canvas shows now, as uint8 (height, width, 3)."""
+    import numpy as np
+
+    return np.frombuffer(base64.b64decode(browser.evaluate(_CANVAS_PIXELS)), np.uint8).reshape(height, width, 3)

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import struct
+from dataclasses import dataclass
 
 from . import rans
 from .compress import compressor, decompress_exact
@@ -29,6 +30,35 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class TensorSpan:
+    """Where one tensor's bytes lie in a safetensors file, as its header says."""
+
+    dtype: str  # safetensors' name: "I8", "F16", "F32", ...
+    shape: tuple[int, ...]
+    offset: int  # from the start of the file
+    length: int
+
+
+def tensor_layout(data: bytes) -> dict[str, TensorSpan]:
+    """Each tensor's span in safetensors ``data`` (the header alone is read); ValueError where
+    the header does not parse or a span falls outside the file."""
+    try:
+        (n,) = struct.unpack("<Q", data[:8])
+        entries = json.loads(data[8 : 8 + n])
+        out = {}
+        for k, v in entries.items():
+            if k == "__metadata__":
+                continue
+            a, b = (8 + n + int(o) for o in v["data_offsets"])
+            out[k] = TensorSpan(str(v["dtype"]), tuple(int(d) for d in v["shape"]), a, b - a)
+    except (struct.error, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ValueError(f"not a safetensors header ({e})") from None
+    if any(s.offset < 8 + n or s.length < 0 or s.offset + s.length > len(data) for s in out.values()):
+        raise ValueError("a tensor lies outside the file")
+    return out
+
+
 def _frame_spans(data: bytes) -> list[tuple[int, int, bool]]:
     """Where compress_decoder cuts a safetensors file: the header, then each tensor's bytes, small
     neighbours merged, each span saying whether it is exactly one int8 tensor (weight codes, which
@@ -36,12 +66,11 @@ def _frame_spans(data: bytes) -> list[tuple[int, int, bool]]:
     a single zstd frame over the whole file codes about 3 % larger. A file that does not parse as
     safetensors is one span."""
     try:
-        (n,) = struct.unpack("<Q", data[:8])
-        entries = json.loads(data[8 : 8 + n])
-        tensors = {8 + n + int(v["data_offsets"][0]): (8 + n + int(v["data_offsets"][1]), v["dtype"] == "I8")
-                   for k, v in entries.items() if k != "__metadata__"}
-    except (struct.error, ValueError, TypeError, KeyError, AttributeError):
+        layout = tensor_layout(data)
+    except ValueError:
         return [(0, len(data), False)]
+    tensors = {s.offset: (s.offset + s.length, s.dtype == "I8") for s in layout.values()}
+    (n,) = struct.unpack("<Q", data[:8])
     cuts = [0]
     for s in [8 + n, *sorted(tensors), len(data)]:
         if s - cuts[-1] >= MIN_FRAME_BYTES and s < len(data):

@@ -1,7 +1,9 @@
 """The decoder as an ONNX graph, built from its config and weights with the ``onnx`` package
 alone: no torch and no exporter. The CLI viewer downloads the safetensors decoder every runtime
-uses, checks its sha256, and builds this graph from it; a browser is sent the graph itself, built
-by the server the same way with the int8 codes kept (``codes``), since it cannot run Python.
+uses, checks its sha256, and builds this graph from it. A browser cannot run Python, so the server
+sends it the graph with no weights in it (``external``): every initializer that comes from the
+decoder file points into that file's bytes (ONNX external data, location ``decoder.safetensors``),
+and the page fills them with the same download the CLI verifies, a scene's part applied in place.
 
 The graph is the torch Decoder op for op (codec.nn.model), plus the player's conversion to
 pixels, so its output is what ``codec.nn.tensors.to_uint8`` gives::
@@ -13,10 +15,12 @@ pixels, so its output is what ``codec.nn.tensors.to_uint8`` gives::
       [DepthToSpace(s, CRD)] -> Slice to the frame -> Transpose NHWC       on bytes, not floats
     frames (N, H, W, 3) uint8
 
-With ``codes``, each conv weight is its int8 codes and per-channel scales through a
-DequantizeLinear (codes x scale: the float32 multiply decoder_state does). ONNX's Round, like
-torch's, rounds halves to even, so only float summation order can move a pixel, by one level
-at most where a value sits on a rounding boundary.
+With ``external``, each conv weight is its int8 codes and per-channel scales through a
+DequantizeLinear (codes x scale: the float32 multiply decoder_state does), float16 biases are
+Cast to float32, and the head's x 255 and + 0.5 are Mul and Add nodes: the same float32
+operations, in the same order, as the folding numpy does for the plain graph. ONNX's Round,
+like torch's, rounds halves to even, so only float summation order can move a pixel, by one
+level at most where a value sits on a rounding boundary.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..format.decoder_file import TensorSpan
 from ..format.decoder_state import QSCALE, State, dequantize_state
 from ..format.errors import ModelError
 from ..nn.config import CodecConfig
@@ -32,6 +37,8 @@ from ..nn.config import CodecConfig
 # Gelu entered the standard ops at opset 20; ONNX Runtime runs it as one fused kernel.
 OPSET = 20
 INPUT, OUTPUT = "latents", "frames"
+EXTERNAL_FILE = "decoder.safetensors"  # the name an external graph gives the decoder file it reads
+_ONNX_TYPES = {"I8": TensorProto.INT8, "F16": TensorProto.FLOAT16, "F32": TensorProto.FLOAT}
 
 
 def conv_names(cfg: CodecConfig) -> list[str]:
@@ -68,13 +75,13 @@ def _kernels(cfg: CodecConfig) -> dict[str, tuple[int, int]]:
     return out
 
 
-def decoder_graph(cfg: CodecConfig, state: State, codes: bool = False) -> onnx.ModelProto:
+def decoder_graph(cfg: CodecConfig, state: State, external: dict[str, TensorSpan] | None = None) -> onnx.ModelProto:
     """An ONNX model that decodes latents (N, latent_dim) float32 to frames (N, H, W, 3) uint8,
     from a decoder's state as the file holds it (int8 codes and scales, or float weights).
-    With ``codes`` the graph keeps each weight as its int8 codes and scales, dequantized by a
-    DequantizeLinear node (codes x scale, the same float32 multiply), so the file is about the
-    safetensors' size instead of four times it: the form a browser downloads. ModelError when
-    the weights do not fit the config."""
+    With ``external`` (the file's ``tensor_layout``), the graph holds no weight: each points into
+    the decoder file's bytes, which the runtime is given as ``EXTERNAL_FILE``, so the graph is a
+    few kilobytes and the weights travel once, coded, as the download every viewer verifies.
+    ModelError when the weights do not fit the config."""
     weights = dequantize_state(state)
     expected = _expected_shapes(cfg)
     if set(weights) != set(expected) or any(tuple(weights[k].shape) != s for k, s in expected.items()):
@@ -90,20 +97,40 @@ def decoder_graph(cfg: CodecConfig, state: State, codes: bool = False) -> onnx.M
         nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
+    def from_file(name: str) -> str:
+        """The file's tensor ``name`` as float32 (or int8 codes) in the graph, read from the file."""
+        span = external[name]
+        if span.dtype not in _ONNX_TYPES or tuple(span.shape) != tuple(state[name].shape):
+            raise ModelError(f"decoder: {name[:60]} is {span.dtype} {span.shape}, not a tensor the graph can read")
+        t = TensorProto(name=f"file:{name}", data_type=_ONNX_TYPES[span.dtype], dims=span.shape,
+                        data_location=TensorProto.EXTERNAL)
+        for key, value in (("location", EXTERNAL_FILE), ("offset", span.offset), ("length", span.length)):
+            t.external_data.add(key=key, value=str(value))
+        inits.append(t)
+        if span.dtype in ("I8", "F32"):
+            return t.name
+        return node("Cast", [t.name], f"{name}.float", to=TensorProto.FLOAT)
+
+    def scaled(x: str, gain: np.float32, add: np.float32 = np.float32(0)) -> str:
+        if add:
+            x = node("Add", [x, const(f"{x}.add", add)], f"{x}.plus")
+        return node("Mul", [x, const(f"{x}.gain", gain)], f"{x}.times") if gain != 1 else x
+
     def conv(prefix: str, x: str, levels: bool = False) -> str:
         # The head's output in pixel levels: the x 255 and the + 0.5 folded into its weights.
-        gain = np.float32(255 if levels else 1)
-        bias = (weights[f"{prefix}.bias"] + np.float32(0.5 if levels else 0)) * gain
-        scale = state.get(f"{prefix}.weight{QSCALE}")
-        if codes and scale is not None:
-            weight = node("DequantizeLinear", [const(f"{prefix}.codes", state[f"{prefix}.weight"]),
-                                               const(f"{prefix}.scale", scale.astype(np.float32) * gain)],
-                          f"{prefix}.weight", axis=0)
+        gain, add = np.float32(255 if levels else 1), np.float32(0.5 if levels else 0)
+        w, b = f"{prefix}.weight", f"{prefix}.bias"
+        if external is not None:
+            bias = scaled(from_file(b), gain, add)
+            if w + QSCALE in state:
+                weight = node("DequantizeLinear", [from_file(w), scaled(from_file(w + QSCALE), gain)], w, axis=0)
+            else:
+                weight = scaled(from_file(w), gain)
         else:
-            weight = const(f"{prefix}.weight", (weights[f"{prefix}.weight"] * gain).astype(np.float32))
+            bias = const(b, ((weights[b] + add) * gain).astype(np.float32))
+            weight = const(w, (weights[w] * gain).astype(np.float32))
         k, groups = kernels[prefix]
-        return node("Conv", [x, weight, const(f"{prefix}.bias", bias.astype(np.float32))],
-                    f"{prefix}.out", kernel_shape=[k, k], pads=[k // 2] * 4, group=groups)
+        return node("Conv", [x, weight, bias], f"{prefix}.out", kernel_shape=[k, k], pads=[k // 2] * 4, group=groups)
 
     kernels = _kernels(cfg)
     gh, gw = cfg.grid

@@ -1,11 +1,13 @@
 // The browser player: the movie's description and decoders come from the HTTP side with the
 // token (never in a URL), its chunks from their public, cacheable URLs; each chunk is decoded
 // here (zstd, unpack, undelta, dequantize: integer-exact ports of codec/format/chunks.py and
-// quantizer.py) and each frame is decoded by ONNX Runtime Web (WASM) from the ONNX form of
-// the movie's decoder (GET /v1/decoders/{sha256}/model.onnx: the int8 codes and scales, as
-// the safetensors file holds them).
+// quantizer.py) and each frame is decoded by ONNX Runtime Web (WASM). Its decoder is the
+// download every viewer gets (GET /v1/decoders/{sha256}), decoded and verified by decoder.js,
+// with a scene's part applied there; the base's graph (GET .../graph.onnx, a few kB with no
+// weights) reads the weights from those bytes as ONNX external data.
 import * as ort from "/web/vendor/ort.wasm.min.mjs";
 import { decompress } from "/web/vendor/fzstd.mjs";
+import { DecoderError, applyPart, decoderFile, verified } from "/web/decoder.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "latentcast-token";
@@ -235,6 +237,8 @@ class Player {
     this.sound = this.meta.audio && globalThis.AudioDecoder ? new Sound(movie, this.meta.audio) : null;
     this.silentWhy = this.meta.audio && !this.sound ? "no sound: this browser has no WebCodecs here (https needed)" : "";
     this.sessions = new Map(); // sha256 -> InferenceSession promise
+    this.files = new Map(); // sha256 -> its verified safetensors bytes, as a promise
+    this.downloaded = { decoder: 0, graph: 0 }; // bytes received for the decoder: its files, and the graph
     this.chunks = new Map(); // chunk index -> latents promise
     this.frame = 0;
     this.playing = false;
@@ -247,14 +251,40 @@ class Player {
     this.image = this.context.createImageData(this.width, this.height);
   }
 
+  // A decoder or part as sent, inflated and checked against its sha256 before anything is built from it.
+  file(sha) {
+    if (!this.files.has(sha)) {
+      this.files.set(sha, fetchChecked(`/v1/decoders/${sha}`, { auth: true }).then(({ body, headers }) => {
+        this.downloaded.decoder += body.length;
+        return verified(decoderFile(body, Number(headers.get("X-Latentcast-Decoded-Bytes"))), sha, "decoder");
+      }));
+      this.files.get(sha).catch(() => this.files.delete(sha));
+    }
+    return this.files.get(sha);
+  }
+
+  // The base's graph, fetched once: every scene's session reads its own weights through it.
+  graph() {
+    if (!this.graphBytes) {
+      this.graphBytes = fetchChecked(`/v1/decoders/${this.movie.decoder_sha256}/graph.onnx`, { auth: true })
+        .then(({ body }) => { this.downloaded.graph += body.length; return body; });
+      this.graphBytes.catch(() => { this.graphBytes = null; });
+    }
+    return this.graphBytes;
+  }
+
   decoderFor(frame) {
-    let sha = this.movie.decoder_sha256;
+    const base = this.movie.decoder_sha256;
+    let sha = base;
     for (const [start, partSha] of this.parts) if (start <= frame) sha = partSha;
     if (!this.sessions.has(sha)) {
       this.sessions.set(sha, (async () => {
-        const { body } = await fetchChecked(`/v1/decoders/${sha}/model.onnx`, { auth: true });
+        const [graph, baseFile, partFile] = await Promise.all([this.graph(), this.file(base),
+          sha === base ? null : this.file(sha)]);
+        const weights = partFile ? applyPart(baseFile, base, partFile, sha) : baseFile;
         try {
-          return await ort.InferenceSession.create(body, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+          return await ort.InferenceSession.create(graph, { executionProviders: ["wasm"], graphOptimizationLevel: "all",
+            externalData: [{ path: "decoder.safetensors", data: weights }] });
         } catch (e) {
           throw new PlayerError(`the decoder would not build in this browser (${e.message || e})`);
         }
@@ -448,6 +478,7 @@ async function start() {
   $("title").textContent = movie.title;
   $("seek").max = String(player.frames - 1);
   await player.showFrame(0);
+  player.firstFrameMs = performance.now(); // from navigation: what benchmarks/browser_download.py reports
   $("play").disabled = $("seek").disabled = false;
   $("play").onclick = () => (player.playing ? player.pause() : player.play().catch(fail));
   $("seek").oninput = () => player.seek(Number($("seek").value)).catch(fail);
@@ -471,7 +502,7 @@ function askToken() {
 }
 
 function fail(e) {
-  show(e instanceof PlayerError ? e.message : `the player failed: ${e.message || e}`);
+  show(e instanceof PlayerError || e instanceof DecoderError ? e.message : `the player failed: ${e.message || e}`);
   $("status").textContent = "stopped";
   throw e;
 }

@@ -6,6 +6,7 @@ import torch
 from safetensors.numpy import load as np_load
 
 import latentcast
+from latentcast.codec.format.decoder_file import tensor_layout
 from latentcast.codec.format.decoder_state import dequantize_state
 from latentcast.codec.format.errors import ModelError, UsageError
 from latentcast.codec.nn.config import CodecConfig
@@ -19,7 +20,7 @@ from latentcast.codec.runtime.backends import (
     build_decoder,
     resolve_runtime,
 )
-from latentcast.codec.runtime.onnx_graph import decoder_graph
+from latentcast.codec.runtime.onnx_graph import EXTERNAL_FILE, decoder_graph
 from latentcast.codec.video import read_frames
 
 
@@ -70,20 +71,37 @@ def test_weights_that_do_not_fit_the_config_are_refused_before_a_graph_is_built(
         decoder_graph(cfg, {k: v for k, v in weights.items() if k != "stem.bias"})
 
 
+def external_session(graph, data: bytes):
+    """An ONNX Runtime session of a weightless graph, its decoder file given from memory (as the page does)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.add_external_initializers_from_files_in_memory([EXTERNAL_FILE], [data], [len(data)])
+    return ort.InferenceSession(graph.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
 @pytest.mark.parametrize("head", ["shuffle", "dwshuffle"])
-def test_the_graph_that_keeps_the_codes_decodes_the_same_frames_in_a_quarter_of_the_bytes(head):
+def test_the_weightless_graph_reads_the_decoder_file_and_decodes_the_same_frames(head):
     import onnxruntime as ort
 
     torch.manual_seed(2)
     cfg = CodecConfig.plan(96, 64, 64, head=head)
     decoder = build_model(cfg).decoder.eval()
-    state = np_load(int8_state_bytes(decoder, shipped_widths(decoder)))
-    plain, coded = decoder_graph(cfg, state), decoder_graph(cfg, state, codes=True)
-    assert len(coded.SerializeToString()) < 0.35 * len(plain.SerializeToString())
-    z = np.random.default_rng(3).normal(size=(1, 64)).astype(np.float32)
-    sessions = [ort.InferenceSession(g.SerializeToString(), providers=["CPUExecutionProvider"]) for g in (plain, coded)]
+    data = int8_state_bytes(decoder, shipped_widths(decoder))
+    state = np_load(data)
+    plain, weightless = decoder_graph(cfg, state), decoder_graph(cfg, state, external=tensor_layout(data))
+    # no weight is in the graph: it is a small fraction of the file it reads
+    assert len(weightless.SerializeToString()) < 0.05 * len(data) < len(plain.SerializeToString())
+    z = np.random.default_rng(3).normal(size=(3, 64)).astype(np.float32)
+    sessions = [ort.InferenceSession(plain.SerializeToString(), providers=["CPUExecutionProvider"]),
+                external_session(weightless, data)]
     frames = [s.run(None, {"latents": z})[0] for s in sessions]
     assert np.abs(frames[0].astype(int) - frames[1].astype(int)).max() <= 1
+    # the weights really come from the file: other bytes there give other frames
+    other = bytearray(data)
+    span = tensor_layout(data)["stem.weight"]
+    other[span.offset : span.offset + span.length] = bytes(span.length)
+    assert not np.array_equal(external_session(weightless, bytes(other)).run(None, {"latents": z})[0], frames[1])
 
 
 def test_runtime_choice():

@@ -140,35 +140,38 @@ def test_the_http_side_refuses_to_listen_off_loopback_in_the_clear(store_with_mo
             pass
 
 
-def test_the_browser_form_of_a_decoder_and_of_a_part_decodes_as_the_player_does(parted_model, two_scene_clip,
-                                                                                tmp_path):
+def test_the_browser_graph_holds_no_weight_and_decodes_the_download_as_the_player_does(parted_model,
+                                                                                     two_scene_clip, tmp_path):
     import onnxruntime as ort
 
-    from latentcast.codec.format.decoder_state import apply_part, load_state_verified
+    from latentcast.codec.format.decoder_file import decompress_decoder
+    from latentcast.codec.format.decoder_state import load_state_verified
     from latentcast.codec.nn.config import DECODER, load_config
-    from latentcast.codec.nn.part_index import read_part
     from latentcast.codec.runtime.backends import build_decoder
+    from latentcast.codec.runtime.onnx_graph import EXTERNAL_FILE
 
     store = Store(tmp_path / "s", create=True)
     rec = store.ingest(str(two_scene_clip), parted_model, title="two", progress=False)
     cfg = load_config(parted_model)
     with Container(store.movie_path(rec.id)) as c:
         parts = c.header.parts
-    base = load_state_verified((parted_model / DECODER).read_bytes(), cfg.decoder_sha256, "base")
+    base = cfg.decoder_sha256
     z = np.random.default_rng(0).normal(size=(2, cfg.latent_dim)).astype(np.float32)
     with run_server(store, ServerOptions(tokens=[TOKEN], http_listen="127.0.0.1:0")) as srv:
-        assert _get(srv, f"/v1/decoders/{cfg.decoder_sha256}/model.onnx")[0].status == 401
-        for sha in (cfg.decoder_sha256, parts[1][1]):
-            r, body = _get(srv, f"/v1/decoders/{sha}/model.onnx", **AUTH)
-            assert r.status == 200 and r.getheader("Cache-Control").startswith("private"), body[:300]
-            # the codes travel as int8: about the safetensors' size, not four times it
-            assert len(body) < 1.5 * (parted_model / DECODER).stat().st_size
-            state = base if sha == cfg.decoder_sha256 else apply_part(base, read_part(parted_model, sha), sha,
-                                                                     cfg.decoder_sha256)
-            want = build_decoder(state, cfg, "onnx")(z)
-            session = ort.InferenceSession(body, providers=["CPUExecutionProvider"])
-            got = np.concatenate([session.run(None, {"latents": z[i : i + 1]})[0] for i in range(len(z))])
-            assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+        assert _get(srv, f"/v1/decoders/{base}/graph.onnx")[0].status == 401
+        r, graph = _get(srv, f"/v1/decoders/{base}/graph.onnx", **AUTH)
+        assert r.status == 200 and r.getheader("Cache-Control").startswith("private"), graph[:300]
+        r, wire = _get(srv, f"/v1/decoders/{base}", **AUTH)  # what every viewer downloads, and `total` counts
+        data = decompress_decoder(wire, int(r.getheader("X-Latentcast-Decoded-Bytes")))
+        assert len(graph) < 0.1 * len(wire)  # the weights travel once, in the download, not in the graph
+        r, body = _get(srv, f"/v1/decoders/{parts[1][1]}/graph.onnx", **AUTH)
+        assert r.status == 404 and b"its base's graph" in body  # a scene reads its weights through the base's
+    opts = ort.SessionOptions()
+    opts.add_external_initializers_from_files_in_memory([EXTERNAL_FILE], [data], [len(data)])
+    session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+    want = build_decoder(load_state_verified((parted_model / DECODER).read_bytes(), base, "base"), cfg, "onnx")(z)
+    got = np.concatenate([session.run(None, {"latents": z[i : i + 1]})[0] for i in range(len(z))])
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 
 def test_cors_is_off_unless_an_origin_is_named(store_with_movie):

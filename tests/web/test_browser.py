@@ -10,20 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from browser import Browser, chromium_binary
+from browser import Browser, canvas_pixels, chromium_binary
 from latentcast.codec.quality import PSNRMeter
 from latentcast.server.app import ServerOptions, run_server
 
 TOKEN = "browser-token"
 ARTIFACTS = Path(os.environ.get("LATENTCAST_TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"))
 
-CANVAS_PIXELS = """(() => {
-  const c = document.getElementById('screen');
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let s = '';
-  for (let i = 0; i < d.length; i += 4) s += String.fromCharCode(d[i], d[i + 1], d[i + 2]);
-  return btoa(s);
-})()"""
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +31,6 @@ def page(store_with_movie):
             yield browser, srv, rec
         finally:
             browser.close()
-
-
-def _canvas(browser, height, width):
-    raw = base64.b64decode(browser.evaluate(CANVAS_PIXELS))
-    return np.frombuffer(raw, np.uint8).reshape(height, width, 3)
 
 
 def _psnr(a, b):
@@ -65,7 +53,7 @@ def test_the_page_plays_seeks_and_shows_the_frames_the_offline_decode_shows(page
     for action in ("p.showFrame(5)", "p.showFrame(11)", "p.seek(20)"):  # the last through the seek path
         frame = browser.evaluate(f"window.latentcast.ready.then(p => {action})")
         shown.append(frame)
-        pixels = _canvas(browser, h, w)
+        pixels = canvas_pixels(browser, h, w)
         assert _psnr(pixels, offline_frames[frame]) >= 45, (frame, _psnr(pixels, offline_frames[frame]))
     assert shown == [5, 11, 20]
     assert browser.evaluate("document.getElementById('seek').value") == "20"

@@ -1,0 +1,95 @@
+"""What a browser viewer downloads for the decoder, and how long the page takes to its first frame.
+
+    python benchmarks/browser_download.py MODEL_DIR [MODEL_DIR ...] [--video latentcast/samples/cockatoo-320x180.mp4]
+
+For each trained model directory: the movie is ingested with it, `serve --http` runs on
+loopback, and the /watch page opens in headless Chromium from an empty cache. It reports the
+decoder bytes the page received (the download every viewer gets, which `total` counts, plus the
+base's weightless graph), beside the form the browser was sent before: one ONNX graph holding
+the int8 codes, scales and biases inline (built here from the same graph and file, so both come
+from one run). Then the page's time from navigation to its first frame drawn, and the time its
+JavaScript takes to inflate and verify the download (decoder.js: spans, zstd, SHA-256), best of 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import onnx
+from onnx.external_data_helper import load_external_data_for_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from browser import Browser, chromium_binary  # noqa: E402
+from latentcast.codec.format.decoder_file import tensor_layout  # noqa: E402
+from latentcast.codec.format.decoder_state import load_state_verified  # noqa: E402
+from latentcast.codec.nn.config import DECODER, load_config  # noqa: E402
+from latentcast.codec.runtime.onnx_graph import EXTERNAL_FILE, decoder_graph  # noqa: E402
+from latentcast.server.app import ServerOptions, run_server  # noqa: E402
+from latentcast.server.store import Store  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[1] / "latentcast" / "samples" / "cockatoo-320x180.mp4"
+
+PREPARE = """import('/web/decoder.js').then(async m => {
+  const r = await fetch('/v1/decoders/%s', {headers: {}});
+  const wire = new Uint8Array(await r.arrayBuffer()), size = Number(r.headers.get('X-Latentcast-Decoded-Bytes'));
+  let best = Infinity;
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    m.verified(m.decoderFile(wire, size), '%s', 'decoder');
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+})"""
+
+
+def inline_graph_bytes(model_dir: Path) -> tuple[int, int]:
+    """(the weightless graph's bytes, the same graph with the file's tensors inline)."""
+    data = (model_dir / DECODER).read_bytes()
+    cfg = load_config(model_dir)
+    graph = decoder_graph(cfg, load_state_verified(data, cfg.decoder_sha256, "decoder"), external=tensor_layout(data))
+    weightless = len(graph.SerializeToString())
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / EXTERNAL_FILE).write_bytes(data)
+        load_external_data_for_model(graph, tmp)
+    return weightless, len(graph.SerializeToString())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="+", type=Path)
+    p.add_argument("--video", default=str(SAMPLE))
+    args = p.parse_args()
+    binary = chromium_binary()
+    if binary is None:
+        raise SystemExit("needs Chromium: apt-get install chromium")
+    print("| model | decoder as sent | graph | browser receives | before: graph with the codes inline | "
+          "before / now | navigation to first frame | inflate + verify in JS |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for model in args.models:
+        weightless, inline = inline_graph_bytes(model)
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store(Path(tmp) / "s", create=True)
+            rec = store.ingest(args.video, model, title=model.name, progress=False)
+            with run_server(store, ServerOptions(http_listen="127.0.0.1:0")) as srv:
+                browser = Browser(binary, timeout_s=300)
+                try:
+                    browser.goto(f"{srv.http_url}/watch/{rec.id}")
+                    browser.wait_for("window.latentcast.ready.then(p => !!p)", timeout_s=300)
+                    first = browser.evaluate("window.latentcast.ready.then(p => p.firstFrameMs)")
+                    got = browser.evaluate("window.latentcast.ready.then(p => p.downloaded)")
+                    sha = load_config(model).decoder_sha256
+                    prepare = browser.evaluate(PREPARE % (sha, sha))
+                finally:
+                    browser.close()
+        received = got["decoder"] + got["graph"]
+        print(f"| {model} | {got['decoder']:,} | {got['graph']:,} | {received:,} | {inline:,} | "
+              f"{inline / received:.2f} | {first:.0f} ms | {prepare:.1f} ms |", flush=True)
+        assert got["graph"] == weightless, "the page received another graph than the one built here"
+
+
+if __name__ == "__main__":
+    main()
