@@ -18,7 +18,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import onnx
 from onnx.external_data_helper import load_external_data_for_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

@@ -1,7 +1,6 @@
 """The browser player in a real, headless Chromium: it asks for the token, decodes frames
 in the page with ONNX Runtime Web, seeks, and shows what the offline decode shows."""
 
-import base64
 import io
 import os
 from pathlib import Path
