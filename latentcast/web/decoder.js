@@ -5,7 +5,7 @@
 // codec/format/decoder_state.py (a scene's part applied to its base), plus SHA-256, which
 // WebCrypto offers only in a secure context. tests/web/test_browser.py checks each against
 // the Python side, bit for bit.
-import { decompress } from "/web/vendor/fzstd.mjs";
+import { inflateExact } from "/web/zstd.js";
 
 export class DecoderError extends Error {}
 
@@ -104,10 +104,7 @@ const WIRE_MAGIC = [0x4c, 0x43, 0x57, 0x31]; // "LCW1"
 const SPAN_ZSTD = 0, SPAN_RANS = 1;
 
 function unzstd(payload, size, what) {
-  let raw;
-  try { raw = decompress(payload); } catch (e) { throw new DecoderError(`${what} does not decompress (${e.message})`); }
-  if (raw.length !== size) throw new DecoderError(`${what} holds ${raw.length} bytes, expected ${size}`);
-  return raw;
+  try { return inflateExact(payload, size); } catch (e) { throw new DecoderError(`${what} ${e.message}`); }
 }
 
 // The safetensors bytes of a download as sent, at most ``expected`` bytes and exactly that many.

@@ -6,7 +6,7 @@
 // with a scene's part applied there; the base's graph (GET .../graph.onnx, a few kB with no
 // weights) reads the weights from those bytes as ONNX external data.
 import * as ort from "/web/vendor/ort.wasm.min.mjs";
-import { decompress } from "/web/vendor/fzstd.mjs";
+import { inflateExact } from "/web/zstd.js";
 import { DecoderError, applyPart, decoderFile, verified } from "/web/decoder.js";
 
 const $ = (id) => document.getElementById(id);
@@ -14,6 +14,10 @@ const TOKEN_KEY = "latentcast-token";
 const movieId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 
 class PlayerError extends Error {}
+
+function inflate(payload, size, what) {
+  try { return inflateExact(payload, size); } catch (e) { throw new PlayerError(`${what} ${e.message}`); }
+}
 
 function show(message) {
   $("error").textContent = message;
@@ -58,8 +62,7 @@ function parseHeader(bytes) {
   let ranges;
   if (version >= 3) {
     const coded = view.getUint32(at, true);
-    const half = decompress(bytes.subarray(at + 4, at + 4 + coded));
-    if (half.length !== 2 * n) throw new PlayerError("the header's ranges are damaged");
+    const half = inflate(bytes.subarray(at + 4, at + 4 + coded), 2 * n, "the header's ranges");
     const h = new DataView(half.buffer, half.byteOffset, half.byteLength);
     ranges = Float32Array.from({ length: n }, (_, i) => float16(h.getUint16(2 * i, true)));
   } else {
@@ -73,8 +76,7 @@ function parseHeader(bytes) {
 function chunkLatents(payload, nFrames, dim, bits, packed, lo, step) {
   const count = nFrames * dim;
   const per = packed && bits <= 4 ? Math.floor(8 / bits) : 1;
-  const raw = decompress(payload);
-  if (raw.length !== Math.ceil(count / per)) throw new PlayerError("a chunk decodes to the wrong length");
+  const raw = inflate(payload, Math.ceil(count / per), "a chunk");
   const mask = (1 << bits) - 1;
   const symbols = new Uint8Array(count);
   for (let i = 0; i < count; i++) symbols[i] = per > 1 ? (raw[(i / per) | 0] >> (bits * (i % per))) & mask : raw[i];

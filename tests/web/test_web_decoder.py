@@ -5,13 +5,16 @@ applied; then a movie of two scenes played in the page from the download every v
 import base64
 import hashlib
 import json
+import struct
 
 import numpy as np
 import pytest
+import zstandard
 from safetensors.numpy import load as st_load
 
 from browser import Browser, canvas_pixels, chromium_binary
 from latentcast.codec.format import rans
+from latentcast.codec.format.compress import compressor, decompress_exact
 from latentcast.codec.format.container import Container
 from latentcast.codec.format.decoder_file import compress_decoder, tensor_layout
 from latentcast.codec.format.decoder_state import apply_part, load_state_verified
@@ -29,13 +32,13 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-# Runs one of decoder.js's functions on base64 arguments in the page; bytes come back base64,
-# anything else as it is, and an error as {"error": message}.
-CALL = """import('/web/decoder.js').then(m => {
+# Runs one of a module's functions (decoder.js's unless named) on base64 arguments in the page;
+# bytes come back base64, anything else as it is, and an error as {"error": message}.
+CALL = """import('/web/%s.js').then(m => {
   const bytes = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
   const out = (v) => v instanceof Uint8Array ? {b64: btoa(Array.from(v, (c) => String.fromCharCode(c)).join(''))} : v;
   try { return out(m[%s](...%s.map((a) => typeof a === 'string' && a.startsWith('b64:') ? bytes(a.slice(4)) : a))); }
-  catch (e) { return {error: e.message, ours: e instanceof m.DecoderError}; }
+  catch (e) { return {error: e.message, ours: !m.DecoderError || e instanceof m.DecoderError}; }
 })"""
 
 
@@ -56,9 +59,9 @@ def served(parted_model, two_scene_clip, tmp_path_factory):
             browser.close()
 
 
-def call(browser, name: str, *args):
+def call(browser, name: str, *args, module: str = "decoder"):
     wire = [f"b64:{b64(a)}" if isinstance(a, bytes) else a for a in args]
-    value = browser.evaluate(CALL % (json.dumps(name), json.dumps(wire)))
+    value = browser.evaluate(CALL % (module, json.dumps(name), json.dumps(wire)))
     if isinstance(value, dict) and "b64" in value:
         return base64.b64decode(value["b64"])
     return value
@@ -89,6 +92,33 @@ def test_sha256_and_the_rans_coder_match_python_bit_for_bit(served):
     assert got.get("ours") and "rANS payload" in got["error"], got
     got = call(browser, "ransDecode", rans.encode(cases[3].tobytes())[:-2], len(cases[3]))
     assert got.get("ours") and "rANS payload" in got["error"], got
+
+
+def test_zstd_in_the_page_inflates_what_python_writes_and_refuses_a_frame_before_it_allocates(served):
+    browser = served[0]
+    rng = np.random.default_rng(3)
+    sources = (b"", b"a", bytes(range(256)) * 9, rng.integers(0, 4, 400_000, np.uint8).tobytes())  # 400 kB: many blocks
+    frames = [compressor().compress(d) for d in sources]
+    for frame, n in zip(frames, (0, 1, 2304, 400_000)):
+        assert call(browser, "inflateExact", frame, n, module="zstd") == zstandard.decompress(frame), n
+    two = frames[2] + frames[3]  # frames back to back, as decompress_exact reads them
+    assert call(browser, "inflateExact", two, 2304 + 400_000, module="zstd") == decompress_exact(two, 2304 + 400_000)
+
+    def raw_frame(flags: bytes, content: bytes) -> bytes:  # one raw block, last
+        return b"\x28\xb5\x2f\xfd" + flags + struct.pack("<I", len(content) << 3 | 1)[:3] + content
+
+    # A 3-byte frame whose header claims 1.5 GB, and one that declares only a 1 GB window: fzstd
+    # would allocate either before decoding a byte; the page refuses both from their headers.
+    cases = [
+        (raw_frame(b"\xa0" + struct.pack("<I", 1_500_000_000), b"abc"), "declares more than 3 bytes"),
+        (raw_frame(b"\x00\xa0", b"abc"), "declares no content size"),
+        (frames[2][:-3], "ends inside"),
+        (frames[2] + b"\x00" * 8, "is not a zstd frame"),
+        (frames[2], "declares 2304 bytes, expected 2305"),
+    ]
+    for payload, says in cases:
+        got = call(browser, "inflateExact", payload, 3 if says.endswith("3 bytes") else 2305, module="zstd")
+        assert isinstance(got, dict) and says in got["error"], (says, got)
 
 
 def test_the_download_inflates_to_the_decoder_file_with_every_span_kind(served, parted_model):
