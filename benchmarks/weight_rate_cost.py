@@ -8,15 +8,13 @@ straight into .grad (codec.train.weight_rate.WeightRatePull), in one run, with t
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
 
-from latentcast.codec.nn.config import CodecConfig, top_code
+from latentcast.codec.nn.config import CodecConfig
 from latentcast.codec.nn.model import build_model, set_weight_fake_quant
-from latentcast.codec.nn.weight_codes import channel_scales
-from latentcast.codec.train.weight_rate import WeightRatePull
+from latentcast.codec.train.weight_rate import WeightRatePull, laplace_code_bits
 
 BITS = 3.5
 
@@ -42,11 +40,7 @@ def main() -> None:
     weights = [w for w in decoder.parameters() if w.ndim >= 2]
 
     def as_loss() -> None:
-        total = 0
-        for w in weights:
-            magnitude = (w / channel_scales(w.detach(), top_code(BITS))).abs()
-            total = total + magnitude.sum() / (magnitude.detach().mean().clamp_min(0.5) * math.log(2))
-        (1e-9 * total).backward()
+        (1e-9 * laplace_code_bits(weights, BITS)).backward()
 
     pull, mse = WeightRatePull(2.0, 3e6), torch.tensor(0.002)
     loss_ms, written_ms = mean_ms(as_loss), mean_ms(lambda: pull.add_gradient(decoder, mse))

@@ -73,6 +73,16 @@ class WeightRatePull:
         return True
 
 
+def laplace_code_bits(weights: list[torch.Tensor], bits: float) -> torch.Tensor:
+    """The codes' bits under the module's Laplace model, as a differentiable sum: the term as a
+    loss, which WeightRatePull's written gradient must equal (the checks and the benchmark use it)."""
+    total = torch.zeros(())
+    for w in weights:
+        magnitude = (w / channel_scales(w.detach(), top_code(bits))).abs()
+        total = total + magnitude.sum() / (magnitude.detach().mean().clamp_min(_MIN_MEAN_CODE) * math.log(2))
+    return total
+
+
 def _factor(w: torch.Tensor, bits: float) -> torch.Tensor:
     """Per output channel, d/d|w| of |w / scale| / (mean ln 2): the Laplace code length's slope."""
     scale = channel_scales(w, top_code(bits))

@@ -58,7 +58,8 @@ def test_torchrun_ranks_share_the_scene_parts(parted_model, two_scene_clip, tmp_
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
            f"--master_port={_free_port()}", "--master_addr=127.0.0.1", "-m", "latentcast", "parts",
-           str(two_scene_clip), "--model", str(model), "--seconds-per-second", "0.5", "--sensitivity", "4", "--rd-slope", "0", "-q"]
+           str(two_scene_clip), "--model", str(model), "--seconds-per-second", "0.5", "--sensitivity", "4",
+           "--rd-slope", "0", "-q"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     index = load_part_index(model, load_config(model).decoder_sha256)

@@ -4,27 +4,17 @@ import pytest
 import torch
 
 from latentcast.codec.format.errors import UsageError
-from latentcast.codec.nn.config import CodecConfig, top_code
+from latentcast.codec.nn.config import CodecConfig
 from latentcast.codec.nn.model import build_model, set_weight_fake_quant
-from latentcast.codec.nn.weight_codes import channel_scales, quantize_weight
+from latentcast.codec.nn.weight_codes import quantize_weight
 from latentcast.codec.train.loop import train
 from latentcast.codec.train.options import TrainOptions
 from latentcast.codec.train.weight_budget import coded_size
-from latentcast.codec.train.weight_rate import WeightRatePull, download_bits
+from latentcast.codec.train.weight_rate import WeightRatePull, download_bits, laplace_code_bits
 
 
 def _coded_bytes(decoder, bits):
     return sum(coded_size(quantize_weight(w, bits)[0]) for w in decoder.state_dict().values() if w.ndim >= 2)
-
-
-def _laplace_code_bits(decoder, bits):
-    """The term as a loss: each layer's codes' L1 norm over their mean magnitude and ln 2."""
-    total = 0
-    for name, w in decoder.named_parameters():
-        if w.ndim >= 2:
-            magnitude = (w / channel_scales(w.detach(), top_code(bits))).abs()
-            total = total + magnitude.sum() / (magnitude.detach().mean().clamp_min(0.5) * math.log(2))
-    return total
 
 
 def test_the_rate_term_waits_for_the_weight_codes():
@@ -42,7 +32,7 @@ def test_the_gradient_is_the_laplace_code_lengths():
     written = {n: p.grad.clone() for n, p in dec.named_parameters() if p.grad is not None}
     dec.zero_grad(set_to_none=True)
     price = mse * math.log(10) / 10 * slope / (total * math.log(2))
-    (price * _laplace_code_bits(dec, 3)).backward()
+    (price * laplace_code_bits([p for p in dec.parameters() if p.ndim >= 2], 3)).backward()
     assert set(written) == {n for n, p in dec.named_parameters() if p.ndim >= 2}
     for name, p in dec.named_parameters():
         if name in written:
