@@ -34,20 +34,19 @@ class Browser:
     def __init__(self, binary: str, timeout_s: float = 60.0):
         self.timeout_s = timeout_s
         self._profile = tempfile.mkdtemp(prefix="latentcast-chromium-")
-        # Above fd 9 first, so that the dup2 onto 3 and 4 in the child cannot overwrite one another.
+        # Above fd 9 first, so that moving them onto 3 and 4 cannot overwrite one another.
         to_child_r, self._to_child = (_high(fd) for fd in os.pipe())
         self._from_child, from_child_w = (_high(fd) for fd in os.pipe())
-
-        def fds():  # Chromium reads commands on fd 3 and writes answers on fd 4
-            os.dup2(to_child_r, 3)
-            os.dup2(from_child_w, 4)
-
+        # Chromium reads commands on fd 3 and writes answers on fd 4. bash moves the pipes there
+        # (dash takes no fd above 9), not a preexec_fn: Python's docs call that unsafe in a
+        # process with threads, and ours run gRPC's and torch's.
+        moves = f"3<&{to_child_r} 4>&{from_child_w} {to_child_r}<&- {from_child_w}>&-"
         self.proc = subprocess.Popen(
-            [binary, "--headless=new", "--no-sandbox", "--remote-debugging-pipe", "--no-first-run",
-             "--disable-extensions", "--disable-background-networking", "--mute-audio",
-             "--autoplay-policy=no-user-gesture-required",
+            ["/bin/bash", "-c", f'exec "$0" "$@" {moves}', binary, "--headless=new", "--no-sandbox",
+             "--remote-debugging-pipe", "--no-first-run", "--disable-extensions",
+             "--disable-background-networking", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
              f"--user-data-dir={self._profile}", "about:blank"],
-            preexec_fn=fds, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            pass_fds=(to_child_r, from_child_w), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         os.close(to_child_r)
         os.close(from_child_w)
         self._next_id = 0
@@ -64,7 +63,12 @@ class Browser:
         message = {"id": self._next_id, "method": method, "params": params}
         if self.session and not method.startswith("Target."):
             message["sessionId"] = self.session
-        os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self._to_child, json.dumps(message).encode() + b"\0")
+        except BrokenPipeError:
+            self.proc.wait(timeout=10)
+            raise RuntimeError(f"Chromium exited ({self.proc.returncode}) before {method}: "
+                               f"{self.proc.stderr.read().decode()[-500:]}") from None
         deadline = time.monotonic() + self.timeout_s
         while True:
             reply = self._read(deadline)
