@@ -285,8 +285,12 @@ class Player {
           sha === base ? null : this.file(sha)]);
         const weights = partFile ? applyPart(baseFile, base, partFile, sha) : baseFile;
         try {
-          return await ort.InferenceSession.create(graph, { executionProviders: ["wasm"], graphOptimizationLevel: "all",
-            externalData: [{ path: "decoder.safetensors", data: weights }] });
+          // Marks, one pair per scene's session, for benchmarks/browser_download.py's breakdown.
+          performance.mark("latentcast:session-start", { detail: sha });
+          const session = await ort.InferenceSession.create(graph, { executionProviders: ["wasm"],
+            graphOptimizationLevel: "all", externalData: [{ path: "decoder.safetensors", data: weights }] });
+          performance.mark("latentcast:session-built", { detail: sha });
+          return session;
         } catch (e) {
           throw new PlayerError(`the decoder would not build in this browser (${e.message || e})`);
         }
