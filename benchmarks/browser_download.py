@@ -25,6 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import onnx
 from onnx.external_data_helper import load_external_data_for_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -72,7 +73,7 @@ def inline_graph_bytes(model_dir: Path) -> tuple[int, int]:
     data = (model_dir / DECODER).read_bytes()
     cfg = load_config(model_dir)
     graph = decoder_graph(cfg, load_state_verified(data, cfg.decoder_sha256, "decoder"), external=tensor_layout(data))
-    weightless = len(graph.SerializeToString())
+    weightless, graph = len(graph), onnx.load_model_from_string(graph)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / EXTERNAL_FILE).write_bytes(data)
         load_external_data_for_model(graph, tmp)

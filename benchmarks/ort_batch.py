@@ -49,7 +49,7 @@ def main() -> None:
         model_dir = _fresh_model((width, height), DEFAULT_CAPACITY, Path(tmp))
         cfg = load_config(model_dir)
         state = load_state_verified((model_dir / DECODER).read_bytes(), cfg.decoder_sha256, str(model_dir))
-    graph = decoder_graph(cfg, state).SerializeToString()
+    graph = decoder_graph(cfg, state)
     spinning, sleeping = _session(graph, True), _session(graph, False)
     latents = np.random.default_rng(0).normal(size=(args.frames, cfg.latent_dim)).astype(np.float32)
     _fps(spinning, latents, 1)  # warm-up: ORT plans its buffers on the first runs

@@ -270,7 +270,7 @@ class Gateway:
         every weight is external data read from the decoder file, which the page downloads as
         sent (GET /v1/decoders/{sha256}), verifies, and, for a scene, patches with its part. So a
         browser viewer receives the same decoder bytes as every other viewer, plus this graph."""
-        from latentcast.codec.runtime.onnx_graph import decoder_graph  # onnx loads on the first browser viewer
+        from latentcast.codec.runtime.onnx_graph import decoder_graph
 
         with self._lock:
             if sha in self._graphs:
@@ -282,7 +282,6 @@ class Gateway:
                 raise HttpError(404, "that is a scene part: its base's graph reads it")
             state = load_state_verified(data, sha, "decoder")  # checked before anything is built
             model = decoder_graph(CodecConfig.from_json(config), state, external=tensor_layout(data))
-            model = model.SerializeToString()
         except (ModelError, ValueError) as e:
             raise HttpError(500, f"decoder {sha[:12]}… does not build: {e}") from None
         with self._lock:

@@ -1,7 +1,7 @@
 """The runtimes a decoder can be built for, and the choice between them.
 
 A built decoder is a callable: dequantized latents (n, latent_dim) float32 in, uint8 frames
-(n, H, W, 3) out. ``onnx`` builds an ONNX graph from the weights (codec.runtime.onnx_graph) and
+(n, H, W, 3) out. ``onnx`` writes an ONNX graph of the weights (codec.runtime.onnx_graph) and
 runs it with ONNX Runtime, which the base install carries; ``torch`` runs the training stack's
 Decoder, where ``latentcast[train]`` is installed, and ``torch-bf16`` runs it in bfloat16,
 which CPUs with AMX or AVX512-BF16 units (and recent GPUs) run several times faster, a little
@@ -85,14 +85,15 @@ def resolve_runtime(runtime: str = DEFAULT_RUNTIME, cfg: CodecConfig | None = No
 
 
 def warm_up(runtime: str = DEFAULT_RUNTIME) -> None:
-    """Start importing the runtime's modules on a thread, so the import (about a second for
-    onnx, most of it ml_dtypes) overlaps the catalog call and the downloads before the first
-    frame instead of delaying it. Unknown or missing runtimes are left for build_decoder to report."""
+    """Start importing the runtime's modules on a thread, so the import overlaps the catalog call
+    and the downloads before the first frame instead of delaying it (the graph is written without
+    the onnx package, whose import alone took longer than the rest of a first view). Unknown or
+    missing runtimes are left for build_decoder to report."""
     try:
         runtime = resolve_runtime(runtime)
     except UsageError:
         return
-    modules = ("onnx", "onnxruntime") if runtime == "onnx" else ("torch",)
+    modules = ("onnxruntime",) if runtime == "onnx" else ("torch",)
     threading.Thread(target=lambda: [importlib.import_module(m) for m in modules], name="latentcast-warm-up",
                      daemon=True).start()
 
@@ -130,7 +131,7 @@ class OnnxDecoder:
         self.cfg = cfg
         graph = decoder_graph(cfg, state)
         try:
-            self._session = ort.InferenceSession(graph.SerializeToString(), session_options(),
+            self._session = ort.InferenceSession(graph, session_options(),
                                                  providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types, all of which mean "cannot build"
             raise ModelError(f"{what}: ONNX Runtime could not build the decoder ({str(e)[:200]})") from None

@@ -1,5 +1,6 @@
-"""The decoder as an ONNX graph, built from its config and weights with the ``onnx`` package
-alone: no torch and no exporter. The CLI viewer downloads the safetensors decoder every runtime
+"""The decoder as an ONNX graph, built from its config and weights: no torch, no exporter, and
+not the ``onnx`` package either (codec.runtime.onnx_proto writes the bytes; importing onnx would
+cost a viewer over a second before its first frame). The CLI viewer downloads the safetensors decoder every runtime
 uses, checks its sha256, and builds this graph from it. A browser cannot run Python, so the server
 sends it the graph with no weights in it (``external``): every initializer that comes from the
 decoder file points into that file's bytes (ONNX external data, location ``decoder.safetensors``),
@@ -26,19 +27,20 @@ level at most where a value sits on a rounding boundary.
 from __future__ import annotations
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from ..format.decoder_file import TensorSpan
 from ..format.decoder_state import QSCALE, State, dequantize_state
 from ..format.errors import ModelError
 from ..nn.config import CodecConfig
+from . import onnx_proto as pb
 
 # Gelu entered the standard ops at opset 20; ONNX Runtime runs it as one fused kernel.
 OPSET = 20
 INPUT, OUTPUT = "latents", "frames"
 EXTERNAL_FILE = "decoder.safetensors"  # the name an external graph gives the decoder file it reads
-_ONNX_TYPES = {"I8": TensorProto.INT8, "F16": TensorProto.FLOAT16, "F32": TensorProto.FLOAT}
+_ONNX_TYPES = {"I8": pb.INT8, "F16": pb.FLOAT16, "F32": pb.FLOAT}
+# ONNX Runtime reads IR versions up to its own; pin one every release of the last two years does.
+IR_VERSION = 9
 
 
 def conv_names(cfg: CodecConfig) -> list[str]:
@@ -75,8 +77,8 @@ def _kernels(cfg: CodecConfig) -> dict[str, tuple[int, int]]:
     return out
 
 
-def decoder_graph(cfg: CodecConfig, state: State, external: dict[str, TensorSpan] | None = None) -> onnx.ModelProto:
-    """An ONNX model that decodes latents (N, latent_dim) float32 to frames (N, H, W, 3) uint8,
+def decoder_graph(cfg: CodecConfig, state: State, external: dict[str, TensorSpan] | None = None) -> bytes:
+    """An ONNX model, serialized, that decodes latents (N, latent_dim) float32 to frames (N, H, W, 3) uint8,
     from a decoder's state as the file holds it (int8 codes and scales, or float weights).
     With ``external`` (the file's ``tensor_layout``), the graph holds no weight: each points into
     the decoder file's bytes, which the runtime is given as ``EXTERNAL_FILE``, so the graph is a
@@ -86,15 +88,15 @@ def decoder_graph(cfg: CodecConfig, state: State, external: dict[str, TensorSpan
     expected = _expected_shapes(cfg)
     if set(weights) != set(expected) or any(tuple(weights[k].shape) != s for k, s in expected.items()):
         raise ModelError("decoder: weights do not fit the architecture in config.json")
-    nodes: list[onnx.NodeProto] = []
-    inits: list[onnx.TensorProto] = []
+    nodes: list[bytes] = []
+    inits: list[bytes] = []
 
     def const(name: str, value) -> str:
-        inits.append(numpy_helper.from_array(np.asarray(value), name))
+        inits.append(pb.tensor(name, np.asarray(value)))
         return name
 
     def node(op: str, inputs: list[str], out: str, **attrs) -> str:
-        nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
+        nodes.append(pb.node(op, inputs, [out], name=out, **attrs))
         return out
 
     def from_file(name: str) -> str:
@@ -102,14 +104,12 @@ def decoder_graph(cfg: CodecConfig, state: State, external: dict[str, TensorSpan
         span = external[name]
         if span.dtype not in _ONNX_TYPES or tuple(span.shape) != tuple(state[name].shape):
             raise ModelError(f"decoder: {name[:60]} is {span.dtype} {span.shape}, not a tensor the graph can read")
-        t = TensorProto(name=f"file:{name}", data_type=_ONNX_TYPES[span.dtype], dims=span.shape,
-                        data_location=TensorProto.EXTERNAL)
-        for key, value in (("location", EXTERNAL_FILE), ("offset", span.offset), ("length", span.length)):
-            t.external_data.add(key=key, value=str(value))
-        inits.append(t)
+        tensor_name = f"file:{name}"
+        inits.append(pb.external_tensor(tensor_name, _ONNX_TYPES[span.dtype], span.shape, EXTERNAL_FILE,
+                                        span.offset, span.length))
         if span.dtype in ("I8", "F32"):
-            return t.name
-        return node("Cast", [t.name], f"{name}.float", to=TensorProto.FLOAT)
+            return tensor_name
+        return node("Cast", [tensor_name], f"{name}.float", to=pb.FLOAT)
 
     def scaled(x: str, gain: np.float32, add: np.float32 = np.float32(0)) -> str:
         if add:
@@ -145,7 +145,7 @@ def decoder_graph(cfg: CodecConfig, state: State, external: dict[str, TensorSpan
     x = conv(names[-1], x, levels=True)
     x = node("Clip", [x, const("zero", np.array(0.0, np.float32)), const("top", np.array(255.0, np.float32))],
              "clipped")
-    x = node("Cast", [node("Round", [x], "rounded")], "pixels", to=TensorProto.UINT8)
+    x = node("Cast", [node("Round", [x], "rounded")], "pixels", to=pb.UINT8)
     # Pixels are rounded before they are rearranged, so the rearranging moves a byte per value, not four.
     if cfg.shuffles:
         x = node("DepthToSpace", [x], "canvas", blocksize=cfg.strides[-1], mode="CRD")
@@ -155,12 +155,6 @@ def decoder_graph(cfg: CodecConfig, state: State, external: dict[str, TensorSpan
                        const("crop_end", np.array([top + cfg.height, left + cfg.width], np.int64)),
                        const("crop_axes", np.array([2, 3], np.int64))], "frame")
     node("Transpose", [x], OUTPUT, perm=[0, 2, 3, 1])
-    graph = helper.make_graph(
-        nodes, "latentcast-decoder",
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["n", cfg.latent_dim])],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.UINT8, ["n", cfg.height, cfg.width, 3])],
-        initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="latentcast")
-    # ONNX Runtime reads IR versions up to its own; pin one every release of the last two years does.
-    model.ir_version = 9
-    return model
+    return pb.model(nodes, "latentcast-decoder", [pb.value_info(INPUT, pb.FLOAT, ["n", cfg.latent_dim])],
+                    [pb.value_info(OUTPUT, pb.UINT8, ["n", cfg.height, cfg.width, 3])], inits,
+                    opset=OPSET, ir_version=IR_VERSION, producer="latentcast")
