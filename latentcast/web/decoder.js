@@ -103,14 +103,12 @@ export function ransDecode(payload, n) {
 const WIRE_MAGIC = [0x4c, 0x43, 0x57, 0x31]; // "LCW1"
 const SPAN_ZSTD = 0, SPAN_RANS = 1;
 
-function unzstd(payload, size, what) {
-  try { return inflateExact(payload, size); } catch (e) { throw new DecoderError(`${what} ${e.message}`); }
-}
-
 // The safetensors bytes of a download as sent, at most ``expected`` bytes and exactly that many.
 export function decoderFile(wire, expected) {
   if (!(expected > 0 && expected <= 1 << 30)) throw new DecoderError(`decoder size ${expected} is out of range`);
-  if (!WIRE_MAGIC.every((b, i) => wire[i] === b)) return unzstd(wire, expected, "the decoder download");
+  if (!WIRE_MAGIC.every((b, i) => wire[i] === b)) {
+    return inflateExact(wire, expected, "the decoder download", DecoderError);
+  }
   const view = new DataView(wire.buffer, wire.byteOffset, wire.byteLength);
   const out = new Uint8Array(expected);
   let pos = WIRE_MAGIC.length, filled = 0;
@@ -121,7 +119,8 @@ export function decoderFile(wire, expected) {
     if (pos + coded > wire.length || (kind !== SPAN_ZSTD && kind !== SPAN_RANS)) throw new DecoderError("the decoder download has a malformed span");
     if (raw > expected - filled) throw new DecoderError(`the decoder download holds more than the ${expected} bytes expected`);
     const payload = wire.subarray(pos, pos + coded);
-    out.set(kind === SPAN_ZSTD ? unzstd(payload, raw, "a decoder span") : ransDecode(payload, raw), filled);
+    const span = kind === SPAN_ZSTD ? inflateExact(payload, raw, "a decoder span", DecoderError) : ransDecode(payload, raw);
+    out.set(span, filled);
     filled += raw;
     pos += coded;
   }

@@ -15,10 +15,6 @@ const movieId = decodeURIComponent(location.pathname.split("/").filter(Boolean).
 
 class PlayerError extends Error {}
 
-function inflate(payload, size, what) {
-  try { return inflateExact(payload, size); } catch (e) { throw new PlayerError(`${what} ${e.message}`); }
-}
-
 function show(message) {
   $("error").textContent = message;
 }
@@ -62,7 +58,7 @@ function parseHeader(bytes) {
   let ranges;
   if (version >= 3) {
     const coded = view.getUint32(at, true);
-    const half = inflate(bytes.subarray(at + 4, at + 4 + coded), 2 * n, "the header's ranges");
+    const half = inflateExact(bytes.subarray(at + 4, at + 4 + coded), 2 * n, "the header's ranges", PlayerError);
     const h = new DataView(half.buffer, half.byteOffset, half.byteLength);
     ranges = Float32Array.from({ length: n }, (_, i) => float16(h.getUint16(2 * i, true)));
   } else {
@@ -76,7 +72,7 @@ function parseHeader(bytes) {
 function chunkLatents(payload, nFrames, dim, bits, packed, lo, step) {
   const count = nFrames * dim;
   const per = packed && bits <= 4 ? Math.floor(8 / bits) : 1;
-  const raw = inflate(payload, Math.ceil(count / per), "a chunk");
+  const raw = inflateExact(payload, Math.ceil(count / per), "a chunk", PlayerError);
   const mask = (1 << bits) - 1;
   const symbols = new Uint8Array(count);
   for (let i = 0; i < count; i++) symbols[i] = per > 1 ? (raw[(i / per) | 0] >> (bits * (i % per))) & mask : raw[i];

@@ -46,9 +46,7 @@ function frameExtent(p, at) {
   return { end: pos, size };
 }
 
-// ``payload`` (one zstd frame, or several back to back) inflated to exactly ``size`` bytes;
-// an Error saying why otherwise, its message to follow the name of what was inflated.
-export function inflateExact(payload, size) {
+function inflate(payload, size) {
   let declared = 0;
   for (let at = 0; at < payload.length;) {
     const frame = frameExtent(payload, at);
@@ -61,4 +59,10 @@ export function inflateExact(payload, size) {
   try { raw = decompress(payload); } catch (e) { throw new Error(`does not decompress (${e.message})`); }
   if (raw.length !== size) throw new Error(`holds ${raw.length} bytes, expected ${size}`);
   return raw;
+}
+
+// ``payload`` (one zstd frame, or several back to back) inflated to exactly ``size`` bytes;
+// otherwise an ``ErrorType`` (the caller's own class) whose message names ``what`` and why.
+export function inflateExact(payload, size, what, ErrorType = Error) {
+  try { return inflate(payload, size); } catch (e) { throw new ErrorType(`${what} ${e.message}`); }
 }
