@@ -73,19 +73,23 @@ def node(op_type: str, inputs: Sequence[str], outputs: Sequence[str], name: str 
     return b"".join(out)
 
 
+def _tensor_head(name: str, data_type: int, dims: Iterable[int]) -> bytes:
+    """The fields every TensorProto starts with: dims 1, data_type 2, name 8."""
+    return b"".join(_int(1, d) for d in dims) + _int(2, data_type) + _bytes(8, name)
+
+
 def tensor(name: str, array: np.ndarray) -> bytes:
-    """TensorProto with the values inline: dims 1, data_type 2, name 8, raw_data 9 (little-endian)."""
+    """TensorProto with the values inline: raw_data 9, little-endian."""
     array = np.asarray(array)
-    kind = _NUMPY_TYPES[array.dtype]
-    dims = b"".join(_int(1, d) for d in array.shape)
-    return dims + _int(2, kind) + _bytes(8, name) + _bytes(9, array.astype(array.dtype.newbyteorder("<")).tobytes())
+    values = array.astype(array.dtype.newbyteorder("<")).tobytes()
+    return _tensor_head(name, _NUMPY_TYPES[array.dtype], array.shape) + _bytes(9, values)
 
 
 def external_tensor(name: str, data_type: int, dims: Iterable[int], location: str, offset: int, length: int) -> bytes:
     """TensorProto whose values lie in another file: external_data 13 (key 1, value 2), data_location 14."""
     entries = b"".join(_bytes(13, _bytes(1, k) + _bytes(2, str(v)))
                        for k, v in (("location", location), ("offset", offset), ("length", length)))
-    return b"".join(_int(1, d) for d in dims) + _int(2, data_type) + _bytes(8, name) + entries + _int(14, _EXTERNAL)
+    return _tensor_head(name, data_type, dims) + entries + _int(14, _EXTERNAL)
 
 
 def value_info(name: str, elem_type: int, shape: Sequence[int | str]) -> bytes:
