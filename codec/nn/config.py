@@ -42,6 +42,9 @@ def top_code(bits: float) -> int:
 
 
 
+# What a viewer reads of the trainer's notes: `auto` picks bf16 only within its measured loss.
+VIEWER_TRAINED = ("bf16_loss_db",)
+
 # What a config that leaves a field out was built with: those fields came after the first
 # models, whose configs therefore do not name them.
 LEGACY_FIELDS = {"stem_channels": 96, "head": "conv", "weight_bits": 8}
@@ -268,6 +271,15 @@ class CodecConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def viewer_json(self) -> str:
+        """The config as a viewer receives it with the decoder: compact, and without what only
+        training and encoding read (the encoder's hash, the training log), since `total` counts
+        these bytes in every viewer's download. It loads as the same decoder."""
+        fields = dataclasses.asdict(self)
+        fields["encoder_sha256"] = ""
+        fields["trained"] = {k: v for k, v in self.trained.items() if k in VIEWER_TRAINED}
+        return json.dumps(fields, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "CodecConfig":

@@ -47,6 +47,17 @@ def test_config_json_round_trip_and_rejects_unknown_keys():
         CodecConfig.from_json(cfg.to_json().replace('"width"', '"wdth"'))
 
 
+def test_the_viewer_config_is_the_same_decoder_without_the_training_log():
+    cfg = dataclasses.replace(CodecConfig.plan(64, 48, 64), encoder_sha256="e" * 64, decoder_sha256="d" * 64,
+                              trained={"bf16_loss_db": 0.004, "qat_bits": 2, "log": ["x" * 500]})
+    sent = cfg.viewer_json()
+    again = CodecConfig.from_json(sent)
+    # Every field a decoder is built from, and what `auto` reads to choose bf16, arrives as it was.
+    assert dataclasses.replace(again, encoder_sha256=cfg.encoder_sha256, trained=cfg.trained) == cfg
+    assert again.trained == {"bf16_loss_db": 0.004} and again.encoder_sha256 == ""
+    assert len(sent) < len(cfg.to_json()) - 500 and "\n" not in sent  # counted in every total: kept small
+
+
 def test_macs_per_pixel_counts_convs():
     cfg = CodecConfig.plan(64, 48, 64)
     dec = build_model(cfg).decoder
