@@ -51,10 +51,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from google.protobuf import json_format
 
 from latentcast.codec.format.container import Container
-from latentcast.codec.format.decoder_file import decompress_decoder, tensor_layout
-from latentcast.codec.format.decoder_state import load_state_verified, part_base
+from latentcast.codec.format.decoder_file import decompress_decoder
+from latentcast.codec.format.decoder_state import part_base
 from latentcast.codec.format.errors import CorruptContainer, ModelError
-from latentcast.codec.nn.config import CodecConfig
 
 from .auth import TokenInterceptor
 from .decoder_cache import DecoderCache
@@ -226,7 +225,8 @@ class Gateway:
             return Reply(config.encode(), "application/json", cache, {})
         if kind == "graph":
             cache = self.private(authorization, immutable=True)
-            return Reply(self.graph(parts[0]), "application/octet-stream", cache, {})
+            graph, decoded = self.graph(parts[0])
+            return Reply(graph, "application/octet-stream", cache, {ENCODING_HEADER: "zstd", DECODED_HEADER: str(decoded)})
         if kind == "watch":
             return Reply(self.web_file("watch.html"), WEB_TYPES[".html"], "no-cache", dict(ISOLATED))
         if kind == "web":
@@ -265,12 +265,13 @@ class Gateway:
         except KeyError:
             raise HttpError(404, "no such file") from None
 
-    def graph(self, sha: str) -> bytes:
+    def graph(self, sha: str) -> tuple[bytes, int]:
         """A base decoder's ONNX graph for the browser, built here once from its verified state:
         every weight is external data read from the decoder file, which the page downloads as
         sent (GET /v1/decoders/{sha256}), verifies, and, for a scene, patches with its part. So a
-        browser viewer receives the same decoder bytes as every other viewer, plus this graph."""
-        from latentcast.codec.runtime.onnx_graph import decoder_graph
+        browser viewer receives the same decoder bytes as every other viewer, plus this graph.
+        Returns it zstd-coded, as sent, and its size decoded."""
+        from latentcast.codec.runtime.download_size import coded_graph
 
         with self._lock:
             if sha in self._graphs:
@@ -280,9 +281,8 @@ class Gateway:
             data, config = self._safetensors(sha)
             if part_base(data):
                 raise HttpError(404, "that is a scene part: its base's graph reads it")
-            state = load_state_verified(data, sha, "decoder")  # checked before anything is built
-            model = decoder_graph(CodecConfig.from_json(config), state, external=tensor_layout(data))
-        except (ModelError, ValueError) as e:
+            model = coded_graph(config, data, sha)
+        except ModelError as e:
             raise HttpError(500, f"decoder {sha[:12]}… does not build: {e}") from None
         with self._lock:
             self._graphs[sha] = model

@@ -5,7 +5,7 @@
       movies/<id>.lcv                one container per movie
       decoders/<sha256>.safetensors      shared by every movie that uses it
       decoders/<sha256>.safetensors.zst  the same, zstd-coded: what GetDecoder sends
-      decoders/<sha256>.json             its config.json
+      decoders/<sha256>.json             its config as a viewer receives it (CodecConfig.viewer_json)
 
 Files are written atomically before the catalog row that makes them visible is committed,
 so a killed ingest leaves at most orphan files (never a half movie), and a re-run succeeds.
@@ -37,6 +37,7 @@ from latentcast.codec.format.errors import CorruptContainer, LatentcastError, Mo
 from latentcast.codec.format.rates import kbps
 from latentcast.codec.nn.config import DECODER, load_config, read_model_file
 from latentcast.codec.nn.part_index import model_parts, part_shas, read_part
+from latentcast.codec.runtime.download_size import part_config
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS decoders (
     sha256 TEXT PRIMARY KEY,
     bytes INTEGER NOT NULL,      -- as sent (zstd-coded)
-    raw_bytes INTEGER NOT NULL   -- the safetensors file
+    raw_bytes INTEGER NOT NULL,  -- the safetensors file
+    config_bytes INTEGER NOT NULL DEFAULT 0  -- what describes it to a viewer (codec.runtime.download_size)
 );
 CREATE TABLE IF NOT EXISTS movies (
     id TEXT PRIMARY KEY,
@@ -61,7 +63,7 @@ CREATE TABLE IF NOT EXISTS movies (
     stored_bytes INTEGER NOT NULL, chunk_bytes INTEGER NOT NULL,   -- chunk records + payloads
     created REAL NOT NULL,
     side_bytes INTEGER NOT NULL DEFAULT 0,  -- the container header GetMovie sends (migrate_side_bytes)
-    part_bytes INTEGER NOT NULL DEFAULT 0,  -- its scene parts as sent (zstd), all together
+    part_bytes INTEGER NOT NULL DEFAULT 0,  -- its scene parts as sent (zstd), with their configs, all together
     audio_bytes INTEGER NOT NULL DEFAULT 0  -- its sound's chunks (0: silent), apart from the picture
 );
 CREATE INDEX IF NOT EXISTS movies_title ON movies(title);
@@ -129,7 +131,7 @@ class MovieRecord:
     audio_bytes: int = 0
     # The scenes as JSON [[first frame, end frame, shots], ...] (the container's header has them too).
     scenes: str = "[]"
-    decoder_bytes: int = 0
+    decoder_bytes: int = 0  # the base as sent, with what describes it to a viewer
     thumbnail_bytes: int = 0  # the seek thumbnails (sprite and track), counted apart from every rate
 
     @property
@@ -174,6 +176,7 @@ class Store:
         with self._db() as db:
             db.executescript(SCHEMA)
         self._migrate_side_bytes()
+        self._migrate_config_bytes()
 
     def _migrate_side_bytes(self) -> None:
         """Catalogs from before side_bytes existed: add the column, and fill it in from each
@@ -209,6 +212,38 @@ class Store:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _migrate_config_bytes(self) -> None:
+        """Catalogs from before each decoder's config was counted: add config_bytes, fill it in
+        from the stored files, and add the parts' to each movie's part_bytes, so that every total
+        counts what a viewer receives. A decoder whose files are unreadable keeps 0 (`store check`
+        reports it)."""
+        with self._db() as db:
+            if "config_bytes" in {r["name"] for r in db.execute("PRAGMA table_info(decoders)")}:
+                return
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if "config_bytes" not in {r["name"] for r in db.execute("PRAGMA table_info(decoders)")}:
+                    db.execute("ALTER TABLE decoders ADD COLUMN config_bytes INTEGER NOT NULL DEFAULT 0")
+                    for (sha,) in db.execute("SELECT sha256 FROM decoders").fetchall():
+                        try:
+                            n = self._config_bytes(sha)
+                        except (OSError, ModelError):
+                            continue
+                        db.execute("UPDATE decoders SET config_bytes = ? WHERE sha256 = ?", (n, sha))
+                    db.execute("UPDATE movies SET part_bytes = part_bytes + (SELECT COALESCE(SUM(d.config_bytes), 0) "
+                               "FROM decoders d WHERE d.sha256 IN (SELECT DISTINCT p.sha256 FROM movie_parts p "
+                               "WHERE p.movie_id = movies.id AND p.sha256 != movies.decoder_sha256))")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _config_bytes(self, sha: str) -> int:
+        """What describes a stored decoder or part to a viewer, from its files."""
+        from latentcast.codec.runtime.download_size import description_bytes
+
+        return description_bytes(self.decoder_config_path(sha).read_text(), self.decoder_path(sha).read_bytes(), sha)
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -254,7 +289,7 @@ class Store:
 
     # -- queries -------------------------------------------------------------------------------
 
-    _SELECT = ("SELECT m.*, d.bytes AS decoder_bytes, COALESCE(t.sprite_bytes + length(CAST(t.vtt AS BLOB)), 0) "
+    _SELECT = ("SELECT m.*, d.bytes + d.config_bytes AS decoder_bytes, COALESCE(t.sprite_bytes + length(CAST(t.vtt AS BLOB)), 0) "
                "AS thumbnail_bytes FROM movies m JOIN decoders d ON d.sha256 = m.decoder_sha256 "
                "LEFT JOIN thumbnails t ON t.movie_id = m.id")
 
@@ -319,7 +354,7 @@ class Store:
                                   progress=progress, parts=lambda n: model_parts(model_dir, cfg.decoder_sha256, n),
                                   audio_kbps=audio_kbps)
             sha = cfg.decoder_sha256
-            files = [(sha, decoder, cfg.to_json() + "\n")]
+            files = [(sha, decoder, cfg.viewer_json())]
             with Container(path) as c:
                 h, side = c.header, c.header_bytes
                 thumbs = _thumbnails(c, model_dir)
@@ -327,15 +362,14 @@ class Store:
             self.thumbnail_path(movie_id).parent.mkdir(exist_ok=True)  # a store from before thumbnails
             write_bytes_atomic(self.thumbnail_path(movie_id), thumbs.sprite)
             # A part's "config" names its base: GetDecoder sends it with the part, as it sends a base's.
-            part_config = json.dumps({"part_of": sha}) + "\n"
-            files += [(p, read_part(model_dir, p), part_config) for p in part_shas(h.parts, sha)]
+            files += [(p, read_part(model_dir, p), part_config(sha)) for p in part_shas(h.parts, sha)]
             sizes = {s: self._put_decoder_files(s, data, config) for s, data, config in files}
-            part_bytes = sum(sizes[p][0] for p in part_shas(h.parts, sha))
+            part_bytes = sum(sizes[p][0] + sizes[p][2] for p in part_shas(h.parts, sha))
             with self._db() as db:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    db.executemany("INSERT OR IGNORE INTO decoders (sha256, bytes, raw_bytes) VALUES (?, ?, ?)",
-                                   [(s, wire, raw) for s, (wire, raw) in sizes.items()])
+                    db.executemany("INSERT OR IGNORE INTO decoders (sha256, bytes, raw_bytes, config_bytes) "
+                                   "VALUES (?, ?, ?, ?)", [(s, *size) for s, size in sizes.items()])
                     db.execute(
                         "INSERT INTO movies (id, title, decoder_sha256, width, height, fps_num, fps_den, frames, "
                         "latent_dim, bits, chunk_frames, stored_bytes, chunk_bytes, created, side_bytes, part_bytes, "
@@ -373,9 +407,9 @@ class Store:
             raise CorruptContainer(f"movie {movie_id}: its thumbnail sprite fails its checksum")
         return StoredThumbnails(row["vtt"], sprite, row["sprite_sha256"], row["tiles"])
 
-    def _put_decoder_files(self, sha: str, data: bytes, config: str) -> tuple[int, int]:
+    def _put_decoder_files(self, sha: str, data: bytes, config: str) -> tuple[int, int, int]:
         """Write a decoder's (or part's) file, zstd copy and config unless sound copies are there;
-        returns (bytes as sent, bytes of the file)."""
+        returns (bytes as sent, bytes of the file, bytes that describe it to a viewer)."""
         wire = compress_decoder(data)
         dpath = self.decoder_path(sha)
         if not dpath.exists() or sha256_bytes(dpath.read_bytes()) != sha:
@@ -385,7 +419,7 @@ class Store:
         wpath = self.decoder_wire_path(sha)
         if not wpath.exists() or wpath.read_bytes() != wire:
             write_bytes_atomic(wpath, wire)
-        return len(wire), len(data)
+        return len(wire), len(data), self._config_bytes(sha)
 
     def remove(self, movie_id: str) -> tuple[MovieRecord, bool]:
         """Delete a movie, and its decoder when no other movie uses it; returns (movie, decoder_removed)."""
@@ -485,7 +519,7 @@ def check_store(store: "Store", repair: bool = False, min_orphan_age_s: float = 
     movies = store.list()
     with store._db() as db:
         decoder_rows = {r["sha256"]: r["raw_bytes"] for r in db.execute("SELECT sha256, raw_bytes FROM decoders")}
-        report.decoder_bytes = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM decoders").fetchone()[0]
+        report.decoder_bytes = db.execute("SELECT COALESCE(SUM(bytes + config_bytes), 0) FROM decoders").fetchone()[0]
     report.movie_bytes = sum(m.stored_bytes for m in movies)
     report.thumbnail_bytes = sum(m.thumbnail_bytes for m in movies)
     for rec in movies:

@@ -29,18 +29,18 @@ import torch
 from .. import audio, video
 from ..format.audio_info import DEFAULT_AUDIO_KBPS
 from ..format.container import DEFAULT_CHUNK_SECONDS, Container, chunk_frames_for, write_latents
-from ..format.decoder_file import compress_decoder
 from ..format.errors import UsageError
 from ..format.rates import kbps
-from ..nn.config import DECODER, load_config
+from ..nn.config import load_config
 from ..nn.encode import encode_batches
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
-from ..nn.part_index import model_parts, part_shas, read_part
+from ..nn.part_index import model_parts
 from ..nn.tensors import to_tensor
 from ..nn.weights import load_encoder
 from ..progress import progress_bar
 from ..quality import Y_PSNR_STANDARD, PSNRMeter, capped_psnrs, luma
 from ..runtime.decode import decode_movie
+from ..runtime.download_size import model_download_bytes
 from ..runtime.scene_decoders import model_decoders
 from ..scenes import split_scenes
 from .bd import bd_psnr, bd_rate, rd_hull
@@ -147,10 +147,9 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
     n, h, w, _ = frames.shape
     parts = model_parts(model_dir, cfg.decoder_sha256, n)
     decoders = model_decoders(model_dir, parts)
-    decoder_file = Path(model_dir) / DECODER
-    # Exactly what GetDecoder sends: the base, and every part the movie's scenes use.
-    decoder_bytes = len(compress_decoder(decoder_file.read_bytes())) + sum(
-        len(compress_decoder(read_part(model_dir, sha))) for sha in part_shas(parts, cfg.decoder_sha256))
+    # Exactly what a viewer downloads: the base and every part the movie's scenes use, each with
+    # what describes it (codec.runtime.download_size).
+    decoder_bytes = model_download_bytes(model_dir, parts)
     name = Path(model_dir).name
     points = []
     with tempfile.TemporaryFile() as spill:

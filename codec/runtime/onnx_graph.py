@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..format.decoder_file import TensorSpan
-from ..format.decoder_state import QSCALE, State, dequantize_state
+from ..format.decoder_file import TensorSpan, tensor_layout
+from ..format.decoder_state import QSCALE, State, dequantize_state, load_state_verified, part_base
 from ..format.errors import ModelError
 from ..nn.config import CodecConfig
 from . import onnx_proto as pb
@@ -158,3 +158,17 @@ def decoder_graph(cfg: CodecConfig, state: State, external: dict[str, TensorSpan
     return pb.model(nodes, "latentcast-decoder", [pb.value_info(INPUT, pb.FLOAT, ["n", cfg.latent_dim])],
                     [pb.value_info(OUTPUT, pb.UINT8, ["n", cfg.height, cfg.width, 3])], inits,
                     opset=OPSET, ir_version=IR_VERSION, producer="latentcast")
+
+
+def browser_graph(config_json: str, decoder: bytes, sha256: str) -> bytes:
+    """The weightless graph a browser fetches for a base decoder (GET .../graph.onnx): its
+    initializers point into ``decoder``, the safetensors file, checked against ``sha256`` before
+    anything is built from it. ModelError when it is not a base or does not fit the config."""
+    if part_base(decoder):
+        raise ModelError("that is a scene part: its base's graph reads it")
+    state = load_state_verified(decoder, sha256, "decoder")
+    try:
+        cfg = CodecConfig.from_json(config_json)
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"decoder config is malformed ({e})") from None
+    return decoder_graph(cfg, state, external=tensor_layout(decoder))

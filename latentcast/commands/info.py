@@ -19,14 +19,12 @@ def build_parser():
 def describe(path: str, model_dir: str | None = None) -> dict:
     """Header, size breakdown and bitrates of a container, after verifying every chunk. The total
     rate adds the decoder as sent, when ``model_dir`` holds the movie's decoder."""
-    from pathlib import Path
-
     from latentcast.codec.format.container import Container
-    from latentcast.codec.format.decoder_file import compress_decoder
     from latentcast.codec.format.errors import ModelError
     from latentcast.codec.format.rates import kbps
-    from latentcast.codec.nn.config import DECODER, load_config, read_model_file
-    from latentcast.codec.nn.part_index import part_shas, read_part
+    from latentcast.codec.nn.config import load_config
+    from latentcast.codec.nn.part_index import part_shas
+    from latentcast.codec.runtime.download_size import model_download_bytes
 
     with Container(path) as c:
         for i in range(len(c.chunks)):
@@ -40,10 +38,7 @@ def describe(path: str, model_dir: str | None = None) -> dict:
         if model_dir is not None:
             if load_config(model_dir).decoder_sha256 != h.decoder_sha256:
                 raise ModelError(f"{model_dir} holds another decoder than the one this movie needs")
-            decoder_bytes = len(compress_decoder(read_model_file(Path(model_dir) / DECODER)))
-            # Every scene part the movie names, as GetDecoder sends each once.
-            decoder_bytes += sum(len(compress_decoder(read_part(model_dir, sha)))
-                                 for sha in part_shas(h.parts, h.decoder_sha256))
+            decoder_bytes = model_download_bytes(model_dir, h.parts)  # base and parts, as GetDecoder sends them
         streaming = c.streaming_bytes
         return {
             "total_kbps": None if decoder_bytes is None else round(kbps(streaming + decoder_bytes, h.frames, fps), 3),

@@ -265,7 +265,10 @@ class Player {
   graph() {
     if (!this.graphBytes) {
       this.graphBytes = fetchChecked(`/v1/decoders/${this.movie.decoder_sha256}/graph.onnx`, { auth: true })
-        .then(({ body }) => { this.downloaded.graph += body.length; return body; });
+        .then(({ body, headers }) => {
+          this.downloaded.graph += body.length;
+          return inflateExact(body, Number(headers.get("X-Latentcast-Decoded-Bytes")), "the decoder graph", DecoderError);
+        });
       this.graphBytes.catch(() => { this.graphBytes = null; });
     }
     return this.graphBytes;

@@ -144,6 +144,7 @@ def test_the_browser_graph_holds_no_weight_and_decodes_the_download_as_the_playe
                                                                                      two_scene_clip, tmp_path):
     import onnxruntime as ort
 
+    from latentcast.codec.format.compress import decompress_exact
     from latentcast.codec.format.decoder_file import decompress_decoder
     from latentcast.codec.format.decoder_state import load_state_verified
     from latentcast.codec.nn.config import DECODER, load_config
@@ -159,8 +160,11 @@ def test_the_browser_graph_holds_no_weight_and_decodes_the_download_as_the_playe
     z = np.random.default_rng(0).normal(size=(2, cfg.latent_dim)).astype(np.float32)
     with run_server(store, ServerOptions(tokens=[TOKEN], http_listen="127.0.0.1:0")) as srv:
         assert _get(srv, f"/v1/decoders/{base}/graph.onnx")[0].status == 401
-        r, graph = _get(srv, f"/v1/decoders/{base}/graph.onnx", **AUTH)
-        assert r.status == 200 and r.getheader("Cache-Control").startswith("private"), graph[:300]
+        r, coded = _get(srv, f"/v1/decoders/{base}/graph.onnx", **AUTH)
+        assert r.status == 200 and r.getheader("Cache-Control").startswith("private"), coded[:300]
+        graph = decompress_exact(coded, int(r.getheader("X-Latentcast-Decoded-Bytes")))
+        assert len(coded) < len(graph) / 2  # zstd-coded: what `total` counts of it
+        assert rec.decoder_bytes == len(store.decoder_bytes(base)[0]) + len(coded)  # it outweighs the config
         r, wire = _get(srv, f"/v1/decoders/{base}", **AUTH)  # what every viewer downloads, and `total` counts
         data = decompress_decoder(wire, int(r.getheader("X-Latentcast-Decoded-Bytes")))
         assert len(graph) < 0.1 * len(wire)  # the weights travel once, in the download, not in the graph

@@ -14,7 +14,8 @@ with run_server(Store(sys.argv[1])) as srv:
     stub = pb_grpc.LatentcastStub(grpc.insecure_channel(srv.address))
     movies = stub.ListMovies(pb.ListMoviesRequest(), timeout=10).movies
     movie = stub.GetMovie(pb.GetMovieRequest(movie=movies[0].id), timeout=10)
-    decoder = sum(len(c.data) for c in stub.GetDecoder(pb.GetDecoderRequest(sha256=movie.decoder_sha256), timeout=10))
+    sent = list(stub.GetDecoder(pb.GetDecoderRequest(sha256=movie.decoder_sha256), timeout=10))
+    decoder = sum(len(c.data) + len(c.config_json.encode()) for c in sent)
     frames = sum(c.n_frames for c in stub.StreamLatents(pb.StreamLatentsRequest(movie=movie.id), timeout=10))
 heavy = sorted(m for m in ("torch", "torchvision", "matplotlib", "av", "latentcast.codec.nn.model")
                if m in sys.modules)
@@ -29,7 +30,9 @@ def test_a_server_answers_every_rpc_without_importing_torch(store_with_movie):
     assert res.returncode == 0, res.stderr[-2000:]
     movies, decoder_bytes, frames, total, heavy = res.stdout.split(maxsplit=4)
     assert (int(movies), int(frames), int(total)) == (1, rec.frames, rec.frames)
-    assert int(decoder_bytes) == rec.decoder_bytes
+    wire, config, _ = store.decoder_bytes(rec.decoder_sha256)
+    # The file and its config as received; `total` counts the larger of the config and the browser's graph.
+    assert int(decoder_bytes) == len(wire) + len(config.encode()) <= rec.decoder_bytes
     assert heavy.strip() == "[]"
 
 

@@ -11,6 +11,7 @@ from latentcast.codec.format.decoder_file import compress_decoder, sha256_bytes
 from latentcast.codec.format.errors import ModelError
 from latentcast.codec.nn.config import load_config
 from latentcast.codec.nn.part_index import load_part_index
+from latentcast.codec.runtime.download_size import part_config
 from latentcast.server.app import run_server
 from latentcast.server.store import Store, check_store
 
@@ -32,7 +33,9 @@ def _frames(path):
 def test_play_fetches_each_part_and_counts_it(parted_store, parted_model, tmp_path):
     store, rec, offline = parted_store
     index = load_part_index(parted_model, load_config(parted_model).decoder_sha256)
-    assert rec.part_bytes == sum(p.bytes_sent for p in index.parts) > 0
+    # Each part travels with the few bytes that name its base, and those count too.
+    base = load_config(parted_model).decoder_sha256
+    assert rec.part_bytes == sum(p.bytes_sent + len(part_config(base).encode()) for p in index.parts) > 0
     assert rec.total_kbps == pytest.approx(
         (rec.side_bytes + rec.chunk_bytes + rec.decoder_bytes + rec.part_bytes) * 8 / 4.0 / 1000)
     cache = tmp_path / "cache"
@@ -42,8 +45,12 @@ def test_play_fetches_each_part_and_counts_it(parted_store, parted_model, tmp_pa
             assert movie.part_bytes == rec.part_bytes
             summary = play(s, "Two", str(tmp_path / "all.mkv"), progress=False)
         assert np.array_equal(_frames(tmp_path / "all.mkv"), offline)
-        # A first view downloads the base and both parts, and its total counts them.
-        assert summary.decoder_bytes > rec.decoder_bytes + rec.part_bytes * 0.9
+        # A first view downloads the base and both parts, each with its config, and no more
+        # than the movie's total counts (which counts the larger of a base's config and graph).
+        sent = [store.decoder_bytes(sha) for sha in (base, *(p.sha256 for p in index.parts))]
+        payload = sum(len(w) + len(c.encode()) for w, c, _ in sent)
+        assert payload <= summary.decoder_bytes <= payload + 40 * len(sent)  # + each message's framing
+        assert summary.decoder_bytes <= rec.decoder_bytes + rec.part_bytes
         for p in index.parts:
             assert sha256_bytes((cache / f"{p.sha256}.safetensors").read_bytes()) == p.sha256
         # A seek into the second scene, from nothing cached, fetches the base and that part alone.
@@ -100,3 +107,21 @@ def test_the_load_test_decodes_every_scene_with_its_part(parted_store, tmp_path)
     d = report.as_dict()
     assert report.ok and d["decoded_frames"] == d["frames"] > 0 and d["missing_frames"] == 0, d
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 3  # the base and both parts
+
+
+def test_a_catalog_from_before_configs_were_counted_is_migrated(parted_store, tmp_path):
+    import shutil
+    import sqlite3
+
+    store, rec, _ = parted_store
+    old = tmp_path / "old"
+    shutil.copytree(store.root, old)
+    named = len(part_config(rec.decoder_sha256).encode())
+    db = sqlite3.connect(old / "catalog.sqlite")
+    # As such a catalog was: no config_bytes, and each movie's part_bytes the parts' files alone.
+    db.execute("UPDATE movies SET part_bytes = part_bytes - ?", (2 * named,))
+    db.execute("ALTER TABLE decoders DROP COLUMN config_bytes")
+    db.commit()
+    db.close()
+    assert Store(old).get(rec.id) == rec  # base and parts counted with what describes each
+    assert Store(old).get(rec.id) == rec  # and only once, however often the store is opened
