@@ -4,8 +4,8 @@
 
 For each trained model directory: the movie is ingested with it, `serve --http` runs on
 loopback, and the /watch page opens in headless Chromium from an empty cache. It reports the
-decoder bytes the page received (the download every viewer gets, which `total` counts, plus the
-base's weightless graph), beside the form the browser was sent before: one ONNX graph holding
+decoder bytes the page received (the download every viewer gets and the base's weightless
+graph, zstd-coded: both counted in `total`), beside the form the browser was sent before: one ONNX graph holding
 the int8 codes, scales and biases inline (built here from the same graph and file, so both come
 from one run). Then the page's time from navigation to its first frame drawn, and the time its
 JavaScript takes to inflate and verify the download (decoder.js: spans, zstd, SHA-256), best of 5.
@@ -34,6 +34,7 @@ from browser import Browser, chromium_binary  # noqa: E402
 from latentcast.codec.format.decoder_file import tensor_layout  # noqa: E402
 from latentcast.codec.format.decoder_state import load_state_verified  # noqa: E402
 from latentcast.codec.nn.config import DECODER, load_config  # noqa: E402
+from latentcast.codec.runtime.download_size import coded_graph  # noqa: E402
 from latentcast.codec.runtime.onnx_graph import EXTERNAL_FILE, decoder_graph  # noqa: E402
 from latentcast.server.app import ServerOptions, run_server  # noqa: E402
 from latentcast.server.store import Store  # noqa: E402
@@ -69,11 +70,12 @@ TIMELINE = """window.latentcast.ready.then(async p => {
 
 
 def inline_graph_bytes(model_dir: Path) -> tuple[int, int]:
-    """(the weightless graph's bytes, the same graph with the file's tensors inline)."""
+    """(the weightless graph's bytes as sent, zstd-coded; the same graph with the file's tensors
+    inline, as the browser was sent it before)."""
     data = (model_dir / DECODER).read_bytes()
     cfg = load_config(model_dir)
     graph = decoder_graph(cfg, load_state_verified(data, cfg.decoder_sha256, "decoder"), external=tensor_layout(data))
-    weightless, graph = len(graph), onnx.load_model_from_string(graph)
+    weightless, graph = len(coded_graph(cfg.viewer_json(), data, cfg.decoder_sha256)[0]), onnx.load_model_from_string(graph)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / EXTERNAL_FILE).write_bytes(data)
         load_external_data_for_model(graph, tmp)
@@ -119,6 +121,7 @@ def main() -> None:
         print(f"| {model} | {got['decoder']:,} | {got['graph']:,} | {received:,} | {inline:,} | "
               f"{inline / received:.2f} | {first:.0f} ms | {prepare:.1f} ms |", flush=True)
         assert got["graph"] == weightless, "the page received another graph than the one built here"
+        assert received <= rec.decoder_bytes + rec.part_bytes, "the page received more than `total` counts"
     print("\n| model | description | decoder | ONNX Runtime's WASM | session started | session built | "
           "first frame | the session built again, runtime up | first frame, return visit |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
