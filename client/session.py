@@ -229,7 +229,7 @@ class Session:
         """The decoder's bytes fetched afresh from the server, past the cache (retried while the
         server is away), checked against ``sha``: what a load test's decoder download measures."""
         _check_sha_form(sha)
-        return self._retrying(lambda: self._download_checked(sha, "decoder"))
+        return self._download_checked(sha, "decoder")
 
     def _download_checked(self, sha: str, what: str) -> bytes:
         data, _config = self._download_decoder(sha, with_config=False)
@@ -244,7 +244,12 @@ class Session:
         return self.cache_dir / f"{sha}.safetensors"
 
     def _download_decoder(self, sha: str, with_config: bool = True) -> tuple[bytes, str]:
-        """The decoder's bytes as safetensors, and its config JSON (gRPC sends it either way)."""
+        """The decoder's bytes as safetensors, and its config JSON (gRPC sends it either way).
+        A server that is away is waited for (``retry_s``): a scene's part falls due mid-play,
+        where giving up would end a play that its stream would have resumed."""
+        return self._retrying(lambda: self._download_decoder_once(sha))
+
+    def _download_decoder_once(self, sha: str) -> tuple[bytes, str]:
         parts, config, total, encoding, decoded, received = [], "", None, "", 0, 0
         try:
             for chunk in self.stub.GetDecoder(pb.GetDecoderRequest(sha256=sha), timeout=max(60.0, self.timeout_s),

@@ -20,11 +20,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _start(store_root, port):
+def _start(store_root, port, *extra: str, paced: bool = True):
+    # Paced, so most of the movie is still unsent when the server dies.
+    pacing = ["--max-lead", "0.25"] if paced else []
     proc = subprocess.Popen([sys.executable, "-m", "latentcast", "serve", "--store", str(store_root), "--listen",
-                             f"127.0.0.1:{port}",
-                             # paced, so most of the movie is still unsent when the server dies
-                             "--max-lead", "0.25"], stderr=subprocess.PIPE, text=True)
+                             f"127.0.0.1:{port}", *pacing, *extra], stderr=subprocess.PIPE, text=True)
     line = proc.stderr.readline()  # "serving ..." once the port is bound
     assert "serving" in line, line
     return proc
@@ -133,3 +133,51 @@ def test_picture_and_sound_resume_together(trained_model, tmp_path):
     sound = read_sound(tmp_path / "out.mkv")
     assert abs(sound.shape[1] / 48000 - n / fps) <= 0.02  # no sound lost or doubled across the resume
     assert abs(click_time(sound) - flash_time(tmp_path / "out.mkv", fps)) <= 0.02
+
+
+def test_a_scene_part_due_while_the_server_is_down_comes_when_it_is_back(parted_model, two_scene_clip, tmp_path):
+    """Resume across a part boundary: the server dies in the first scene and comes back 2 s
+    later; meanwhile playback reaches the second scene, whose part must wait for the server
+    rather than end the play."""
+    import json
+    import threading
+
+    import latentcast
+    from latentcast.codec.nn.config import load_config
+    from latentcast.codec.nn.part_index import load_part_index
+    from latentcast.server.store import Store
+
+    store = Store(tmp_path / "s", create=True)
+    rec = store.ingest(str(two_scene_clip), parted_model, title="Two", chunk_seconds=0.25, progress=False)
+    offline = np.stack(list(latentcast.decode(store.movie_path(rec.id), parted_model)))
+    second = load_part_index(parted_model, load_config(parted_model).decoder_sha256).parts[1].sha256
+    port, log = _free_port(), tmp_path / "access.jsonl"
+    # Unpaced: the whole stream is with the client before the kill, so what it still needs from
+    # the server when it reaches frame 24 is the second scene's part alone.
+    procs = [_start(store.root, port, paced=False)]
+    restart = threading.Timer(2.0, lambda: procs.append(_start(store.root, port, "--access-log", str(log),
+                                                                paced=False)))
+
+    def on_frames(frames):
+        if len(procs) == 1 and procs[0].poll() is None and on_frames.seen >= 8:
+            procs[0].send_signal(signal.SIGKILL)
+            procs[0].wait()
+            restart.start()
+        on_frames.seen += len(frames)
+
+    on_frames.seen = 0
+    try:
+        with Session(f"127.0.0.1:{port}", cache_dir=tmp_path / "cache", retry_s=20) as s:
+            summary = play(s, rec.id, str(tmp_path / "out.mkv"), batch=1, progress=False, on_frames=on_frames,
+                           buffer_s=0)
+    finally:
+        restart.join(10)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
+    assert len(procs) == 2 and summary.parts_fetched == 2
+    assert np.array_equal(np.stack(list(video.read_frames(tmp_path / "out.mkv"))), offline)
+    # The second scene's part came from the restarted server: it was due while the first was gone.
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(c.get("method", "").endswith("GetDecoder") and second in json.dumps(c) for c in calls), calls
