@@ -69,6 +69,23 @@ def test_the_player_install_plays_a_served_movie_without_torch(player_venv, stor
     assert np.abs(frames.astype(int) - offline_frames.astype(int)).max() <= 1
 
 
+def test_the_wheel_holds_every_package_of_the_source(player_venv):
+    import zipfile
+
+    # The source folders map under latentcast (pyproject's package-dir): codec/ is latentcast/codec.
+    roots = {"latentcast": "latentcast", "codec": "latentcast/codec", "server": "latentcast/server",
+             "client": "latentcast/client", "proto": "latentcast/proto"}
+    source = {roots[top] + str(init.parent)[len(str(ROOT / top)):]
+              for top in roots for init in (ROOT / top).rglob("__init__.py")}
+    (wheel,) = (player_venv.parent / "dist").glob("latentcast-*.whl")
+    inside = {name.rsplit("/", 1)[0] for name in zipfile.ZipFile(wheel).namelist() if name.endswith("/__init__.py")}
+    assert source <= inside, f"left out of the wheel: {sorted(source - inside)}"
+    # The latent tools, once left out, load in the player install (no torch).
+    tools = _run([player_venv / "bin" / "python", "-c", "import latentcast.codec.explore.similar, "
+                  "latentcast.codec.explore.inspect, latentcast.codec.explore.thumbnails"], cwd=player_venv.parent)
+    assert tools.returncode == 0, tools.stderr[-2000:]
+
+
 @pytest.mark.parametrize("command", ["train", "encode", "ingest", "bench", "parts", "demo"])
 def test_company_commands_say_what_to_install(player_venv, command, tmp_path):
     result = _run([player_venv / "bin" / "latentcast", command, "x"], cwd=tmp_path)
