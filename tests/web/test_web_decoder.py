@@ -95,6 +95,29 @@ def test_sha256_and_the_rans_coder_match_python_bit_for_bit(served):
     assert got.get("ours") and "rANS payload" in got["error"], got
 
 
+def test_xxh3_in_the_page_matches_python_on_every_length_path_and_refuses_a_damaged_chunk(served):
+    import xxhash
+
+    from latentcast.codec.format.container import chunk_checksum
+
+    browser = served[0]
+    rng = np.random.default_rng(11)
+    # Each of XXH3's paths and its edges: 0, 1-3, 4-8, 9-16, 17-128, 129-240, and the long hash
+    # around its 64-byte stripes and 1,024-byte blocks.
+    for n in (0, 1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 32, 33, 64, 65, 96, 97, 128, 129, 143, 144, 239, 240, 241, 255,
+              256, 1023, 1024, 1025, 1087, 1088, 2048, 2049, 5000, 70_001):
+        data = rng.integers(0, 256, n, np.uint8).tobytes()
+        assert call(browser, "xxh3Hex", data, module="xxh3") == xxhash.xxh3_64_hexdigest(data), n
+    payload = rng.integers(0, 256, 3000, np.uint8).tobytes()
+    good = str(chunk_checksum(40, 20, payload))
+    assert call(browser, "checksumMatches", 40, 20, payload, good, module="xxh3") is True
+    damaged = bytearray(payload)
+    damaged[1234] ^= 1
+    for args in ((40, 20, bytes(damaged), good), (41, 20, payload, good), (40, 19, payload, good),
+                 (40, 20, payload, "1" + good), (40, 20, payload, None), (40, 20, payload, "0x12")):
+        assert call(browser, "checksumMatches", *args, module="xxh3") is False, args[:2]
+
+
 def test_zstd_in_the_page_inflates_what_python_writes_and_refuses_a_frame_before_it_allocates(served):
     browser = served[0]
     rng = np.random.default_rng(3)
