@@ -8,6 +8,7 @@
 import * as ort from "/web/vendor/ort.wasm.min.mjs";
 import { inflateExact } from "/web/zstd.js";
 import { DecoderError, applyPart, decoderFile, verified } from "/web/decoder.js";
+import { checksumMatches } from "/web/xxh3.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "latentcast-token";
@@ -131,7 +132,13 @@ class Sound {
   chunk(index) {
     if (!this.chunks.has(index)) {
       const url = `/v1/movies/${encodeURIComponent(this.movie.id)}/audio/${index}`;
-      this.chunks.set(index, fetchChecked(url).then(({ body, headers }) => this.decode(body, Number(headers.get("X-Latentcast-Samples")))));
+      this.chunks.set(index, fetchChecked(url).then(({ body, headers }) => {
+        const samples = Number(headers.get("X-Latentcast-Samples"));
+        if (!checksumMatches(index, samples, body, headers.get("X-Latentcast-Checksum"))) {
+          throw new PlayerError(`the sound's chunk ${index} failed its checksum`);
+        }
+        return this.decode(body, samples);
+      }));
       this.chunks.get(index).catch(() => this.chunks.delete(index));
       for (const old of this.chunks.keys()) if (old < index - 2 || old > index + 8) this.chunks.delete(old);
     }
@@ -305,6 +312,9 @@ class Player {
       this.chunks.set(index, fetchChecked(url).then(({ body, headers }) => {
         const start = Number(headers.get("X-Latentcast-Start-Frame")), n = Number(headers.get("X-Latentcast-Frames"));
         if (start !== index * this.chunkFrames || !(n > 0) || n > this.chunkFrames) throw new PlayerError("a chunk does not fit the movie");
+        if (!checksumMatches(start, n, body, headers.get("X-Latentcast-Checksum"))) {
+          throw new PlayerError(`chunk ${index} failed its checksum`);
+        }
         return chunkLatents(body, n, this.dim, this.bits, this.packed, this.lo, this.step);
       }));
       this.chunks.get(index).catch(() => this.chunks.delete(index));

@@ -76,6 +76,27 @@ def test_a_wrong_token_and_a_missing_movie_show_a_message(page):
     assert "no movie" in browser.wait_for("document.getElementById('error').textContent")
 
 
+def test_a_chunk_damaged_on_the_way_is_refused_with_a_message(page):
+    browser, srv, rec = page
+    # One bit of every latent chunk the page receives flipped, as a faulty cache or proxy might:
+    # the page must say so, not draw what the damaged codes decode to.
+    flip = """(() => { const real = window.fetch; window.fetch = async (url, init) => {
+      const r = await real(url, init);
+      if (!String(url).includes('/chunks/')) return r;
+      const body = new Uint8Array(await r.arrayBuffer()); body[body.length >> 1] ^= 1;
+      return new Response(body, {status: r.status, headers: r.headers}); }; })();"""
+    script = browser.send("Page.addScriptToEvaluateOnNewDocument", source=flip)["identifier"]
+    try:
+        browser.goto(f"{srv.http_url}/healthz")  # the origin whose tab keeps the token
+        browser.wait_for("document.readyState === 'complete'")
+        browser.evaluate(f"sessionStorage.setItem('latentcast-token', '{TOKEN}'); true")
+        browser.goto(f"{srv.http_url}/watch/{rec.id}")
+        message = browser.wait_for("document.getElementById('error').textContent", timeout_s=120)
+        assert message == "chunk 0 failed its checksum", message
+    finally:
+        browser.send("Page.removeScriptToEvaluateOnNewDocument", identifier=script)
+
+
 @pytest.mark.parametrize("kept", [False, True], ids=["opus", "aac-kept"])
 def test_the_page_decodes_the_sound_and_plays_it_on_the_frame_clock(trained_model, tmp_path, kept):
     from latentcast.codec import audio
