@@ -36,8 +36,7 @@ from latentcast.codec.format.decoder_file import compress_decoder, decompress_de
 from latentcast.codec.format.errors import CorruptContainer, LatentcastError, ModelError, UsageError
 from latentcast.codec.format.rates import kbps
 from latentcast.codec.nn.config import DECODER, load_config, read_model_file
-from latentcast.codec.nn.part_index import model_parts, part_shas, read_part
-from latentcast.codec.runtime.download_size import part_config
+from latentcast.codec.nn.part_index import model_parts, part_config, part_shas, read_part
 
 log = logging.getLogger(__name__)
 
@@ -239,11 +238,15 @@ class Store:
                 db.execute("ROLLBACK")
                 raise
 
-    def _config_bytes(self, sha: str) -> int:
-        """What describes a stored decoder or part to a viewer, from its files."""
+    def _config_bytes(self, sha: str, data: bytes | None = None) -> int:
+        """What describes a stored decoder or part to a viewer, from its stored config and its
+        file (``data``, when the caller holds it already). Imported here, as the gateway does,
+        so that a server's start-up does not load the ONNX graph builder."""
         from latentcast.codec.runtime.download_size import description_bytes
 
-        return description_bytes(self.decoder_config_path(sha).read_text(), self.decoder_path(sha).read_bytes(), sha)
+        if data is None:
+            data = self.decoder_path(sha).read_bytes()
+        return description_bytes(self.decoder_config_path(sha).read_text(), data, sha)
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -419,7 +422,7 @@ class Store:
         wpath = self.decoder_wire_path(sha)
         if not wpath.exists() or wpath.read_bytes() != wire:
             write_bytes_atomic(wpath, wire)
-        return len(wire), len(data), self._config_bytes(sha)
+        return len(wire), len(data), self._config_bytes(sha, data)
 
     def remove(self, movie_id: str) -> tuple[MovieRecord, bool]:
         """Delete a movie, and its decoder when no other movie uses it; returns (movie, decoder_removed)."""

@@ -66,6 +66,11 @@ class PartIndex:
                           indent=1, sort_keys=True)
 
 
+def part_config(base_sha256: str) -> str:
+    """A part's "config", sent with it as a base's is: it names the base."""
+    return json.dumps({"part_of": base_sha256}) + "\n"
+
+
 def part_shas(parts: tuple[tuple[int, str], ...], base_sha256: str) -> list[str]:
     """The distinct parts a movie's header names, in order, leaving out the base (named for a
     scene that ships with the base alone): what a viewer of the whole movie downloads."""

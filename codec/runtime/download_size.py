@@ -8,7 +8,6 @@ larger, so no viewer receives more than a reported rate says. torch-free: the st
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -16,13 +15,8 @@ from ..format.compress import compressor
 from ..format.decoder_file import compress_decoder
 from ..format.decoder_state import part_base
 from ..nn.config import DECODER, load_config, read_model_file
-from ..nn.part_index import part_shas, read_part
+from ..nn.part_index import part_config, part_shas, read_part
 from .onnx_graph import browser_graph
-
-
-def part_config(base_sha256: str) -> str:
-    """A part's "config", sent with it as a base's is: it names the base."""
-    return json.dumps({"part_of": base_sha256}) + "\n"
 
 
 def coded_graph(config_json: str, decoder: bytes, sha256: str) -> tuple[bytes, int]:
@@ -46,5 +40,6 @@ def model_download_bytes(model_dir: str | os.PathLike, parts: tuple[tuple[int, s
     base = read_model_file(Path(model_dir) / DECODER)
     total = len(compress_decoder(base)) + description_bytes(cfg.viewer_json(), base, cfg.decoder_sha256)
     for sha in part_shas(parts, cfg.decoder_sha256):
-        total += len(compress_decoder(read_part(model_dir, sha))) + len(part_config(cfg.decoder_sha256).encode())
+        part = read_part(model_dir, sha)
+        total += len(compress_decoder(part)) + description_bytes(part_config(cfg.decoder_sha256), part, sha)
     return total

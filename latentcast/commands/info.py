@@ -38,7 +38,7 @@ def describe(path: str, model_dir: str | None = None) -> dict:
         if model_dir is not None:
             if load_config(model_dir).decoder_sha256 != h.decoder_sha256:
                 raise ModelError(f"{model_dir} holds another decoder than the one this movie needs")
-            decoder_bytes = model_download_bytes(model_dir, h.parts)  # base and parts, as GetDecoder sends them
+            decoder_bytes = model_download_bytes(model_dir, h.parts)  # base and parts, as a viewer downloads them
         streaming = c.streaming_bytes
         return {
             "total_kbps": None if decoder_bytes is None else round(kbps(streaming + decoder_bytes, h.frames, fps), 3),

@@ -10,8 +10,7 @@ from latentcast.codec import video
 from latentcast.codec.format.decoder_file import compress_decoder, sha256_bytes
 from latentcast.codec.format.errors import ModelError
 from latentcast.codec.nn.config import load_config
-from latentcast.codec.nn.part_index import load_part_index
-from latentcast.codec.runtime.download_size import part_config
+from latentcast.codec.nn.part_index import load_part_index, part_config
 from latentcast.server.app import run_server
 from latentcast.server.store import Store, check_store
 

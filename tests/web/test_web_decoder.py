@@ -19,8 +19,7 @@ from latentcast.codec.format.container import Container
 from latentcast.codec.format.decoder_file import compress_decoder, tensor_layout
 from latentcast.codec.format.decoder_state import apply_part, load_state_verified
 from latentcast.codec.nn.config import DECODER, load_config
-from latentcast.codec.nn.part_index import part_shas, read_part
-from latentcast.codec.runtime.download_size import part_config
+from latentcast.codec.nn.part_index import part_config, part_shas, read_part
 from latentcast.codec.runtime.decode import decode_movie
 from latentcast.codec.runtime.scene_decoders import model_decoders
 from latentcast.server.app import ServerOptions, run_server
