@@ -55,12 +55,14 @@ def _checked_options(cls: type, options: dict, what: str) -> dict:
 def encode(video: PathLike, model_dir: PathLike, output: PathLike, *, bits: int | None = None,
            chunk_seconds: float = DEFAULT_CHUNK_SECONDS, max_frames: int | None = None, batch: int = 16,
            parts: bool = True, progress: bool = False,
-           audio_kbps: float | str | None = DEFAULT_AUDIO_KBPS) -> "EncodeResult":
+           audio_kbps: float | str | None = DEFAULT_AUDIO_KBPS, refine_steps: int | None = None) -> "EncodeResult":
     """Encode ``video`` with a trained model into a ``.lcv`` container at ``output`` (written
     atomically). ``bits`` defaults to the width the model was trained for. A model with scene
     parts (``fit_parts``) names them in the container unless ``parts=False``: they are keyed
     to the frames of the video they were fit to. The video's sound is coded to Opus at
-    ``audio_kbps``, or kept as it is with ``"copy"`` (None leaves it out)."""
+    ``audio_kbps``, or kept as it is with ``"copy"`` (None leaves it out). Each frame's codes
+    are refined by ``refine_steps`` steps against the decoder a viewer gets (None: the default,
+    ``codec.nn.refine.DEFAULT_REFINE_STEPS``; 0: the encoder's codes as they are)."""
     require_torch("encoding")
     from latentcast.codec.nn.config import load_config
     from latentcast.codec.nn.encode import encode_video
@@ -71,7 +73,8 @@ def encode(video: PathLike, model_dir: PathLike, output: PathLike, *, bits: int 
     return encode_video(str(video), load_encoder(model_dir), cfg.decoder_sha256, output, bits=bits,
                         chunk_seconds=chunk_seconds, batch=batch, max_frames=max_frames, progress=progress,
                         parts=(lambda n: model_parts(model_dir, cfg.decoder_sha256, n)) if parts else None,
-                        audio_kbps=audio_kbps)
+                        audio_kbps=audio_kbps, decoder_dir=model_dir,
+                        refine_steps=refine_steps)
 
 
 def fit_parts(video: PathLike, model_dir: PathLike, **options) -> dict:

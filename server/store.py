@@ -333,10 +333,11 @@ class Store:
 
     def ingest(self, video: str, model_dir: str | os.PathLike, title: str | None = None, bits: int | None = None,
                chunk_seconds: float = DEFAULT_CHUNK_SECONDS, progress: bool = True,
-               audio_kbps: float | str | None = DEFAULT_AUDIO_KBPS) -> MovieRecord:
+               audio_kbps: float | str | None = DEFAULT_AUDIO_KBPS, refine_steps: int | None = None) -> MovieRecord:
         """Encode ``video`` with the model's encoder and register it; returns the new movie.
         ``bits`` defaults to the width the model was trained for; its sound is coded to Opus at
-        ``audio_kbps``, or kept as it is with ``"copy"`` (None: left out)."""
+        ``audio_kbps``, or kept as it is with ``"copy"`` (None: left out). ``refine_steps`` as
+        ``latentcast.encode`` takes it (None: the default)."""
         title = title if title is not None else Path(video).stem
         if not title or len(title) > MAX_TITLE:
             raise UsageError(f"a title must be 1..{MAX_TITLE} characters")
@@ -355,7 +356,8 @@ class Store:
         try:
             result = encode_video(video, encoder, cfg.decoder_sha256, path, bits=bits, chunk_seconds=chunk_seconds,
                                   progress=progress, parts=lambda n: model_parts(model_dir, cfg.decoder_sha256, n),
-                                  audio_kbps=audio_kbps)
+                                  audio_kbps=audio_kbps, decoder_dir=model_dir,
+                                  refine_steps=refine_steps)
             sha = cfg.decoder_sha256
             files = [(sha, decoder, cfg.viewer_json())]
             with Container(path) as c:

@@ -30,11 +30,13 @@ from .. import audio, video
 from ..format.audio_info import DEFAULT_AUDIO_KBPS
 from ..format.container import DEFAULT_CHUNK_SECONDS, Container, chunk_frames_for, write_latents
 from ..format.errors import UsageError
+from ..format.quantizer import Quantizer
 from ..format.rates import kbps
 from ..nn.config import load_config
 from ..nn.encode import encode_batches
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
 from ..nn.part_index import model_parts
+from ..nn.refine import DEFAULT_REFINE_STEPS, refine_to_spill, scene_decoders
 from ..nn.tensors import to_tensor
 from ..nn.weights import load_encoder
 from ..progress import progress_bar
@@ -122,6 +124,7 @@ class BenchOptions:
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS
     progress: bool = True
     extra_sweep_points: int = 4
+    refine_steps: int = DEFAULT_REFINE_STEPS  # codec.nn.refine, as encode and ingest do it
 
 
 def load_frames(source: str, size: tuple[int, int], max_frames: int | None) -> tuple[np.ndarray, Fraction]:
@@ -147,6 +150,7 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
     n, h, w, _ = frames.shape
     parts = model_parts(model_dir, cfg.decoder_sha256, n)
     decoders = model_decoders(model_dir, parts)
+    decoder_at = scene_decoders(model_dir, cfg, parts) if opts.refine_steps else None
     # Exactly what a viewer downloads: the base and every part the movie's scenes use, each with
     # what describes it (codec.runtime.download_size).
     decoder_bytes = model_download_bytes(model_dir, parts)
@@ -162,8 +166,15 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
         for bits in opts.bits:
             path = out_dir / f"{LEARNED}-{name}-{bits}bit.lcv"
             t0 = time.perf_counter()
-            res = write_latents(latents, (cfg.width, cfg.height), fps, path, bits,
-                                chunk_frames_for(fps, opts.chunk_seconds), cfg.decoder_sha256, parts)
+            quant = Quantizer.fit(latents, bits)
+            with tempfile.TemporaryFile() as refined_spill:
+                coded = latents if not opts.refine_steps else refine_to_spill(
+                    decoder_at, (frames[s : s + 16] for s in range(0, n, 16)), latents, quant, opts.refine_steps,
+                    refined_spill)
+                res = write_latents(coded, (cfg.width, cfg.height), fps, path, bits,
+                                    chunk_frames_for(fps, opts.chunk_seconds), cfg.decoder_sha256, parts,
+                                    quantizer=quant)
+                del coded
             write_s = time.perf_counter() - t0
             meter = QualityMeter(frames, scenes)
             t0 = time.perf_counter()
@@ -178,7 +189,8 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
                         break
                     meter.update(batch)
             q = meter.result()
-            common = dict(bits=bits, model=name, container=path.name, ms_ssim_note=ms_ssim_note(h, w))
+            common = dict(bits=bits, model=name, container=path.name, ms_ssim_note=ms_ssim_note(h, w),
+                          refine_steps=opts.refine_steps)
             enc_fps, dec_fps = n / (enc_s + write_s), n / dec_s
             speed = (enc_fps, dec_fps)
             points.append(point(LEARNED, None, res.streaming_bytes + decoder_bytes, n, fps, w, h, q, *speed,

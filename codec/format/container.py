@@ -542,9 +542,12 @@ def chunk_frames_for(fps: Fraction, chunk_seconds: float) -> int:
 def write_latents(latents: np.ndarray, size: tuple[int, int], fps: Fraction, out: str | os.PathLike, bits: int,
                   chunk_frames: int, decoder_sha256: str, parts: tuple[tuple[int, str], ...] = (),
                   cuts: tuple[int, ...] = (), scenes: tuple[tuple[int, int], ...] = (),
-                  audio: tuple[AudioInfo, list[tuple[int, bytes]]] | None = None) -> EncodeResult:
+                  audio: tuple[AudioInfo, list[tuple[int, bytes]]] | None = None,
+                  quantizer: Quantizer | None = None) -> EncodeResult:
     """Quantize float latents (n, dim) of frames of ``size`` (width, height) with per-dimension
-    ranges and write a container; ``parts``, ``cuts`` and ``scenes`` as MovieHeader has them."""
+    ranges and write a container; ``parts``, ``cuts`` and ``scenes`` as MovieHeader has them.
+    The ranges are fitted to ``latents`` unless ``quantizer`` gives them (refined latents keep
+    the ranges of the encoder's, which they were refined under)."""
     check_bits(bits)
     n, dim = latents.shape
     if n == 0:
@@ -552,7 +555,9 @@ def write_latents(latents: np.ndarray, size: tuple[int, int], fps: Fraction, out
     problem = parts_problem(tuple(parts), n) or scenes_problem(tuple(cuts), tuple(scenes), n)
     if problem:
         raise UsageError(f"decoder parts or scenes: {problem}")
-    quant = Quantizer.fit(latents, bits)  # reads in slices: ``latents`` may be a memmap of a long movie
+    if quantizer is not None and (quantizer.bits != bits or len(quantizer.lo) != dim):
+        raise ValueError(f"a {quantizer.bits}-bit quantizer of {len(quantizer.lo)} dims for {bits}-bit codes of {dim}")
+    quant = quantizer or Quantizer.fit(latents, bits)  # reads in slices: ``latents`` may be a memmap of a long movie
     header = MovieHeader(size[0], size[1], fps, n, dim, bits, chunk_frames, decoder_sha256, quant.lo, quant.hi,
                          parts=tuple(parts), cuts=tuple(cuts), scenes=tuple(scenes),
                          audio=audio[0] if audio else None)

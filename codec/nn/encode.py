@@ -2,7 +2,9 @@
 
 Two passes keep memory bounded for any length: the first runs the encoder and spills float
 latents to a temp file (2 KB a frame at 512 dims), the second fits the per-dimension ranges,
-quantizes and writes one chunk at a time (``format.container.write_latents``).
+quantizes and writes one chunk at a time (``format.container.write_latents``). With a decoder
+to refine against, a pass between them reads the video again and refines each batch's latents
+under those ranges (``refine``), spilling them to a second file.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from .. import audio, video
 from ..format.audio_info import AUDIO_COPY
 from ..format.container import DEFAULT_CHUNK_SECONDS, EncodeResult, chunk_frames_for, write_latents
 from ..format.errors import UsageError
-from ..format.quantizer import check_bits
+from ..format.quantizer import Quantizer, check_bits
 from ..progress import progress_bar
 from ..scenes import chapters
 from .model import Encoder
+from .refine import DEFAULT_REFINE_STEPS, check_refine_steps, refine_to_spill, scene_decoders
 from .tensors import to_tensor
 
 
@@ -78,14 +81,20 @@ def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | 
                  bits: int | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS, batch: int = 16,
                  max_frames: int | None = None, progress: bool = True,
                  parts: Callable[[int], tuple[tuple[int, str], ...]] | None = None,
-                 audio_kbps: float | str | None = audio.DEFAULT_KBPS) -> EncodeResult:
+                 audio_kbps: float | str | None = audio.DEFAULT_KBPS, decoder_dir: str | os.PathLike | None = None,
+                 refine_steps: int | None = None) -> EncodeResult:
     """Encode ``source`` at the model's size into a container at ``out`` (written atomically),
     at ``bits`` per latent or, by default, the width the model was trained for. ``parts`` gives
     MovieHeader.parts for the frame count (a model with scene parts: part_index.model_parts).
     The source's sound is coded to Opus at ``audio_kbps``, or kept as it is with AUDIO_COPY
-    (None: left out); a source without sound gives a silent movie."""
+    (None: left out); a source without sound gives a silent movie. With ``decoder_dir`` (the
+    model directory whose decoder and parts the viewer will get), each frame's latents are refined
+    by ``refine_steps`` steps against them (codec.nn.refine; None: DEFAULT_REFINE_STEPS); 0
+    keeps the encoder's own."""
     cfg = encoder.cfg
     bits = check_bits(cfg.trained_bits if bits is None else bits)
+    refine_steps = 0 if decoder_dir is None else check_refine_steps(
+        DEFAULT_REFINE_STEPS if refine_steps is None else refine_steps)
     info = video.probe(source)
     chunk_frames = chunk_frames_for(info.fps, chunk_seconds)
     total = min(info.frames, max_frames) if max_frames else info.frames
@@ -99,8 +108,21 @@ def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | 
             # far less from fast motion (docs/experiments.md).
             cuts, found = chapters(latents, float(info.fps)) if n else ([], [])
             sound = _sound(source, n, chunk_frames, info.fps, audio_kbps) if n else None
-            return write_latents(latents, (cfg.width, cfg.height), info.fps, out, bits, chunk_frames, decoder_sha256,
-                                 parts(n) if parts else (), tuple(cuts), tuple((c.start, c.shots) for c in found),
-                                 audio=sound)
+            movie_parts = parts(n) if parts else ()
+            quant = Quantizer.fit(latents, bits) if n else None
+            with tempfile.TemporaryFile() as refined_spill:
+                coded = latents
+                if refine_steps and n:
+                    # The video is read a second time rather than held: memory stays bounded.
+                    decoder_at = scene_decoders(decoder_dir, cfg, movie_parts, next(encoder.parameters()).device)
+                    with progress_bar(progress, total=n, desc="refining", unit="frame") as bar:
+                        coded = refine_to_spill(decoder_at, video.read_batches(source, (cfg.width, cfg.height), batch, n),
+                                                latents, quant, refine_steps, refined_spill, bar.update)
+                try:
+                    return write_latents(coded, (cfg.width, cfg.height), info.fps, out, bits, chunk_frames,
+                                         decoder_sha256, movie_parts, tuple(cuts),
+                                         tuple((c.start, c.shots) for c in found), audio=sound, quantizer=quant)
+                finally:
+                    del coded
         finally:
             del latents

@@ -107,8 +107,19 @@ def audio_kbps(args: argparse.Namespace) -> float | str | None:
     return AUDIO_COPY if args.audio == "copy" else check_kbps(args.audio_kbps)
 
 
+def add_refine_arg(p: argparse.ArgumentParser) -> None:
+    """--refine-steps, shared by encode, ingest and bench."""
+    from latentcast.codec.nn.refine import DEFAULT_REFINE_STEPS
+
+    p.add_argument("--refine-steps", type=int, default=DEFAULT_REFINE_STEPS, metavar="N",
+                   help=f"gradient steps fitting each frame's codes to the decoder the viewer gets (default "
+                        f"{DEFAULT_REFINE_STEPS}; 0: the encoder's codes as they are). More steps: higher PSNR for a "
+                        "few percent more streaming bytes, and a longer encode (each step is a decoder pass "
+                        "forward and back per frame)")
+
+
 def add_coding_args(p: argparse.ArgumentParser) -> None:
-    """--bits, --chunk-seconds and the sound's options, shared by encode and ingest."""
+    """--bits, --refine-steps, --chunk-seconds and the sound's options, shared by encode and ingest."""
     from latentcast.codec.format.audio_info import DEFAULT_AUDIO_KBPS
 
     sound = p.add_mutually_exclusive_group()
@@ -127,6 +138,7 @@ def add_coding_args(p: argparse.ArgumentParser) -> None:
                         f"`latentcast train --bits`, default {DEFAULT_BITS}). Fewer bits: fewer bytes, lower PSNR; more "
                         "than the model was trained for: more bytes for no gain (the decoder was fine-tuned "
                         "on codes of its width)")
+    add_refine_arg(p)
     p.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
                    help=f"seconds per independently decodable chunk (default {DEFAULT_CHUNK_SECONDS:g}); shorter "
                         "seeks and resumes at finer steps and starts a little sooner, longer compresses better")

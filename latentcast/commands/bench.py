@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ._common import command, parser
+from ._common import add_refine_arg, command, parser
 
 EPILOG = """\
 The source is decoded once at the benchmark size; those RGB frames are the ground truth for
@@ -37,6 +37,7 @@ def build_parser():
     p.add_argument("--codecs", default="x264,x265,av1",
                    help="classical codecs to compare, from x264,x265,av1 (default all; '' for none)")
     p.add_argument("--bits", default="2,3,4,5,6,7,8", help="latentcast bit widths (default 2..8)")
+    add_refine_arg(p)
     p.add_argument("--plot", nargs="+", metavar="RESULTS_DIR", help="only overlay earlier runs in one plot")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -52,6 +53,7 @@ def main(argv: list[str]) -> int:
     from latentcast.codec.extras import require_extra, require_torch
     from latentcast.codec.format.errors import UsageError
     from latentcast.codec.format.quantizer import check_bits
+    from latentcast.codec.nn.refine import check_refine_steps
     from latentcast.codec.video import parse_size
 
     args = build_parser().parse_args(argv)
@@ -79,7 +81,7 @@ def main(argv: list[str]) -> int:
     if args.frames is not None and args.frames <= 0:
         raise UsageError("--frames must be positive")
     opts = BenchOptions(size=parse_size(args.size), frames=args.frames, codecs=parse_codecs(args.codecs),
-                        bits=bits, progress=not args.quiet)
+                        bits=bits, progress=not args.quiet, refine_steps=check_refine_steps(args.refine_steps))
     results = run_bench(args.video, args.model, args.output, opts)
     print(markdown(results))
     print(f"\nwrote {args.output}/results.json, results.csv and rd.png", file=sys.stderr)

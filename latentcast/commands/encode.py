@@ -33,17 +33,19 @@ def main(argv: list[str]) -> int:
     from latentcast.codec.format.rates import kbps
     from latentcast.codec.nn.config import load_config
     from latentcast.codec.nn.encode import check_size_fits
+    from latentcast.codec.nn.refine import check_refine_steps
 
     args = build_parser().parse_args(argv)
     if args.bits is not None:
         check_bits(args.bits)
+    check_refine_steps(args.refine_steps)
     cfg = load_config(args.model)
     size = parse_size(args.size)
     if size:
         check_size_fits(*size, cfg.width, cfg.height, "--size")
     res = latentcast.encode(args.video, args.model, args.output, bits=args.bits, chunk_seconds=args.chunk_seconds,
                             batch=args.batch_size, max_frames=args.max_frames, parts=not args.no_parts,
-                            progress=not args.quiet, audio_kbps=audio_kbps(args))
+                            progress=not args.quiet, audio_kbps=audio_kbps(args), refine_steps=args.refine_steps)
     print(f"encoded {res.frames} frames at {cfg.width}x{cfg.height}, {res.bits} bits: {res.bytes:,} bytes, "
           f"streaming {kbps(res.streaming_bytes, res.frames, float(res.fps)):.1f} kbit/s (side information and "
           f"chunks; `latentcast info --model` adds the decoder for the total)"

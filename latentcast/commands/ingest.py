@@ -23,14 +23,16 @@ def build_parser():
 @command("ingest")
 def main(argv: list[str]) -> int:
     from latentcast.codec.format.quantizer import check_bits
+    from latentcast.codec.nn.refine import check_refine_steps
     from latentcast.server.store import Store
 
     args = build_parser().parse_args(argv)
     if args.bits is not None:
         check_bits(args.bits)
+    check_refine_steps(args.refine_steps)
     store = Store(args.store, create=True)
     rec = store.ingest(args.video, args.model, title=args.title, bits=args.bits, chunk_seconds=args.chunk_seconds,
-                       progress=not args.quiet, audio_kbps=audio_kbps(args))
+                       progress=not args.quiet, audio_kbps=audio_kbps(args), refine_steps=args.refine_steps)
     print(f"ingested {rec.title!r}: {rec.frames} frames at {rec.width}x{rec.height}, "
           f"{rec.stored_bytes:,} bytes, {rec.streaming_kbps:.1f} kbit/s"
           + (f"; sound {rec.audio_kbps:.1f} kbit/s apart" if rec.audio_bytes else "; no sound"), file=sys.stderr)

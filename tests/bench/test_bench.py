@@ -149,3 +149,19 @@ def test_bench_judges_every_codec_over_the_models_scene_parts(parted_model, two_
 def test_a_one_scene_clip_has_no_worst_scene(results):
     _out, res = results
     assert len(res["scenes"]) == 1 and all(p["worst_scene_db"] is None for p in res["points"])
+
+
+def test_bench_refines_the_codes_as_encode_does(results, trained_model, clip, tmp_path):
+    _, refined = results  # the default --refine-steps
+    out = tmp_path / "plain"
+    assert bench.main([str(clip), "--model", str(trained_model), "--bits", "2,4,8", "--codecs", "", "--refine-steps",
+                       "0", "-o", str(out), "-q"]) == 0
+    plain = json.loads((out / "results.json").read_text())
+
+    def learned(res):
+        return {p["bits"]: p for p in res["points"] if p["codec"] == "latentcast" and p["accounting"] == "streaming"}
+
+    for bits, p in learned(refined).items():
+        q = learned(plain)[bits]
+        assert p["refine_steps"] > 0 and q["refine_steps"] == 0
+        assert p["psnr"] > q["psnr"], bits
