@@ -136,8 +136,8 @@ def add_coding_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bits", type=int,
                    help="bits per latent value, 1..8 (default: the width the model was trained for, which is "
                         f"`latentcast train --bits`, default {DEFAULT_BITS}). Fewer bits: fewer bytes, lower PSNR; more "
-                        "than the model was trained for: more bytes for no gain (the decoder was fine-tuned "
-                        "on codes of its width)")
+                        "than the model was trained for: many more bytes for little gain (the decoder was "
+                        "fine-tuned on codes of its width)")
     add_refine_arg(p)
     p.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
                    help=f"seconds per independently decodable chunk (default {DEFAULT_CHUNK_SECONDS:g}); shorter "
