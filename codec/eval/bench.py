@@ -30,13 +30,13 @@ from .. import audio, video
 from ..format.audio_info import DEFAULT_AUDIO_KBPS
 from ..format.container import DEFAULT_CHUNK_SECONDS, Container, chunk_frames_for, write_latents
 from ..format.errors import UsageError
-from ..format.quantizer import Quantizer
+from ..format.quantizer import DEFAULT_REFINE_STEPS, Quantizer
 from ..format.rates import kbps
 from ..nn.config import load_config
 from ..nn.encode import encode_batches
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
 from ..nn.part_index import model_parts
-from ..nn.refine import DEFAULT_REFINE_STEPS, refine_to_spill, scene_decoders
+from ..nn.refine import refine_to_spill, scene_decoders
 from ..nn.tensors import to_tensor
 from ..nn.weights import load_encoder
 from ..progress import progress_bar

@@ -20,11 +20,11 @@ from .. import audio, video
 from ..format.audio_info import AUDIO_COPY
 from ..format.container import DEFAULT_CHUNK_SECONDS, EncodeResult, chunk_frames_for, write_latents
 from ..format.errors import UsageError
-from ..format.quantizer import Quantizer, check_bits
+from ..format.quantizer import DEFAULT_REFINE_STEPS, Quantizer, check_bits, check_refine_steps
 from ..progress import progress_bar
 from ..scenes import chapters
 from .model import Encoder
-from .refine import DEFAULT_REFINE_STEPS, check_refine_steps, refine_to_spill, scene_decoders
+from .refine import refine_to_spill, scene_decoders
 from .tensors import to_tensor
 
 

@@ -24,26 +24,16 @@ import torch
 from ..format.container import part_at
 from ..format.decoder_state import apply_part, load_state_verified
 from ..format.errors import UsageError
-from ..format.quantizer import Quantizer
+from ..format.quantizer import DEFAULT_REFINE_STEPS, Quantizer
 from .config import DECODER, CodecConfig, read_model_file
 from .model import Decoder
 from .part_index import read_part
 from .tensors import to_tensor
 from .weights import decoder_from_state
 
-# Adam steps per frame. 30 buys most of what 60 does on the test movie for half the time; at
-# 20 s/s of training, 30 steps add about a tenth to what ingest costs (docs/experiments.md).
-DEFAULT_REFINE_STEPS = 30
-MAX_REFINE_STEPS = 1000
 # Adam's step size, in quantizer steps. Larger steps rewrite many codes, and the chunks grow
 # faster than the PSNR does; smaller ones need more steps for the same gain.
 STEP_SIZE = 0.005
-
-
-def check_refine_steps(steps: int) -> int:
-    if not 0 <= steps <= MAX_REFINE_STEPS:
-        raise UsageError(f"--refine-steps must be between 0 and {MAX_REFINE_STEPS}, got {steps}")
-    return steps
 
 
 def refine_latents(decoder: Decoder, frames: np.ndarray, latents: np.ndarray, quant: Quantizer,

@@ -109,7 +109,7 @@ def audio_kbps(args: argparse.Namespace) -> float | str | None:
 
 def add_refine_arg(p: argparse.ArgumentParser) -> None:
     """--refine-steps, shared by encode, ingest and bench."""
-    from latentcast.codec.nn.refine import DEFAULT_REFINE_STEPS
+    from latentcast.codec.format.quantizer import DEFAULT_REFINE_STEPS
 
     p.add_argument("--refine-steps", type=int, default=DEFAULT_REFINE_STEPS, metavar="N",
                    help=f"gradient steps fitting each frame's codes to the decoder the viewer gets (default "

@@ -52,8 +52,7 @@ def main(argv: list[str]) -> int:
     from latentcast.codec.eval.report import markdown, plot
     from latentcast.codec.extras import require_extra, require_torch
     from latentcast.codec.format.errors import UsageError
-    from latentcast.codec.format.quantizer import check_bits
-    from latentcast.codec.nn.refine import check_refine_steps
+    from latentcast.codec.format.quantizer import check_bits, check_refine_steps
     from latentcast.codec.video import parse_size
 
     args = build_parser().parse_args(argv)

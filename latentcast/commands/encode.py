@@ -29,11 +29,10 @@ def build_parser():
 @command("encode")
 def main(argv: list[str]) -> int:
     import latentcast
-    from latentcast.codec.format.quantizer import check_bits
+    from latentcast.codec.format.quantizer import check_bits, check_refine_steps
     from latentcast.codec.format.rates import kbps
     from latentcast.codec.nn.config import load_config
     from latentcast.codec.nn.encode import check_size_fits
-    from latentcast.codec.nn.refine import check_refine_steps
 
     args = build_parser().parse_args(argv)
     if args.bits is not None:

@@ -22,8 +22,7 @@ def build_parser():
 
 @command("ingest")
 def main(argv: list[str]) -> int:
-    from latentcast.codec.format.quantizer import check_bits
-    from latentcast.codec.nn.refine import check_refine_steps
+    from latentcast.codec.format.quantizer import check_bits, check_refine_steps
     from latentcast.server.store import Store
 
     args = build_parser().parse_args(argv)
