@@ -47,11 +47,12 @@ def refine_latents(decoder: Decoder, frames: np.ndarray, latents: np.ndarray, qu
     device = next(decoder.parameters()).device
     lo = torch.from_numpy(quant.lo).to(device)
     step = torch.from_numpy(quant.step).to(device)
-    top = quant.levels
+    # A constant dimension (no range) always codes 0, as the quantizer codes it.
+    top = torch.from_numpy(np.where(quant.hi > quant.lo, quant.levels, 0).astype(np.float32)).to(device)
     target = to_tensor(frames, device)
     # In units of each dimension's own quantizer step: one step size then means the same to a
     # dimension of narrow range as to one of wide range.
-    u = ((torch.from_numpy(np.array(latents, np.float32)).to(device) - lo) / step).clamp(0, top)
+    u = torch.minimum(((torch.from_numpy(np.array(latents, np.float32)).to(device) - lo) / step).clamp(min=0), top)
     u.requires_grad_(True)
     best = u.detach().clone()
     best_err = torch.full((len(u),), float("inf"), device=device)
@@ -70,7 +71,7 @@ def refine_latents(decoder: Decoder, frames: np.ndarray, latents: np.ndarray, qu
             err.sum().backward()
             opt.step()
             with torch.no_grad():
-                u.clamp_(0, top)
+                torch.minimum(u.clamp_(min=0), top, out=u)
     # The chosen codes' own values: quantizing a grid point again cannot round it the other way.
     return (best.round() * step + lo).cpu().numpy()
 

@@ -107,3 +107,27 @@ def test_ingest_refines_by_default(trained_model, clip, tmp_path):
     plain_file = latentcast.encode(clip, trained_model, tmp_path / "p.lcv", refine_steps=0)
     with Container(plain_file.path) as c, Container(store.movie_path(plain.id)) as b:
         assert [c.read_payload(i) for i in range(len(c.chunks))] == [b.read_payload(i) for i in range(len(b.chunks))]
+
+
+def test_a_constant_dimension_keeps_its_one_value(trained_model, clip_frames):
+    decoder = load_decoder(trained_model)
+    for p in decoder.parameters():
+        p.requires_grad_(False)
+    latents = latents_of([clip_frames], load_encoder(trained_model)).copy()
+    # Dimensions the movie never moves, each at one value off to a side of its usual ones, so
+    # the decoder pulls it back one way or the other. Both values are exact in float16, as the
+    # header stores ranges, so each range is that one value.
+    latents[:, 5], latents[:, 6] = -8.0, 8.0
+    assert latents[:, 5].max() < np.delete(latents, [5, 6], axis=1).min() < 8.0
+    quant = Quantizer.fit(latents, 3)
+    # Enough steps, large enough, to carry any code across a rounding boundary.
+    from latentcast.codec.nn import refine
+
+    old, refine.STEP_SIZE = refine.STEP_SIZE, 0.2
+    try:
+        refined = refine_latents(decoder, clip_frames, latents, quant, steps=10)
+    finally:
+        refine.STEP_SIZE = old
+    assert (quant.quantize(refined)[:, 5:7] == 0).all()
+    np.testing.assert_allclose(refined[:, 5:7], np.broadcast_to(quant.lo[5:7], (len(refined), 2)))
+    assert (quant.quantize(refined) != quant.quantize(latents)).any()  # the others did move
