@@ -113,6 +113,11 @@ def markdown(results: dict) -> str:
                      f"{p['bpp']:.4f} | {p['psnr']:.2f} | {f(p.get('worst_scene_db'), '+.2f')} | "
                      f"{p['psnr_mse']:.2f} | {f(p['ms_ssim'], '.4f')} | {p['y_psnr']:.2f} | {p['enc_fps']:.1f} | "
                      f"{p['dec_fps']:.1f} |")
+    refined = sorted({p["refine_steps"] for p in results["points"] if p.get("refine_steps") is not None})
+    if refined:
+        lines += ["", "latentcast's codes: " + ", ".join(
+            f"refined by {n} steps against its decoder" if n else "as the encoder gives them (not refined)"
+            for n in refined) + " (--refine-steps)"]
     if results.get("audio_kbps") is not None:
         lines += ["", f"sound: {results['audio_kbps']:.1f} kbit/s of Opus ({results['audio_kbps_asked']:g} asked), "
                   "apart from every rate above: the curves compare picture with picture, as the classical codecs "

@@ -165,3 +165,6 @@ def test_bench_refines_the_codes_as_encode_does(results, trained_model, clip, tm
         q = learned(plain)[bits]
         assert p["refine_steps"] > 0 and q["refine_steps"] == 0
         assert p["psnr"] > q["psnr"], bits
+    from latentcast.codec.eval.report import markdown
+
+    assert "refined by 30 steps" in markdown(refined) and "not refined" in markdown(plain)
