@@ -166,5 +166,6 @@ def test_bench_refines_the_codes_as_encode_does(results, trained_model, clip, tm
         assert p["refine_steps"] > 0 and q["refine_steps"] == 0
         assert p["psnr"] > q["psnr"], bits
     from latentcast.codec.eval.report import markdown
+    from latentcast.codec.format.quantizer import DEFAULT_REFINE_STEPS
 
-    assert "refined by 30 steps" in markdown(refined) and "not refined" in markdown(plain)
+    assert f"refined by {DEFAULT_REFINE_STEPS} steps" in markdown(refined) and "not refined" in markdown(plain)
