@@ -25,7 +25,7 @@ def check_bits(bits: int) -> int:
 
 # Encode-time refinement (codec.nn.refine) picks each frame's codes by a few gradient steps
 # against the decoder instead of rounding the encoder's guess. 30 steps bought +0.33 dB for
-# +0.5 % of the sample's total bytes at ten times the plain encode's time (docs/experiments.md).
+# +0.5 % of the sample's total bytes at 10-20 times the plain encode's time (docs/experiments.md).
 # Defined here, without torch, so every command's flags and checks load without it.
 DEFAULT_REFINE_STEPS, MAX_REFINE_STEPS = 30, 1000
 

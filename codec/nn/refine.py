@@ -8,8 +8,8 @@ latents, seen through the quantizer with a straight-through rounding, lower that
 
 Nothing a viewer receives changes shape: the same ranges, the same code widths, the same
 container. Small steps (half a hundredth of a quantizer step each, in Adam's units) move only the
-codes whose rounding was a near thing, so the chunks grow a few percent for a fraction of a
-dB or more (docs/experiments.md, 2026-12-07). Each frame keeps the best codes it saw, the
+codes whose rounding was a near thing: on the sample +0.33 dB for 2.5 % more chunk bytes, on
+the test movie +0.17 dB for 10 % (docs/experiments.md, 2026-12-07). Each frame keeps the best codes it saw, the
 encoder's own among them, so refining never raises a frame's error under its decoder.
 """
 
