@@ -114,7 +114,7 @@ def add_refine_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refine-steps", type=int, default=DEFAULT_REFINE_STEPS, metavar="N",
                    help=f"gradient steps fitting each frame's codes to the decoder the viewer gets (default "
                         f"{DEFAULT_REFINE_STEPS}; 0: the encoder's codes as they are). More steps: higher PSNR for "
-                        "more streaming bytes (a few percent to a tenth at the default), and a longer encode "
+                        "more streaming bytes, and a longer encode "
                         "(each step is a decoder pass forward and back per frame)")
 
 
