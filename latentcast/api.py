@@ -62,7 +62,7 @@ def encode(video: PathLike, model_dir: PathLike, output: PathLike, *, bits: int 
     to the frames of the video they were fit to. The video's sound is coded to Opus at
     ``audio_kbps``, or kept as it is with ``"copy"`` (None leaves it out). Each frame's codes
     are refined by ``refine_steps`` steps against the decoder a viewer gets (None: the default,
-    ``codec.nn.refine.DEFAULT_REFINE_STEPS``; 0: the encoder's codes as they are)."""
+    ``codec.format.quantizer.DEFAULT_REFINE_STEPS``; 0: the encoder's codes as they are)."""
     require_torch("encoding")
     from latentcast.codec.nn.config import load_config
     from latentcast.codec.nn.encode import encode_video

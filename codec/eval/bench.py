@@ -36,7 +36,7 @@ from ..nn.config import load_config
 from ..nn.encode import encode_batches
 from ..nn.ms_ssim import ms_ssim, ms_ssim_scales
 from ..nn.part_index import model_parts
-from ..nn.refine import refine_to_spill, scene_decoders
+from ..nn.refine import refine_to_spill, torch_decoder_at
 from ..nn.tensors import to_tensor
 from ..nn.weights import load_encoder
 from ..progress import progress_bar
@@ -150,7 +150,7 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
     n, h, w, _ = frames.shape
     parts = model_parts(model_dir, cfg.decoder_sha256, n)
     decoders = model_decoders(model_dir, parts)
-    decoder_at = scene_decoders(model_dir, cfg, parts) if opts.refine_steps else None
+    decoder_at = torch_decoder_at(model_dir, cfg, parts) if opts.refine_steps else None
     # Exactly what a viewer downloads: the base and every part the movie's scenes use, each with
     # what describes it (codec.runtime.download_size).
     decoder_bytes = model_download_bytes(model_dir, parts)
@@ -169,7 +169,7 @@ def bench_learned(model_dir: str, frames: np.ndarray, fps: Fraction, out_dir: Pa
             quant = Quantizer.fit(latents, bits)
             with tempfile.TemporaryFile() as refined_spill:
                 coded = latents if not opts.refine_steps else refine_to_spill(
-                    decoder_at, (frames[s : s + 16] for s in range(0, n, 16)), latents, quant, opts.refine_steps,
+                    decoder_at, parts, (frames[s : s + 16] for s in range(0, n, 16)), latents, quant, opts.refine_steps,
                     refined_spill)
                 res = write_latents(coded, (cfg.width, cfg.height), fps, path, bits,
                                     chunk_frames_for(fps, opts.chunk_seconds), cfg.decoder_sha256, parts,

@@ -304,6 +304,16 @@ def part_at(parts: tuple[tuple[int, str], ...], frame: int) -> int | None:
     return bisect.bisect_right([start for start, _ in parts], frame) - 1
 
 
+def part_spans(parts: tuple[tuple[int, str], ...], first: int, n: int) -> list[tuple[int, int]]:
+    """Frames [first, first + n) cut where the part that decodes them changes: (offset, count)
+    within them, so each span goes through one scene's decoder."""
+    if not parts:
+        return [(0, n)] if n else []
+    cuts = [s - first for s, _ in parts if first < s < first + n]
+    bounds = [0, *cuts, n]
+    return [(a, b - a) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
 MAX_PARTS = 1 << 16
 _SHA_HEX = frozenset("0123456789abcdef")
 

@@ -24,7 +24,7 @@ from ..format.quantizer import DEFAULT_REFINE_STEPS, Quantizer, check_bits, chec
 from ..progress import progress_bar
 from ..scenes import chapters
 from .model import Encoder
-from .refine import refine_to_spill, scene_decoders
+from .refine import refine_to_spill, torch_decoder_at
 from .tensors import to_tensor
 
 
@@ -114,10 +114,11 @@ def encode_video(source: str, encoder: Encoder, decoder_sha256: str, out: str | 
                 coded = latents
                 if refine_steps and n:
                     # The video is read a second time rather than held: memory stays bounded.
-                    decoder_at = scene_decoders(decoder_dir, cfg, movie_parts, next(encoder.parameters()).device)
+                    decoder_at = torch_decoder_at(decoder_dir, cfg, movie_parts, next(encoder.parameters()).device)
+                    frames = video.read_batches(source, (cfg.width, cfg.height), batch, n)
                     with progress_bar(progress, total=n, desc="refining", unit="frame") as bar:
-                        coded = refine_to_spill(decoder_at, video.read_batches(source, (cfg.width, cfg.height), batch, n),
-                                                latents, quant, refine_steps, refined_spill, bar.update)
+                        coded = refine_to_spill(decoder_at, movie_parts, frames, latents, quant, refine_steps,
+                                                refined_spill, bar.update)
                 try:
                     return write_latents(coded, (cfg.width, cfg.height), info.fps, out, bits, chunk_frames,
                                          decoder_sha256, movie_parts, tuple(cuts),

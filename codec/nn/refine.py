@@ -7,10 +7,11 @@ latents, seen through the quantizer with a straight-through rounding, lower that
 (content-adaptive refinement, as Campos et al. and Yang et al. apply to learned image codecs).
 
 Nothing a viewer receives changes shape: the same ranges, the same code widths, the same
-container. Small steps (half a hundredth of a quantizer step each, in Adam's units) move only the
-codes whose rounding was a near thing: on the sample +0.33 dB for 2.5 % more chunk bytes, on
-the test movie +0.17 dB for 10 % (docs/experiments.md, 2026-12-07). Each frame keeps the best codes it saw, the
-encoder's own among them, so refining never raises a frame's error under its decoder.
+container. Small steps (half a hundredth of a quantizer step each, in Adam's units) move only
+the codes whose rounding was a near thing: on the sample +0.33 dB for 2.5 % more chunk bytes,
+on the test movie +0.17 dB for 10 % (docs/experiments.md, 2026-12-07). Each frame keeps the
+best codes it saw, the encoder's own among them, so refining never raises a frame's error
+under its decoder.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import BinaryIO, Callable, Iterable
 import numpy as np
 import torch
 
-from ..format.container import part_at
+from ..format.container import part_at, part_spans
 from ..format.decoder_state import apply_part, load_state_verified
 from ..format.errors import UsageError
 from ..format.quantizer import DEFAULT_REFINE_STEPS, Quantizer
@@ -76,7 +77,7 @@ def refine_latents(decoder: Decoder, frames: np.ndarray, latents: np.ndarray, qu
     return (best.round() * step + lo).cpu().numpy()
 
 
-def scene_decoders(model_dir: str | Path, cfg: CodecConfig, parts: tuple[tuple[int, str], ...] = (),
+def torch_decoder_at(model_dir: str | Path, cfg: CodecConfig, parts: tuple[tuple[int, str], ...] = (),
                    device: torch.device | str = "cpu") -> Callable[[int], Decoder]:
     """frame -> the torch decoder a viewer decodes that frame with (the base, or the base with
     the frame's scene part applied), built on ``device`` with its weights frozen. Encoding runs
@@ -100,25 +101,21 @@ def scene_decoders(model_dir: str | Path, cfg: CodecConfig, parts: tuple[tuple[i
     return decoder_at
 
 
-def refine_span(decoder_at: Callable[[int], Decoder], start: int, frames: np.ndarray, latents: np.ndarray,
-                quant: Quantizer, steps: int) -> np.ndarray:
-    """refine_latents over frames ``start`` .. ``start + len(frames)``, each run through the
-    decoder of its own scene (a batch may straddle a scene boundary)."""
+def refine_span(decoder_at: Callable[[int], Decoder], parts: tuple[tuple[int, str], ...], start: int,
+                frames: np.ndarray, latents: np.ndarray, quant: Quantizer, steps: int) -> np.ndarray:
+    """refine_latents over frames ``start`` .. ``start + len(frames)`` of a movie with ``parts``
+    (MovieHeader.parts), each run through the decoder of its own scene (a batch may straddle a
+    scene boundary)."""
     out = np.empty((len(latents), latents.shape[1]), np.float32)
-    i = 0
-    while i < len(frames):
-        decoder = decoder_at(start + i)
-        j = i + 1
-        while j < len(frames) and decoder_at(start + j) is decoder:
-            j += 1
-        out[i:j] = refine_latents(decoder, frames[i:j], latents[i:j], quant, steps)
-        i = j
+    for i, count in part_spans(parts, start, len(frames)):
+        span = slice(i, i + count)
+        out[span] = refine_latents(decoder_at(start + i), frames[span], latents[span], quant, steps)
     return out
 
 
-def refine_to_spill(decoder_at: Callable[[int], Decoder], batches: Iterable[np.ndarray], latents: np.ndarray,
-                    quant: Quantizer, steps: int, spill: BinaryIO, done: Callable[[int], object] = lambda n: None,
-                    ) -> np.ndarray:
+def refine_to_spill(decoder_at: Callable[[int], Decoder], parts: tuple[tuple[int, str], ...],
+                    batches: Iterable[np.ndarray], latents: np.ndarray, quant: Quantizer, steps: int,
+                    spill: BinaryIO, done: Callable[[int], object] = lambda n: None) -> np.ndarray:
     """``latents`` (n, dim, a memmap of a long movie, say) refined batch by batch against the
     frames in ``batches`` (the same n frames, in order), written to ``spill`` and mapped back, so
     memory stays bounded for any length. ``done(count)`` is called after each batch."""
@@ -127,7 +124,7 @@ def refine_to_spill(decoder_at: Callable[[int], Decoder], batches: Iterable[np.n
     for frames in batches:
         if s + len(frames) > n:
             break
-        spill.write(refine_span(decoder_at, s, frames, latents[s : s + len(frames)], quant, steps).tobytes())
+        spill.write(refine_span(decoder_at, parts, s, frames, latents[s : s + len(frames)], quant, steps).tobytes())
         s += len(frames)
         done(len(frames))
     if s != n:

@@ -9,7 +9,7 @@ from concurrent import futures
 from pathlib import Path
 from typing import Callable
 
-from ..format.container import part_at
+from ..format.container import part_at, part_spans
 from ..format.decoder_state import apply_part, load_state_verified
 from ..nn.config import DECODER, CodecConfig, load_config, read_model_file
 from ..nn.part_index import read_part
@@ -97,11 +97,7 @@ class SceneDecoders:
 
     def spans(self, first: int, n: int) -> list[tuple[int, int]]:
         """Frames [first, first + n) cut where the scene changes: (offset, count) within them."""
-        if not self.parts:
-            return [(0, n)] if n else []
-        cuts = [s - first for s, _ in self.parts if first < s < first + n]
-        bounds = [0, *cuts, n]
-        return [(a, b - a) for a, b in zip(bounds, bounds[1:]) if b > a]
+        return part_spans(self.parts, first, n)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -14,7 +14,7 @@ from latentcast.codec.nn.config import load_config
 from latentcast.codec.nn.encode import latents_of
 from latentcast.codec.nn.model import Decoder
 from latentcast.codec.nn.part_index import model_parts
-from latentcast.codec.nn.refine import refine_latents, refine_span, scene_decoders
+from latentcast.codec.nn.refine import refine_latents, refine_span, torch_decoder_at
 from latentcast.codec.nn.weights import load_decoder, load_encoder
 from latentcast.codec.runtime.decode import decode_movie
 from latentcast.codec.runtime.scene_decoders import model_decoders
@@ -69,13 +69,13 @@ def test_a_batch_across_a_scene_boundary_is_refined_with_each_scenes_decoder(par
     cfg = load_config(parted_model)
     frames = np.stack(list(video.read_frames(str(two_scene_clip), None)))
     parts = model_parts(parted_model, cfg.decoder_sha256, len(frames))
-    decoder_at = scene_decoders(parted_model, cfg, parts)
+    decoder_at = torch_decoder_at(parted_model, cfg, parts)
     first, second = decoder_at(0), decoder_at(24)
     assert first is not second and decoder_at(24) is second
     latents = latents_of([frames], load_encoder(parted_model))
     quant = Quantizer.fit(latents, 3)
     span = slice(20, 28)
-    joint = refine_span(scene_decoders(parted_model, cfg, parts), 20, frames[span], latents[span], quant, 10)
+    joint = refine_span(torch_decoder_at(parted_model, cfg, parts), parts, 20, frames[span], latents[span], quant, 10)
     apart = np.concatenate([refine_latents(d, frames[a:b], latents[a:b], quant, 10)
                             for d, (a, b) in ((first, (20, 24)), (second, (24, 28)))])
     np.testing.assert_allclose(joint, apart, atol=1e-6)
