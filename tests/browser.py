@@ -46,7 +46,10 @@ class Browser:
              "--remote-debugging-pipe", "--no-first-run", "--disable-extensions",
              "--disable-background-networking", "--mute-audio", "--autoplay-policy=no-user-gesture-required",
              f"--user-data-dir={self._profile}", "about:blank"],
-            pass_fds=(to_child_r, from_child_w), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            pass_fds=(to_child_r, from_child_w), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            # Chromium makes its own scratch directories under TMPDIR and leaves them behind;
+            # inside the profile they go when close() removes it.
+            env={**os.environ, "TMPDIR": self._profile})
         os.close(to_child_r)
         os.close(from_child_w)
         self._next_id = 0
