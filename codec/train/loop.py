@@ -51,7 +51,7 @@ from .device import hardware_name, pick_autocast, pick_device
 from .distributed import agree, forward_latents, rank_and_world
 from .evaluate import as_shipped, bf16_loss, evaluate, latent_ranges
 from .options import TrainOptions
-from .phases import Phase, choose_weight_widths, phase_at, weight_average
+from .phases import Phase, choose_weight_widths, phase_at, recover_from_collapse
 from .presets import rung_latent_dim
 from .preview import PREVIEW, write_preview
 from .schedule import lr_at
@@ -257,15 +257,6 @@ def epochs_of_batches(run: TrainingRun) -> Iterator[torch.Tensor]:
         for first in range(0, len(order), run.per_rank_batch):
             yield torch.from_numpy(data.stack(order[first : first + run.per_rank_batch]))
         run.epoch += 1
-
-
-def recover_from_collapse(run: TrainingRun) -> None:
-    """Put back the last healthy weights (the guard halves the rate)."""
-    if run.guard.restore(run.step) and run.average is not None:
-        # Steps of the collapse went into the average: begin it again from the restored weights.
-        run.average = weight_average(run.model.decoder)
-    run.collapsed = False
-    run.noise_due = run.step  # the restored encoder's latents have other ranges
 
 
 def enter_phase(run: TrainingRun, phase: Phase) -> None:

@@ -28,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_swa_multi_avg_fn
 
 from ..nn.model import set_weight_fake_quant
 from ..nn.weights import shipped_widths
-from .distributed import shared_ranges
+from .distributed import agree, shared_ranges
 from .latent_noise import add_quantization_noise, fake_quantize
 from .options import TrainOptions
 from .weight_budget import allocate_for_run
@@ -76,8 +76,21 @@ class Phase:
 
 def restart_collapse_guard(run: "TrainingRun") -> None:
     """The objective changed, and lowers the PSNR on purpose: at 1 bit the noise costs more than
-    the guard's margin, which without this took every such run for a collapse, over and over."""
+    the guard's margin, which without this took every such run for a collapse, over and over.
+    A collapse already under way is undone first, or the guard would start over from it."""
+    (collapsing,) = agree([run.guard.collapsing()], run.distributed)
+    if collapsing:
+        recover_from_collapse(run)
     run.guard.rebase()
+
+
+def recover_from_collapse(run: "TrainingRun") -> None:
+    """Put back the last healthy weights (the guard halves the rate)."""
+    if run.guard.restore(run.step) and run.average is not None:
+        # Steps of the collapse went into the average: begin it again from the restored weights.
+        run.average = weight_average(run.model.decoder)
+    run.collapsed = False
+    run.noise_due = run.step  # the restored encoder's latents have other ranges
 
 
 def refresh_noise_ranges(run: "TrainingRun") -> None:

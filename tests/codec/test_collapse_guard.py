@@ -54,6 +54,20 @@ def test_no_snapshot_taken_while_collapsed_and_none_to_restore_at_first():
     assert not guard.restore(40)
 
 
+def test_a_collapse_is_told_as_it_begins_and_one_bad_batch_is_not():
+    # A phase that begins mid-collapse asks this before it starts the guard over.
+    _model, _opt, guard = _guard()
+    for _ in range(30):
+        guard.suspicious(25.0)
+    assert not guard.collapsing()
+    guard.suspicious(10.0)
+    assert not guard.collapsing()
+    hits = [guard.suspicious(12.0) for _ in range(6)]
+    assert guard.collapsing() and not any(hits)  # well before the patience runs out
+    guard.rebase()
+    assert not guard.collapsing()
+
+
 def test_a_new_objective_is_not_a_collapse():
     # Quantization-aware training starts lower on purpose: after rebase() that is the new normal,
     # and the float weights from before are no longer a state to go back to.
@@ -110,3 +124,23 @@ def test_training_loop_restores_and_records_it(clip, tmp_path, monkeypatch):
     opts.epochs = 8
     resumed = train(str(clip), out, opts, resume=True)
     assert resumed["lr_scale"] == 0.5 and resumed["collapse_restores"] == 0
+
+
+def test_a_collapse_under_way_when_a_phase_begins_is_restored_not_taken_for_the_new_normal(clip, tmp_path,
+                                                                                           monkeypatch):
+    # The PSNR falls at step 8, four steps before the noise phase begins (step 12) and long before
+    # the guard's patience runs out. Starting the guard over at step 12 without asking would
+    # make the collapsed state its baseline, and the run would never be restored.
+    class CollapsesBeforeNoise(CollapseGuard):
+        def __init__(self, model, opt, lr_scale):
+            super().__init__(model, opt, every=5, lr_scale=lr_scale)
+            self.calls = 0
+
+        def suspicious(self, psnr):
+            self.calls += 1
+            return super().suspicious(12.0 if 8 <= self.calls <= 12 else 25.0)
+
+    monkeypatch.setattr(train_module, "CollapseGuard", CollapsesBeforeNoise)
+    s = train(str(clip), tmp_path / "n", TrainOptions(minutes=None, epochs=10, batch_size=4, latent_dim=32,
+                                                       noise_from=0.2, weight_qat_from=1, progress=False))
+    assert s["collapse_restores"] == 1 and s["lr_scale"] == 0.5 and math.isfinite(s["psnr_float"])
