@@ -58,7 +58,9 @@ class CollapseGuard:
 
     @property
     def healthy(self) -> bool:
-        return self._ema is not None and self._ema >= self._best - 1.0
+        """Fit for a snapshot. The smoothed PSNR alone lags: in a collapse's first steps it still
+        looks healthy while the weights are already falling, so a collapse begun also counts."""
+        return self._ema is not None and self._ema >= self._best - 1.0 and not self.collapsing()
 
     def collapsing(self) -> bool:
         """True once a collapse has begun, before it has outlasted the patience: the smoothed

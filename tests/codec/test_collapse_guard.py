@@ -68,6 +68,23 @@ def test_a_collapse_is_told_as_it_begins_and_one_bad_batch_is_not():
     assert not guard.collapsing()
 
 
+def test_no_snapshot_of_weights_already_falling_while_the_smoothed_psnr_lags():
+    model = torch.nn.Linear(3, 2)
+    guard = CollapseGuard(model, torch.optim.Adam(model.parameters()), patience=20, every=10, smoothing=0.99)
+    for step in range(1, 31):
+        guard.suspicious(25.0)
+        guard.maybe_snapshot(step, guard.healthy)
+    healthy = {k: v.clone() for k, v in model.state_dict().items()}
+    for _ in range(5):
+        guard.suspicious(12.0)  # the smoothed PSNR has fallen by well under 1 dB
+    with torch.no_grad():
+        model.weight.add_(100.0)
+    assert not guard.healthy
+    guard.maybe_snapshot(40, guard.healthy)
+    assert guard.restore(40)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in healthy.items())
+
+
 def test_a_new_objective_is_not_a_collapse():
     # Quantization-aware training starts lower on purpose: after rebase() that is the new normal,
     # and the float weights from before are no longer a state to go back to.
