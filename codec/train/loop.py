@@ -50,7 +50,7 @@ from .data import CACHE_DIR, FrameCache, build_cache
 from .device import hardware_name, pick_autocast, pick_device
 from .distributed import agree, forward_latents, rank_and_world
 from .evaluate import as_shipped, bf16_loss, evaluate, latent_ranges
-from .options import TrainOptions
+from .options import AUTO_BATCH, TrainOptions
 from .phases import Phase, choose_weight_widths, phase_at, recover_from_collapse
 from .presets import rung_latent_dim
 from .preview import PREVIEW, write_preview
@@ -77,6 +77,7 @@ class TrainingRun:
     guard: CollapseGuard
     rank: int = 0
     world: int = 1
+    batch_size: int = 2  # frames per step over all ranks: --batch-size, or its default for this run
     layout: torch.memory_format = torch.channels_last
     autocast_dtype: torch.dtype | None = None
     pixel_mask: torch.Tensor | None = None  # 1 on the frame's pixels in to_blocks' layout, 0 on padding
@@ -104,7 +105,7 @@ class TrainingRun:
 
     @property
     def per_rank_batch(self) -> int:
-        return max(1, self.opts.batch_size // self.world)
+        return max(1, self.batch_size // self.world)
 
     @property
     def total_steps(self) -> int | None:
@@ -117,13 +118,8 @@ class TrainingRun:
 
     @property
     def budget_s(self) -> float | None:
-        """The wall-clock budget in seconds (None for a budget in epochs): --minutes, or
-        --seconds-per-second times the video's length as cached."""
-        if self.opts.minutes is not None:
-            return self.opts.minutes * 60
-        if self.opts.seconds_per_second is not None:
-            return self.opts.seconds_per_second * len(self.data) / self.cfg.fps
-        return None
+        """The wall-clock budget in seconds (None for a budget in epochs)."""
+        return wall_clock_budget(self.opts, len(self.data), self.cfg.fps)
 
     def progress(self) -> float:
         """How far through the budget the run is, 0..1 (past 1: done)."""
@@ -131,8 +127,10 @@ class TrainingRun:
         return self.step / total if total else self.elapsed / self.budget_s
 
     def state(self) -> dict:
-        """What a checkpoint records beside the tensors; the widths, so a resumed QAT phase keeps them."""
-        return {"step": self.step, "epoch": self.epoch, "elapsed": self.elapsed, "history": self.history[-2000:],
+        """What a checkpoint records beside the tensors: the widths, so a resumed QAT phase keeps them,
+        and the batch, which a resumed run keeps."""
+        return {"step": self.step, "epoch": self.epoch, "elapsed": self.elapsed, "batch_size": self.batch_size,
+                "history": self.history[-2000:],
                 "weight_layer_bits": self.cfg.weight_layer_bits, "lr_scale": self.guard.lr_scale}
 
     def checkpoint(self, **extra) -> None:
@@ -197,7 +195,8 @@ def start_run(source: str, model_dir: Path, opts: TrainOptions, resume: bool) ->
         opts, source, model_dir, cfg, data, device, model, net, opt,
         # A run that recovered from a collapse keeps its lower rate.
         CollapseGuard(model, opt, lr_scale=float(state.get("lr_scale", 1.0))),
-        rank=rank, world=world, layout=layout, autocast_dtype=pick_autocast(opts.precision, device),
+        rank=rank, world=world, batch_size=_batch_size(opts, len(data), fps, state, resume), layout=layout,
+        autocast_dtype=pick_autocast(opts.precision, device),
         pixel_mask=model.block_mask(device).contiguous(memory_format=layout) if model.trains_in_blocks else None,
         step=state["step"], epoch=state["epoch"], elapsed_before=state["elapsed"],
         history=state.get("history", []), resumed_average=resumed_average)
@@ -206,6 +205,26 @@ def start_run(source: str, model_dir: Path, opts: TrainOptions, resume: bool) ->
         run.rate_pull = WeightRatePull(opts.weight_rate_slope, download_bits(
             model.decoder, opts.weight_bits or opts.weight_budget, len(data), cfg.latent_dim, opts.bits))
     return run
+
+
+def wall_clock_budget(opts: TrainOptions, frames: int, fps: float) -> float | None:
+    """The budget in seconds (None for a budget in epochs): --minutes, or --seconds-per-second
+    times the video's length as cached."""
+    if opts.minutes is not None:
+        return opts.minutes * 60
+    if opts.seconds_per_second is not None:
+        return opts.seconds_per_second * frames / fps
+    return None
+
+
+def _batch_size(opts: TrainOptions, frames: int, fps: float, state: dict, resume: bool) -> int:
+    """--batch-size; else a resumed run keeps its batch (checkpoints from before the default
+    depended on the run were all at 2), and a new run takes the default for its video and budget."""
+    if opts.batch_size is not None:
+        return opts.batch_size
+    if resume:
+        return int(state.get("batch_size", AUTO_BATCH))
+    return opts.batch_for(frames, wall_clock_budget(opts, frames, fps))
 
 
 def _shared_cache(source: str, size: tuple[int, int], model_dir: Path, opts: TrainOptions, rank: int, world: int
@@ -403,7 +422,8 @@ def _evaluate_and_save(run: TrainingRun, averaged_steps: int) -> dict:
         if run.device.type in ("cpu", "cuda") else None
     summary = {
         "source": os.path.basename(run.source), "width": run.cfg.width, "height": run.cfg.height,
-        "frames": len(run.data), "steps": run.step, "epochs": run.epoch, "seconds": round(trained_s, 1),
+        "frames": len(run.data), "steps": run.step, "batch_size": run.batch_size, "epochs": run.epoch,
+        "seconds": round(trained_s, 1),
         "evaluation_seconds": round(run.elapsed - trained_s, 1),
         "psnr_float": round(psnr_float, 3), "psnr_quantized": round(psnr_q, 3), "qat_bits": opts.bits,
         "bf16_loss_db": None if loss is None else round(loss, 4),

@@ -27,6 +27,13 @@ from .capacity import AUTO, AUTO_DECODER_KBPS, AUTO_LARGEST
 from .presets import PRESETS, preset_options
 from .weight_budget import DEFAULT_WEIGHT_BUDGET, check_weight_budget
 
+# The default batch is 4 frames a step for a run of at least AUTO_BATCH_MIN_BUDGET_S on a video of
+# at least AUTO_BATCH_FRAMES frames (a movie), else 2. A batch of 4 runs 1.2-1.3 times the frames a
+# second on a CPU (a step's fixed costs are shared) and never collapsed on the test movie, where
+# it gained 0.3-0.35 dB in 26 minutes; but it makes fewer updates, and on the 280-frame sample it
+# lost 0.9 dB in 2 minutes and 0.4 in 10. Growing the batch from 2 to 4 mid-run lost to both on
+# the movie (docs/experiments.md, 2026-12-07).
+AUTO_BATCH, AUTO_BATCH_LONG, AUTO_BATCH_FRAMES, AUTO_BATCH_MIN_BUDGET_S = 2, 4, 1000, 1200.0
 
 def option(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None,
            parse: Callable[[str], Any] | None = None, choices: tuple | None = None, group: str | None = None,
@@ -70,9 +77,11 @@ class TrainOptions:
     epochs: int | None = option(
         None, "train for this many passes over the frames instead of --minutes (repeatable runs)",
         group="budget", parse=int, clears="minutes", metavar="N")
-    batch_size: int = option(
-        2, "frames per step; bigger batches see more frames a second but make fewer updates in the budget",
-        metavar="N")
+    batch_size: int | None = option(
+        None, "frames per step; a bigger batch trains on more frames a second but makes fewer updates in the "
+              f"budget, which only a long run on many frames can spare (default: {AUTO_BATCH_LONG} for a budget of "
+              f"{AUTO_BATCH_MIN_BUDGET_S / 60:g} minutes or more on a video of {AUTO_BATCH_FRAMES} frames or more, "
+              f"else {AUTO_BATCH})", metavar="N", parse=int)
     lr: float = option(2e-3, "peak learning rate; too high can collapse training (the guard then halves it)")
     warmup: float = option(
         0.05, "fraction of the budget spent warming the learning rate up; then it decays on a cosine")
@@ -137,7 +146,7 @@ class TrainOptions:
             raise UsageError(f"--latent-dim must be positive, got {self.latent_dim}")
         if not self.weight_rate_slope >= 0:
             raise UsageError(f"--weight-rate-slope must be 0 or more, got {self.weight_rate_slope}")
-        if self.batch_size <= 0:
+        if self.batch_size is not None and self.batch_size <= 0:
             raise UsageError(f"--batch-size must be positive, got {self.batch_size}")
         budgets = [b for b in (self.minutes, self.seconds_per_second, self.epochs) if b is not None]
         if len(budgets) != 1:
@@ -147,6 +156,14 @@ class TrainOptions:
         for name in ("noise_from", "qat_fraction", "warmup", "weight_qat_from"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1, got {getattr(self, name)}")
+
+    def batch_for(self, frames: int, budget_s: float | None) -> int:
+        """Frames per step for a run on ``frames`` frames with a wall-clock budget of ``budget_s``
+        seconds (None for a budget in epochs): --batch-size, or the default."""
+        if self.batch_size is not None:
+            return self.batch_size
+        long_run = budget_s is not None and budget_s >= AUTO_BATCH_MIN_BUDGET_S
+        return AUTO_BATCH_LONG if long_run and frames >= AUTO_BATCH_FRAMES else AUTO_BATCH
 
     @property
     def shipped_weight_bits(self) -> int:

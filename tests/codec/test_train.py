@@ -20,9 +20,11 @@ from latentcast.codec.train import phases as phases_module
 from latentcast.codec.train.checkpoint import load_checkpoint as _load_checkpoint
 from latentcast.codec.train.checkpoint import save_checkpoint as _save_checkpoint
 from latentcast.codec.train.device import pick_autocast
-from latentcast.codec.train.loop import train
+from latentcast.codec.train.loop import epochs_of_batches, start_run, train
+from latentcast.codec.train import options as options_module
 from latentcast.codec.train.options import TrainOptions
 from latentcast.codec.train.weight_budget import DEFAULT_WEIGHT_BUDGET
+from synthetic import make_frames, write_clip
 
 
 def _psnr(model, frames):
@@ -90,6 +92,35 @@ def test_resume_continues_from_checkpoint(clip, tmp_path):
     opts.epochs = 4
     second = train(str(clip), out, opts, resume=True)
     assert first["steps"] == 12 and second["steps"] == 24  # 24 frames / batch 4 = 6 steps an epoch
+
+
+def test_a_long_run_on_a_long_video_takes_4_frames_a_step_and_a_resume_keeps_its_batch(tmp_path, monkeypatch):
+    # thresholds a test can reach in seconds (the real ones: 1,000 frames and 20 minutes)
+    frames = 64
+    monkeypatch.setattr(options_module, "AUTO_BATCH_FRAMES", frames)
+    monkeypatch.setattr(options_module, "AUTO_BATCH_MIN_BUDGET_S", 3.0)
+    opts = TrainOptions(minutes=0.06)
+    assert opts.batch_for(frames, 3.0) == 4
+    assert opts.batch_for(frames - 1, 3.0) == 2  # too few frames
+    assert opts.batch_for(frames, 2.9) == 2  # too short a budget
+    assert opts.batch_for(frames, None) == 2  # a budget in epochs
+    assert TrainOptions(batch_size=3).batch_for(10**6, 10**6) == 3
+
+    long = write_clip(tmp_path / "long.mkv", make_frames(frames, 32, 24))
+    timed = TrainOptions(minutes=0.06, latent_dim=32, progress=False)
+    run = start_run(str(long), tmp_path / "m", timed, resume=False)
+    assert run.batch_size == 4 and len(next(epochs_of_batches(run))) == 4
+
+    # a checkpoint records the batch, and one from before the default depended on the run (so
+    # made at 2) resumes at 2
+    run.checkpoint()
+    state_file = tmp_path / "m" / "checkpoint" / "state.json"
+    assert start_run(str(long), tmp_path / "m", timed, resume=True).batch_size == 4
+    state = json.loads(state_file.read_text())
+    del state["batch_size"]
+    state_file.write_text(json.dumps(state))
+    assert start_run(str(long), tmp_path / "m", timed, resume=True).batch_size == 2
+    assert train(str(long), tmp_path / "t", timed)["batch_size"] == 4  # what the summary reports
 
 
 class _RecordingAverage(AveragedModel):
