@@ -44,7 +44,8 @@ def main(argv: list[str]) -> int:
                                **dataclass_options(TrainOptions, args))
     if summary:
         print(f"trained {summary['width']}x{summary['height']} on {summary['frames']} frames: "
-              f"{summary['steps']} steps of {summary['batch_size']} frames in {summary['seconds']:.0f} s on {summary['hardware']} "
+              f"{summary['steps']} steps of {summary['batch_size']} frames in {summary['seconds']:.0f} s on "
+              f"{summary['hardware']} "
               f"(then {summary['evaluation_seconds']:.0f} s measuring it); PSNR {summary['psnr_float']:.2f} dB "
               f"(float), {summary['psnr_quantized']:.2f} dB at {summary['qat_bits']} bits; "
               f"{summary['capacity']} decoder "

@@ -16,12 +16,12 @@ from latentcast.codec.nn.tensors import to_tensor, to_uint8
 from latentcast.codec.nn.weights import load_decoder, load_model
 from latentcast.codec.quality import PSNRMeter
 from latentcast.codec.train import distributed as distributed_module
+from latentcast.codec.train import options as options_module
 from latentcast.codec.train import phases as phases_module
 from latentcast.codec.train.checkpoint import load_checkpoint as _load_checkpoint
 from latentcast.codec.train.checkpoint import save_checkpoint as _save_checkpoint
 from latentcast.codec.train.device import pick_autocast
 from latentcast.codec.train.loop import epochs_of_batches, start_run, train
-from latentcast.codec.train import options as options_module
 from latentcast.codec.train.options import TrainOptions
 from latentcast.codec.train.weight_budget import DEFAULT_WEIGHT_BUDGET
 from synthetic import make_frames, write_clip
@@ -114,12 +114,19 @@ def test_a_long_run_on_a_long_video_takes_4_frames_a_step_and_a_resume_keeps_its
     # a checkpoint records the batch, and one from before the default depended on the run (so
     # made at 2) resumes at 2
     run.checkpoint()
+    run.data.close()
+
+    def resumed_batch() -> int:
+        again = start_run(str(long), tmp_path / "m", timed, resume=True)
+        again.data.close()
+        return again.batch_size
+
+    assert resumed_batch() == 4
     state_file = tmp_path / "m" / "checkpoint" / "state.json"
-    assert start_run(str(long), tmp_path / "m", timed, resume=True).batch_size == 4
     state = json.loads(state_file.read_text())
     del state["batch_size"]
     state_file.write_text(json.dumps(state))
-    assert start_run(str(long), tmp_path / "m", timed, resume=True).batch_size == 2
+    assert resumed_batch() == 2
     assert train(str(long), tmp_path / "t", timed)["batch_size"] == 4  # what the summary reports
 
 
