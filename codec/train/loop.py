@@ -77,7 +77,7 @@ class TrainingRun:
     guard: CollapseGuard
     rank: int = 0
     world: int = 1
-    batch_size: int = 2  # frames per step over all ranks: --batch-size, or its default for this run
+    batch_size: int = AUTO_BATCH  # frames per step over all ranks: --batch-size, or its default for this run
     layout: torch.memory_format = torch.channels_last
     autocast_dtype: torch.dtype | None = None
     pixel_mask: torch.Tensor | None = None  # 1 on the frame's pixels in to_blocks' layout, 0 on padding
@@ -220,9 +220,7 @@ def wall_clock_budget(opts: TrainOptions, frames: int, fps: float) -> float | No
 def _batch_size(opts: TrainOptions, frames: int, fps: float, state: dict, resume: bool) -> int:
     """--batch-size; else a resumed run keeps its batch (checkpoints from before the default
     depended on the run were all at 2), and a new run takes the default for its video and budget."""
-    if opts.batch_size is not None:
-        return opts.batch_size
-    if resume:
+    if resume and opts.batch_size is None:
         return int(state.get("batch_size", AUTO_BATCH))
     return opts.batch_for(frames, wall_clock_budget(opts, frames, fps))
 

@@ -28,7 +28,7 @@ from .presets import PRESETS, preset_options
 from .weight_budget import DEFAULT_WEIGHT_BUDGET, check_weight_budget
 
 # The default batch is 4 frames a step for a run of at least AUTO_BATCH_MIN_BUDGET_S on a video of
-# at least AUTO_BATCH_FRAMES frames (a movie), else 2. A batch of 4 runs 1.2-1.3 times the frames a
+# at least AUTO_BATCH_FRAMES frames (a movie), else 2. A batch of 4 runs 1.2-1.5 times the frames a
 # second on a CPU (a step's fixed costs are shared) and never collapsed on the test movie, where
 # it gained 0.3-0.4 dB in 26 minutes; but it makes fewer updates, and on the 280-frame sample it
 # lost 0.9 dB in 2 minutes and 0.4 in 10. Growing the batch from 2 to 4 mid-run lost to both on
